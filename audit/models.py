@@ -1,0 +1,54 @@
+"""AuditEvent: one row per state change or read of patient data, chained by SHA-256."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Action(models.TextChoices):
+    """FHIR AuditEvent.action codes."""
+
+    CREATE = "C", "Create"
+    READ = "R", "Read"
+    UPDATE = "U", "Update"
+    DELETE = "D", "Delete"
+    EXECUTE = "E", "Execute"
+
+
+class Outcome(models.TextChoices):
+    SUCCESS = "success", "Success"
+    FAILURE = "failure", "Failure"
+
+
+class AuditEvent(models.Model):
+    """Append-only. ``hash`` is SHA-256 over the canonical JSON of the event plus
+    ``prev_hash``, so editing or removing any row breaks the chain after it.
+
+    ``details`` carries codes, ids and numbers only: never free-text patient data.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    recorded_at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150)
+    role = models.CharField(max_length=20)
+    action = models.CharField(max_length=1, choices=Action.choices)
+    code = models.CharField(max_length=50, db_index=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.SUCCESS)
+    object_type = models.CharField(max_length=50, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    case_id = models.UUIDField(null=True, blank=True, db_index=True)
+    source_address = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    details = models.JSONField(default=dict)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.recorded_at:%Y-%m-%d %H:%M:%S} {self.code} by {self.actor_label}"

@@ -1,0 +1,59 @@
+"""``Authorization: Bearer <key>`` for integration keys (stored as SHA-256 only)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from django.utils import timezone
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
+
+from clinical.models import ApiKey
+
+KEY_PREFIX = "bsk"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def split_key(key: str) -> str | None:
+    """Return the lookup prefix of a well-formed key (``bsk_<prefix>_<secret>``), else None."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1]
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise AuthenticationFailed("Authorization header must be 'Bearer <api key>'")
+        try:
+            key = header[1].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise AuthenticationFailed("invalid API key") from exc
+        prefix = split_key(key)
+        api_key = (
+            ApiKey.objects.select_related("user").filter(prefix=prefix).first() if prefix else None
+        )
+        if (
+            api_key is None
+            or api_key.revoked_at is not None
+            or not api_key.user.is_active
+            or not hmac.compare_digest(api_key.key_hash, hash_key(key))
+        ):
+            raise AuthenticationFailed("invalid or revoked API key")
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+        return api_key.user, api_key
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword

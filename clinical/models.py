@@ -1,0 +1,81 @@
+"""What intake owns: cases and the integration keys that submit them."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class CaseStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+class CasePriority(models.TextChoices):
+    ROUTINE = "routine", "Routine"
+    URGENT = "urgent", "Urgent"
+    STAT = "stat", "Stat"
+
+
+class Case(models.Model):
+    """One patient case as submitted, and where it stands in the reasoning pipeline.
+
+    ``input`` holds the validated ``CaseInput`` (always our JSON shape, whatever the case
+    arrived as). ``claim_token``/``claimed_until`` let exactly one worker own a running
+    case; a worker that dies leaves a lease that expires, and the case is claimed again.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    external_id = models.CharField(max_length=64, blank=True, db_index=True)
+    priority = models.CharField(
+        max_length=8, choices=CasePriority.choices, default=CasePriority.ROUTINE
+    )
+    status = models.CharField(
+        max_length=10, choices=CaseStatus.choices, default=CaseStatus.QUEUED, db_index=True
+    )
+    status_detail = models.CharField(max_length=500, blank=True)
+    input = models.JSONField()
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cases"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    retries = models.PositiveIntegerField(default=0)
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "updated_at"], name="case_status_updated")]
+
+    def __str__(self) -> str:
+        return f"Case {self.id} ({self.status})"
+
+
+class ApiKey(models.Model):
+    """An integration key. Only a SHA-256 of the key is stored; the key is shown once.
+
+    Each key acts as its own service user, so cases, audit events and permissions treat
+    an EHR integration like any other principal.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_key"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"API key {self.name} ({self.prefix}…)"

@@ -1,0 +1,42 @@
+"""A JSON parser that turns every malformed body into a 400, never a 500."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+
+class BodyTooLarge(ParseError):
+    status_code = 413
+    default_detail = "request body is too large"
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class StrictJSONParser(JSONParser):
+    media_type = "application/json"
+
+    def parse(
+        self, stream: Any, media_type: str | None = None, parser_context: Any = None
+    ) -> Any:
+        try:
+            raw = stream.read() if stream is not None else b""
+        except RequestDataTooBig as exc:
+            raise BodyTooLarge(f"request body is larger than {settings.BEDSIDE_MAX_BODY_BYTES} bytes") from exc
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"body is not valid UTF-8 (byte {exc.start})") from exc
+        try:
+            return json.loads(text, parse_constant=_refuse_constant)
+        except RecursionError as exc:
+            raise ParseError("JSON is nested too deeply") from exc
+        except ValueError as exc:
+            raise ParseError(f"body is not valid JSON: {exc}") from exc

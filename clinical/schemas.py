@@ -1,0 +1,126 @@
+"""``CaseInput``: the one shape every case is validated into, however it arrived.
+
+Field names are the contract integrators rely on (DESIGN.md). Units are in the field
+names; bounds are wide enough for real extremes and narrow enough to catch unit mix-ups
+(a temperature of 98.6 is Fahrenheit, not a fever, and is refused).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+OptionalShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, str_max_length=5000)
+
+
+class Sex(StrEnum):
+    MALE = "male"
+    FEMALE = "female"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class Setting(StrEnum):
+    EMERGENCY = "emergency"
+    INPATIENT = "inpatient"
+    OUTPATIENT = "outpatient"
+
+
+class Priority(StrEnum):
+    ROUTINE = "routine"
+    URGENT = "urgent"
+    STAT = "stat"
+
+
+class Severity(StrEnum):
+    MILD = "mild"
+    MODERATE = "moderate"
+    SEVERE = "severe"
+    UNKNOWN = "unknown"
+
+
+class Patient(_Strict):
+    age_years: int = Field(ge=0, le=130, description="Age in completed years")
+    sex: Sex
+    pregnant: bool | None = Field(default=None, description="Pregnancy status where relevant")
+
+    @model_validator(mode="after")
+    def _pregnancy_matches_sex(self) -> Self:
+        if self.pregnant and self.sex == Sex.MALE:
+            raise ValueError("pregnant is true but sex is male")
+        return self
+
+
+class Medication(_Strict):
+    name: ShortText
+    dose: OptionalShortText = Field(default="", description="With its unit, e.g. '500 mg'")
+    route: OptionalShortText = ""
+    frequency: OptionalShortText = ""
+
+
+class Allergy(_Strict):
+    substance: ShortText
+    reaction: OptionalShortText = ""
+    severity: Severity = Severity.UNKNOWN
+
+
+class Vitals(_Strict):
+    heart_rate: int | None = Field(default=None, ge=20, le=300, description="beats/min")
+    systolic_bp: int | None = Field(default=None, ge=40, le=300, description="mmHg")
+    diastolic_bp: int | None = Field(default=None, ge=20, le=200, description="mmHg")
+    respiratory_rate: int | None = Field(default=None, ge=4, le=80, description="breaths/min")
+    temperature_c: float | None = Field(default=None, ge=25, le=45, description="°C")
+    spo2: int | None = Field(default=None, ge=30, le=100, description="% oxygen saturation")
+    weight_kg: float | None = Field(default=None, gt=0, le=500, description="kg")
+
+    @model_validator(mode="after")
+    def _diastolic_below_systolic(self) -> Self:
+        if (
+            self.systolic_bp is not None
+            and self.diastolic_bp is not None
+            and self.diastolic_bp >= self.systolic_bp
+        ):
+            raise ValueError("diastolic_bp must be lower than systolic_bp")
+        return self
+
+
+class Lab(_Strict):
+    name: ShortText
+    loinc: Annotated[str, StringConstraints(pattern=r"^\d{1,7}-\d$")] | None = None
+    value: float | Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    unit: OptionalShortText = Field(default="", description="UCUM where possible, e.g. 'ng/mL'")
+    reference_range: OptionalShortText = ""
+
+    @model_validator(mode="after")
+    def _numeric_values_carry_a_unit(self) -> Self:
+        if isinstance(self.value, float) and not self.unit:
+            raise ValueError("a numeric lab value needs its unit")
+        return self
+
+
+class CaseInput(_Strict):
+    external_id: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] = ""
+    priority: Priority = Priority.ROUTINE
+    patient: Patient
+    setting: Setting | None = None
+    chief_complaint: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)
+    ]
+    history_of_present_illness: Annotated[
+        str, StringConstraints(strip_whitespace=True, max_length=5000)
+    ] = ""
+    past_medical_history: list[ShortText] = Field(default_factory=list, max_length=50)
+    medications: list[Medication] = Field(default_factory=list, max_length=100)
+    allergies: list[Allergy] = Field(default_factory=list, max_length=50)
+    vitals: Vitals | None = None
+    labs: list[Lab] = Field(default_factory=list, max_length=200)
+    question: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
+    ]

@@ -1,0 +1,129 @@
+"""Writes of the clinical app: submitting cases, issuing keys, demo accounts."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.http import HttpRequest
+
+from audit.models import Action
+from audit.services import Actor, record
+from clinical import roles
+from clinical.authentication import KEY_PREFIX, hash_key
+from clinical.models import ApiKey, Case, CaseStatus
+from clinical.schemas import CaseInput
+
+logger = logging.getLogger(__name__)
+
+
+def actor_for(user: Any, request: HttpRequest | None = None) -> Actor:
+    source = request.META.get("REMOTE_ADDR") if request is not None else None
+    return Actor(
+        label=user.get_username() if user is not None else "anonymous",
+        role=roles.primary_role(user),
+        user_id=user.pk if user is not None and user.is_authenticated else None,
+        source_address=source or None,
+        request_id=getattr(request, "request_id", "") if request is not None else "",
+    )
+
+
+def _enqueue(case_id: str) -> None:
+    # Imported here: the task module pulls in the model client, which intake doesn't need.
+    from reasoning.tasks import run_case_task
+
+    try:
+        run_case_task.delay(case_id)
+    except Exception:
+        # The case is saved and stays `queued`; the sweeper re-sends it. Never lose the
+        # clinician's submission because the broker blinked.
+        logger.exception("case %s saved but not enqueued; the sweeper will re-send it", case_id)
+
+
+def case_submit(*, case_input: CaseInput, actor: Actor, submitted_by: Any) -> Case:
+    """Save a validated case as `queued` and send its task once the row is committed."""
+    with transaction.atomic():
+        case = Case.objects.create(
+            external_id=case_input.external_id,
+            priority=case_input.priority.value,
+            status=CaseStatus.QUEUED,
+            input=case_input.model_dump(mode="json"),
+            submitted_by=submitted_by,
+        )
+        record(
+            actor=actor,
+            action=Action.CREATE,
+            code="case.submitted",
+            object_type="case",
+            object_id=str(case.id),
+            case_id=case.id,
+            details={"priority": case.priority, "setting": case_input.setting},
+        )
+        case_id = str(case.id)
+        transaction.on_commit(lambda: _enqueue(case_id))
+    return case
+
+
+def case_viewed(*, case: Case, actor: Actor) -> None:
+    record(
+        actor=actor,
+        action=Action.READ,
+        code="case.viewed",
+        object_type="case",
+        object_id=str(case.id),
+        case_id=case.id,
+        details={"status": case.status},
+    )
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: ApiKey
+    key: str  # shown once, never stored
+
+
+def api_key_issue(*, name: str, role: str, actor: Actor) -> IssuedKey:
+    if role not in roles.ALL_ROLES:
+        raise ValueError(f"unknown role {role!r}; expected one of {', '.join(roles.ALL_ROLES)}")
+    prefix = secrets.token_hex(6)
+    key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    user_model = get_user_model()
+    with transaction.atomic():
+        user = user_model.objects.create_user(username=f"key:{name}"[:150], password=None)
+        roles.grant_role(user, role)
+        api_key = ApiKey.objects.create(name=name, prefix=prefix, key_hash=hash_key(key), user=user)
+        record(
+            actor=actor,
+            action=Action.CREATE,
+            code="key.issued",
+            object_type="api_key",
+            object_id=str(api_key.pk),
+            details={"name": name, "role": role, "prefix": prefix},
+        )
+    return IssuedKey(api_key=api_key, key=key)
+
+
+def user_ensure(*, username: str, password: str, role: str, actor: Actor) -> Any:
+    """Create or reset a person's login with one role (used for the demo accounts)."""
+    user_model = get_user_model()
+    with transaction.atomic():
+        user, created = user_model.objects.get_or_create(username=username)
+        user.set_password(password)
+        user.is_staff = role == roles.ADMIN
+        user.is_superuser = role == roles.ADMIN
+        user.save()
+        if not user.groups.filter(name=role).exists():
+            roles.grant_role(user, role)
+            record(
+                actor=actor,
+                action=Action.UPDATE,
+                code="role.changed",
+                object_type="user",
+                object_id=str(user.pk),
+                details={"granted": role, "created": created},
+            )
+    return user

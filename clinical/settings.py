@@ -1,0 +1,202 @@
+"""Django settings for Bedside, read only from environment variables.
+
+Every default is safe for a single machine (embedded PostgreSQL, embedded broker, a
+local vLLM on loopback); production sets the same names to the hospital's services.
+The names are the contract in DESIGN.md and the README's settings table.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from clinical import paths
+from clinical.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = paths.PROJECT_ROOT
+STATE_DIR = paths.state_dir()
+
+
+def _secret_key() -> str:
+    key = env_str("DJANGO_SECRET_KEY")
+    if key:
+        return key
+    # A single-machine install gets a random key kept beside its other local state,
+    # so sessions survive restarts without anyone committing a secret.
+    key_file = STATE_DIR / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+if "*" in ALLOWED_HOSTS:
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must name hosts; '*' is refused")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "audit",
+    "clinical",
+    "reasoning",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "clinical.middleware.RequestIdMiddleware",
+    "clinical.middleware.BodySizeLimitMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "clinical.urls"
+WSGI_APPLICATION = "clinical.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "clinical" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL") or paths.default_database_url(),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        conn_health_checks=True,
+    )
+}
+DATABASES["default"].setdefault("OPTIONS", {})
+# Fail fast when PostgreSQL is down instead of hanging a request or a worker thread.
+DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("Bedside runs on PostgreSQL only (DATABASE_URL=postgresql://...)")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = STATE_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns at every start without it
+
+# Requests: case bodies are small; anything larger is refused with 413 by our middleware.
+BEDSIDE_MAX_BODY_BYTES = env_int("BEDSIDE_MAX_BODY_BYTES", 1_048_576, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = BEDSIDE_MAX_BODY_BYTES
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "clinical.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["clinical.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "clinical.api.CasePagination",
+    "EXCEPTION_HANDLER": "clinical.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+# --- Celery -----------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or paths.default_broker_url()
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True  # results live in PostgreSQL, never in the broker
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True  # a worker that dies mid-case leaves its message unacked
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = env_str("BEDSIDE_QUEUE", "cases")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The longest a case may take end to end (all model retries included). Broker redelivery
+# windows must be longer than this, or a slow case would be handed to a second worker.
+BEDSIDE_CASE_TIMEOUT_S = env_int("BEDSIDE_CASE_TIMEOUT_S", 900, minimum=30)
+CELERY_TASK_TIME_LIMIT = BEDSIDE_CASE_TIMEOUT_S
+CELERY_TASK_SOFT_TIME_LIMIT = BEDSIDE_CASE_TIMEOUT_S - 15
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": BEDSIDE_CASE_TIMEOUT_S * 4,  # Redis: redelivery of unacked tasks
+    "max_retries": 3,
+}
+# Publishing a task must not hang a request when the broker is down (the sweeper re-sends).
+CELERY_BROKER_CONNECTION_TIMEOUT = 5
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
+
+# --- The model server -----------------------------------------------------------------------
+BEDSIDE_MODEL_BASE_URL = env_str("BEDSIDE_MODEL_BASE_URL") or paths.default_model_base_url()
+BEDSIDE_MODEL_NAME = env_str("BEDSIDE_MODEL_NAME", paths.LOCAL_MODEL_NAME)
+BEDSIDE_MODEL_API_KEY = env_str("BEDSIDE_MODEL_API_KEY")
+BEDSIDE_MODEL_ALLOWED_HOSTS = env_list("BEDSIDE_MODEL_ALLOWED_HOSTS", [])
+BEDSIDE_SAMPLES = env_int("BEDSIDE_SAMPLES", 3, minimum=1)
+BEDSIDE_TEMPERATURE = env_float("BEDSIDE_TEMPERATURE", 0.6)
+BEDSIDE_TOP_P = env_float("BEDSIDE_TOP_P", 0.95)
+BEDSIDE_MAX_TOKENS = env_int("BEDSIDE_MAX_TOKENS", 1024, minimum=64)
+BEDSIDE_MODEL_TIMEOUT_S = env_int("BEDSIDE_MODEL_TIMEOUT_S", 300, minimum=5)
+# Retries while the model server is unreachable: backoff doubles from BASE up to MAX.
+BEDSIDE_MODEL_MAX_RETRIES = env_int("BEDSIDE_MODEL_MAX_RETRIES", 8, minimum=0)
+BEDSIDE_RETRY_BACKOFF_BASE_S = env_int("BEDSIDE_RETRY_BACKOFF_BASE_S", 5, minimum=1)
+BEDSIDE_RETRY_BACKOFF_MAX_S = env_int("BEDSIDE_RETRY_BACKOFF_MAX_S", 300, minimum=1)
+# A case that keeps killing its worker ends `failed` after this many claims.
+BEDSIDE_MAX_ATTEMPTS = env_int("BEDSIDE_MAX_ATTEMPTS", 5, minimum=1)
+
+# --- Logging: structured enough to grep, never patient data (we log ids, not inputs) ---------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("BEDSIDE_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- Production hardening switched on by DJANGO_DEBUG=false behind TLS ----------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env_int("BEDSIDE_SESSION_IDLE_S", 1800, minimum=60)
+SESSION_SAVE_EVERY_REQUEST = True  # idle timeout, not absolute
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if env_bool("BEDSIDE_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 31_536_000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+

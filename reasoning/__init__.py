@@ -1,0 +1,1 @@
+"""Reasoning: prompts, the model client, answer parsing, confidence and the case task."""

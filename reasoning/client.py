@@ -1,0 +1,151 @@
+"""A small client for any OpenAI-compatible model server (vLLM in practice).
+
+Knows nothing of Django: it takes a base URL and a model name, sends plain HTTP, checks
+every response with pydantic, retries only what is worth retrying (connection errors,
+408/409/429/5xx) a bounded number of times with jitter, and raises typed errors.
+One instance is shared by all worker threads; ``httpx.Client`` pools connections so
+many requests can be in flight at once and the server can batch them.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from reasoning.protocol import ChatCompletion, ModelCard, ModelList
+
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class ModelServerError(Exception):
+    """Base of everything the client raises."""
+
+
+class ModelUnavailable(ModelServerError):
+    """The server could not be reached or is overloaded: try again later."""
+
+
+class ModelRequestRejected(ModelServerError):
+    """The server understood and refused the request (4xx): retrying will not help."""
+
+
+class ModelResponseInvalid(ModelServerError):
+    """The server answered with something that is not a chat completion."""
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    completion: ChatCompletion
+    raw: dict[str, Any]
+    latency_s: float
+
+
+class ModelClient:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str = "",
+        timeout_s: float = 300.0,
+        connect_timeout_s: float = 5.0,
+        max_retries: int = 2,
+        max_connections: int = 64,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.max_retries = max_retries
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            trust_env=False,  # never route patient data through an environment proxy
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        last_error = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                time.sleep(min(8.0, 0.5 * 2**attempt) * (0.5 + random.random()))  # noqa: S311
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TimeoutException as exc:
+                last_error = f"timed out ({type(exc).__name__})"
+                continue
+            except httpx.TransportError as exc:
+                last_error = f"unreachable ({type(exc).__name__}: {exc})"
+                continue
+            if response.status_code in RETRYABLE_STATUS:
+                last_error = f"HTTP {response.status_code}"
+                continue
+            if response.status_code >= 400:
+                raise ModelRequestRejected(
+                    f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}"
+                )
+            return response
+        raise ModelUnavailable(f"model server at {self.base_url} {last_error}")
+
+    def chat(
+        self,
+        *,
+        messages: list[dict[str, str]],
+        n: int = 1,
+        temperature: float = 0.6,
+        top_p: float = 0.95,
+        max_tokens: int = 1024,
+        response_format: dict[str, Any] | None = None,
+        logprobs: bool = False,
+        seed: int | None = None,
+    ) -> ChatResult:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "n": n,
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_tokens": max_tokens,
+        }
+        if response_format is not None:
+            body["response_format"] = response_format
+        if logprobs:
+            body["logprobs"] = True
+        if seed is not None:
+            body["seed"] = seed
+        started = time.monotonic()
+        response = self._request("POST", "/chat/completions", json=body)
+        latency = time.monotonic() - started
+        try:
+            raw = response.json()
+            completion = ChatCompletion.model_validate(raw)
+        except (ValueError, ValidationError) as exc:
+            raise ModelResponseInvalid(f"not a chat completion: {exc}") from exc
+        return ChatResult(completion=completion, raw=raw, latency_s=latency)
+
+    def models(self) -> list[ModelCard]:
+        response = self._request("GET", "/models")
+        try:
+            return ModelList.model_validate(response.json()).data
+        except (ValueError, ValidationError) as exc:
+            raise ModelResponseInvalid(f"not a model list: {exc}") from exc
+
+    def ping(self, timeout_s: float = 2.0) -> str | None:
+        """Return None when the server answers ``/models``, else the reason it does not."""
+        try:
+            response = self._http.get("/models", timeout=timeout_s)
+        except httpx.HTTPError as exc:
+            return f"unreachable: {type(exc).__name__}"
+        if response.status_code != 200:
+            return f"HTTP {response.status_code}"
+        return None

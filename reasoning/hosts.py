@@ -1,0 +1,44 @@
+"""Which model endpoints may receive patient data: loopback, private ranges, allow-list."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+
+class EndpointRefused(ValueError):
+    """The URL points somewhere patient data must not go."""
+
+
+def _is_on_premises(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_private or ip.is_link_local
+
+
+def check_model_endpoint(url: str, *, allowed_hosts: list[str]) -> None:
+    """Raise ``EndpointRefused`` unless every address ``url``'s host resolves to is
+    loopback or private, or the host is named in ``allowed_hosts``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise EndpointRefused(f"{url!r}: scheme must be http or https")
+    host = parts.hostname
+    if not host:
+        raise EndpointRefused(f"{url!r}: no host")
+    if host.lower() in {h.lower() for h in allowed_hosts}:
+        return
+    try:
+        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise EndpointRefused(
+            f"{host!r} does not resolve ({exc}); name it in BEDSIDE_MODEL_ALLOWED_HOSTS "
+            "if it is a hospital host"
+        ) from exc
+    public = sorted({str(info[4][0]) for info in infos if not _is_on_premises(str(info[4][0]))})
+    if public:
+        raise EndpointRefused(
+            f"{host!r} resolves to public address(es) {', '.join(public)}; only loopback, "
+            "private ranges or hosts in BEDSIDE_MODEL_ALLOWED_HOSTS may receive patient data"
+        )

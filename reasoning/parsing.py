@@ -1,0 +1,131 @@
+"""From one choice of a chat completion to a checked sample: the answer (or the reason
+there is none) and the reasoning trace with the place it was found.
+
+Trace sources, in order: the message's ``reasoning`` field (vLLM with a reasoning
+parser), ``reasoning_content`` (older vLLM), a ``<think>…</think>`` block in the content
+(an R1-style model served without a parser; the opening tag may be missing because the
+chat template already opened it), else the answer's own ``reasoning_steps``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pydantic import ValidationError
+
+from reasoning.protocol import Choice
+from reasoning.schemas import Assessment
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+
+
+class TraceSource(StrEnum):
+    REASONING = "reasoning"
+    REASONING_CONTENT = "reasoning_content"
+    THINK_TAGS = "think_tags"
+    ANSWER_STEPS = "answer_steps"
+    NONE = "none"
+
+
+@dataclass
+class Sample:
+    index: int
+    finish_reason: str | None
+    assessment: Assessment | None
+    error: str
+    trace: str
+    trace_source: TraceSource
+    mean_logprob: float | None = None
+    token_count: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return self.assessment is not None
+
+    def summary(self) -> dict[str, object]:
+        """What a run stores per sample (the full text is in the raw response)."""
+        return {
+            "index": self.index,
+            "finish_reason": self.finish_reason,
+            "usable": self.usable,
+            "error": self.error,
+            "trace_source": self.trace_source.value,
+            "top_diagnosis": (
+                self.assessment.differential[0].diagnosis if self.assessment else None
+            ),
+            "stated_confidence": self.assessment.stated_confidence if self.assessment else None,
+            "mean_logprob": self.mean_logprob,
+        }
+
+
+def split_think(content: str) -> tuple[str | None, str]:
+    """Return (trace, answer text) when the content carries a think block, else (None, content)."""
+    if THINK_CLOSE in content:
+        before, _, after = content.partition(THINK_CLOSE)
+        _, opened, inside = before.partition(THINK_OPEN)
+        trace = inside if opened else before
+        return trace.strip(), after.strip()
+    if content.lstrip().startswith(THINK_OPEN):
+        # Opened and never closed: the sample ran out of tokens while thinking.
+        return content.lstrip()[len(THINK_OPEN) :].strip(), ""
+    return None, content
+
+
+def _mean_logprob(choice: Choice) -> tuple[float | None, int]:
+    if choice.logprobs is None or not choice.logprobs.content:
+        return None, 0
+    values = [t.logprob for t in choice.logprobs.content if math.isfinite(t.logprob)]
+    if not values:
+        return None, 0
+    return sum(values) / len(values), len(values)
+
+
+def parse_choice(choice: Choice) -> Sample:
+    message = choice.message
+    content = message.content or ""
+    think_trace, answer_text = split_think(content)
+    mean_logprob, token_count = _mean_logprob(choice)
+
+    assessment: Assessment | None = None
+    error = ""
+    if choice.finish_reason == "length":
+        error = "truncated: the answer hit the token limit (finish_reason=length)"
+    elif not answer_text.strip():
+        error = "empty answer"
+    else:
+        try:
+            assessment = Assessment.model_validate(json.loads(answer_text))
+        except json.JSONDecodeError as exc:
+            error = f"invalid JSON: {exc.msg} at position {exc.pos}"
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(part) for part in first["loc"]) or "(answer)"
+            error = f"answer does not match the schema: {loc}: {first['msg']}"
+
+    if message.reasoning and message.reasoning.strip():
+        trace, source = message.reasoning.strip(), TraceSource.REASONING
+    elif message.reasoning_content and message.reasoning_content.strip():
+        trace, source = message.reasoning_content.strip(), TraceSource.REASONING_CONTENT
+    elif think_trace:
+        trace, source = think_trace, TraceSource.THINK_TAGS
+    elif assessment is not None:
+        trace = "\n".join(f"{i}. {s}" for i, s in enumerate(assessment.reasoning_steps, 1))
+        source = TraceSource.ANSWER_STEPS
+    else:
+        trace, source = "", TraceSource.NONE
+
+    return Sample(
+        index=choice.index,
+        finish_reason=choice.finish_reason,
+        assessment=assessment,
+        error=error,
+        trace=trace,
+        trace_source=source,
+        mean_logprob=mean_logprob,
+        token_count=token_count,
+    )

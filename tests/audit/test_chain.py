@@ -1,0 +1,53 @@
+"""Each event is chained to the one before; an edit anywhere is detected and named."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from audit.models import Action, AuditEvent
+from audit.services import GENESIS_HASH, SYSTEM, record, verify_chain
+
+
+def test_events_chain_from_genesis(db: None) -> None:
+    first = record(actor=SYSTEM, action=Action.EXECUTE, code="run.started", details={"attempt": 1})
+    second = record(actor=SYSTEM, action=Action.EXECUTE, code="run.completed")
+    assert first.prev_hash == GENESIS_HASH
+    assert second.prev_hash == first.hash
+    assert verify_chain() is None
+
+
+def test_edited_event_is_named(db: None) -> None:
+    events = [record(actor=SYSTEM, action=Action.EXECUTE, code=f"test.{i}") for i in range(4)]
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE audit_auditevent SET code = 'tampered' WHERE id = %s", [events[2].id])
+    broken = verify_chain()
+    assert broken is not None and broken.id == events[2].id
+
+
+def test_removed_event_is_named(db: None) -> None:
+    events = [record(actor=SYSTEM, action=Action.EXECUTE, code=f"test.{i}") for i in range(4)]
+    AuditEvent.objects.filter(id=events[1].id).delete()
+    broken = verify_chain()
+    assert broken is not None and broken.id == events[2].id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_never_fork_the_chain() -> None:
+    def write() -> None:
+        try:
+            for i in range(10):
+                record(actor=SYSTEM, action=Action.EXECUTE, code=f"test.{i}")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert AuditEvent.objects.count() == 40
+    assert AuditEvent.objects.values("prev_hash").distinct().count() == 40
+    assert verify_chain() is None

@@ -1,0 +1,140 @@
+"""The case API: accepted cases are queued and audited; bad input is a 4xx naming the
+field and saves nothing; each role sees what it should."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth.models import User
+from pytest_django.fixtures import DjangoCaptureOnCommitCallbacks
+from rest_framework.test import APIClient
+
+from audit.models import AuditEvent
+from clinical.models import Case
+from clinical.services import IssuedKey
+from tests.conftest import client_for, load_case
+
+URL = "/api/v1/cases/"
+
+
+def post_raw(client: APIClient, body: bytes, content_type: str = "application/json"):  # type: ignore[no-untyped-def]
+    return client.generic("POST", URL, body, content_type=content_type)
+
+
+def test_integration_key_submits_case_and_gets_202_queued(
+    ehr_client: APIClient, integration_key: IssuedKey, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+) -> None:
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = ehr_client.post(URL, load_case(), format="json")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["links"]["self"].endswith(f"/api/v1/cases/{body['id']}/")
+    assert response["Location"] == body["links"]["self"]
+    assert body["input"]["patient"]["age_years"] == 64
+    assert body["result"] is None
+    case = Case.objects.get(id=body["id"])
+    assert case.submitted_by == integration_key.api_key.user
+    event = AuditEvent.objects.get(code="case.submitted")
+    assert event.case_id == case.id
+    assert event.actor_label == "key:ehr-test"
+    assert len(callbacks) == 1  # the task is sent only after the commit
+
+
+@pytest.mark.parametrize(
+    ("mutate", "loc"),
+    [
+        (lambda d: d["vitals"].update(spo2=140), ["vitals", "spo2"]),
+        (lambda d: d.pop("question"), ["question"]),
+        (lambda d: d["patient"].update(age_years="old"), ["patient", "age_years"]),
+        (lambda d: d.update(unexpected=True), ["unexpected"]),
+    ],
+)
+def test_invalid_case_is_400_with_field_path_and_saves_nothing(ehr_client: APIClient, mutate, loc) -> None:  # type: ignore[no-untyped-def]
+    data = load_case()
+    mutate(data)
+    response = ehr_client.post(URL, data, format="json")
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert loc in [e["loc"] for e in errors]
+    assert all(e["msg"] for e in errors)
+    assert all(set(e) <= {"loc", "msg", "type"} for e in errors)  # values are never echoed
+    assert Case.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"this is not json",
+        b'{"patient": NaN}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"chief_complaint": "\xff\xfe"}',
+        b"[1, 2, 3]",
+        b"1e999",
+    ],
+    ids=["not-json", "nan", "deeply-nested", "invalid-utf8", "array", "huge-number"],
+)
+def test_malformed_bodies_are_400_not_500(ehr_client: APIClient, body: bytes) -> None:
+    response = post_raw(ehr_client, body)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["msg"]
+    assert Case.objects.count() == 0
+
+
+def test_oversized_body_is_413(ehr_client: APIClient, settings) -> None:  # type: ignore[no-untyped-def]
+    data = load_case()
+    data["history_of_present_illness"] = "x" * (settings.BEDSIDE_MAX_BODY_BYTES + 10)
+    response = post_raw(ehr_client, json.dumps(data).encode())
+    assert response.status_code == 413
+    assert "larger than" in response.json()["errors"][0]["msg"]
+    assert Case.objects.count() == 0
+
+
+def test_wrong_content_type_is_415(ehr_client: APIClient) -> None:
+    response = post_raw(ehr_client, b"age=64", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert response.json()["errors"][0]["msg"]
+
+
+def test_anonymous_and_bad_key_are_refused(db: None) -> None:
+    assert APIClient().post(URL, load_case(), format="json").status_code in (401, 403)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer bsk_nothere_secret")
+    response = client.get(URL)
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["msg"] == "invalid or revoked API key"
+
+
+def test_auditor_cannot_submit_but_reads_every_case(alice: User, carol: User) -> None:
+    client_for(alice).post(URL, load_case(), format="json")
+    auditor = client_for(carol)
+    assert auditor.post(URL, load_case(), format="json").status_code == 403
+    listing = auditor.get(URL).json()
+    assert listing["count"] == 1
+
+
+def test_clinician_sees_only_own_cases(alice: User, bob: User) -> None:
+    case_id = client_for(alice).post(URL, load_case(), format="json").json()["id"]
+    assert client_for(bob).get(f"{URL}{case_id}/").status_code == 404
+    assert client_for(bob).get(URL).json()["count"] == 0
+    detail = client_for(alice).get(f"{URL}{case_id}/")
+    assert detail.status_code == 200
+    assert AuditEvent.objects.filter(code="case.viewed", case_id=case_id).count() == 1
+
+
+def test_list_is_paginated_and_filterable(alice: User) -> None:
+    client = client_for(alice)
+    for i in range(30):
+        data = load_case()
+        data["external_id"] = f"ED-{i}"
+        client.post(URL, data, format="json")
+    first = client.get(URL).json()
+    assert first["count"] == 30
+    assert len(first["results"]) == 25
+    assert first["next"] is not None
+    second = client.get(first["next"]).json()
+    assert len(second["results"]) == 5
+    only = client.get(URL, {"external_id": "ED-7"}).json()
+    assert [c["external_id"] for c in only["results"]] == ["ED-7"]
+    assert client.get(URL, {"status": "bogus"}).status_code == 400

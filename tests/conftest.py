@@ -1,0 +1,83 @@
+"""Shared fixtures. Named users, whose rights are written down once:
+
+- alice: clinician (submits cases, sees her own)
+- bob: clinician (must not see alice's cases)
+- carol: auditor (sees every case, submits none)
+- an integration key (an EHR), acting as its own service user
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from typing import Any as SettingsWrapper  # pytest-django does not export its type
+from rest_framework.test import APIClient
+
+from audit.services import Actor
+from clinical import roles, services
+from reasoning import services as reasoning_services
+from tests.fakes import FakeModelServer
+
+DATA = Path(__file__).parent / "data"
+TEST_ACTOR = Actor(label="tests", role="admin")
+
+
+def load_case(name: str = "case_chest_pain.json") -> dict[str, Any]:
+    return json.loads((DATA / name).read_text())
+
+
+def make_user(username: str, role: str) -> User:
+    user = User.objects.create_user(username=username, password="correct horse battery")
+    roles.grant_role(user, role)
+    return user
+
+
+@pytest.fixture
+def alice(db: None) -> User:
+    return make_user("alice", roles.CLINICIAN)
+
+
+@pytest.fixture
+def bob(db: None) -> User:
+    return make_user("bob", roles.CLINICIAN)
+
+
+@pytest.fixture
+def carol(db: None) -> User:
+    return make_user("carol", roles.AUDITOR)
+
+
+@pytest.fixture
+def integration_key(db: None) -> services.IssuedKey:
+    return services.api_key_issue(name="ehr-test", role=roles.INTEGRATION, actor=TEST_ACTOR)
+
+
+@pytest.fixture
+def ehr_client(integration_key: services.IssuedKey) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {integration_key.key}")
+    return client
+
+
+def client_for(user: User) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def fake_model(settings: SettingsWrapper) -> Iterator[FakeModelServer]:
+    server = FakeModelServer(model=settings.BEDSIDE_MODEL_NAME).start()
+    settings.BEDSIDE_MODEL_BASE_URL = server.base_url
+    settings.BEDSIDE_RETRY_BACKOFF_BASE_S = 1
+    reasoning_services.model_client.cache_clear()
+    reasoning_services.model_revision.cache_clear()
+    yield server
+    server.stop()
+    reasoning_services.model_client.cache_clear()
+    reasoning_services.model_revision.cache_clear()

@@ -1,0 +1,124 @@
+"""The spine, end to end through the real stack:
+HTTP POST → PostgreSQL → broker → Celery worker → vLLM (CPU, real model) → PostgreSQL → GET,
+with the audit events of each step."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from audit.models import AuditEvent
+from audit.services import Actor, verify_chain
+from clinical import roles, services
+from clinical.models import Case
+from reasoning.models import ReasoningRun
+from tests.conftest import load_case
+
+pytestmark = pytest.mark.e2e
+CASE_TIMEOUT_S = 600
+
+
+def issue_key(name: str) -> str:
+    return services.api_key_issue(
+        name=name, role=roles.INTEGRATION, actor=Actor(label="tests", role="admin")
+    ).key
+
+
+def wait_for_status(client: httpx.Client, url: str, wanted: set[str], timeout_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = client.get(url).json()
+        if body["status"] in wanted:
+            return body
+        time.sleep(1)
+    raise AssertionError(f"case still {body.get('status')} after {timeout_s} s: {body.get('status_detail')}")
+
+
+def test_case_goes_from_rest_to_the_real_model_and_back(
+    live_server: Any, real_model_server: str, start_worker: Any
+) -> None:
+    worker = start_worker()
+    key = issue_key("e2e-ehr")
+    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+        began = time.monotonic()
+        response = client.post("/api/v1/cases/", json=load_case())
+        assert response.status_code == 202, response.text
+        submitted = response.json()
+        assert submitted["status"] == "queued"
+
+        done = wait_for_status(client, submitted["links"]["self"], {"completed", "failed"}, CASE_TIMEOUT_S)
+        elapsed = time.monotonic() - began
+        assert done["status"] == "completed", (done.get("failure_reason"), worker.log()[-3000:])
+
+    result = done["result"]
+    assert result["reasoning_trace"].strip()
+    assert result["trace_source"] in {"reasoning", "reasoning_content", "think_tags", "answer_steps"}
+    assert result["assessment"]["differential"][0]["diagnosis"].strip()
+    confidence = result["confidence"]
+    assert 0.0 <= confidence["value"] <= 1.0
+    assert confidence["method"] == "self-consistency.v1"
+    assert confidence["components"]["requested_samples"] == 3
+    assert confidence["components"]["usable_samples"] >= 1
+    # The value is recomputable from the stored components: it came from the samples.
+    components, weights = confidence["components"], confidence["components"]["weights"]
+    recomputed = sum(weights[name] * components[name] for name in weights)
+    assert abs(recomputed - confidence["value"]) < 1e-3
+    assert result["model"]["name"] == "smollm2-135m-instruct"
+    assert result["model"]["revision"].startswith("smollm2-135m-instruct@")
+    assert result["prompt"]["version"] == "assessment.v1"
+
+    run = ReasoningRun.objects.get(case_id=done["id"])
+    assert len(run.raw_response["choices"]) == 3
+    assert run.completion_tokens > 0 and run.latency_ms > 0
+    assert run.parameters["n"] == 3
+
+    codes = list(AuditEvent.objects.filter(case_id=done["id"]).order_by("id").values_list("code", flat=True))
+    assert codes[:3] == ["case.submitted", "run.started", "run.completed"]
+    assert "case.viewed" in codes
+    assert verify_chain() is None
+    print(f"\n[e2e] one case end to end: {elapsed:.1f} s, model latency {run.latency_ms} ms, "
+          f"{run.completion_tokens} completion tokens, confidence {confidence['value']}")
+
+
+def test_model_server_down_leaves_cases_waiting_then_they_complete(
+    live_server: Any, real_model_server: str, start_worker: Any
+) -> None:
+    from tests.e2e.conftest import SwitchableProxy
+
+    target = urlsplit(real_model_server)
+    proxy = SwitchableProxy(target.hostname or "127.0.0.1", target.port or 80)
+    proxy.down()  # the model server is "down" from the worker's point of view
+    start_worker(
+        BEDSIDE_MODEL_BASE_URL=proxy.base_url,
+        BEDSIDE_RETRY_BACKOFF_BASE_S="2",
+        BEDSIDE_RETRY_BACKOFF_MAX_S="4",
+        BEDSIDE_MODEL_MAX_RETRIES="30",
+    )
+    key = issue_key("e2e-ehr-2")
+    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+        urls = [client.post("/api/v1/cases/", json=load_case()).json()["links"]["self"] for _ in range(2)]
+        deadline = time.monotonic() + 60
+        waiting: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            waiting = [client.get(url).json() for url in urls]
+            if all(c["retries"] >= 1 for c in waiting):
+                break
+            time.sleep(0.5)
+        for case in waiting:
+            assert case["status"] in {"queued", "running"}
+            assert case["retries"] >= 1
+        assert any("waiting for the model server" in c["status_detail"] for c in waiting)
+
+        proxy.up()
+        finished = [wait_for_status(client, url, {"completed", "failed"}, CASE_TIMEOUT_S) for url in urls]
+    assert [c["status"] for c in finished] == ["completed", "completed"]
+    for case in finished:
+        assert ReasoningRun.objects.filter(case_id=case["id"]).count() == 1
+        assert AuditEvent.objects.filter(case_id=case["id"], code="run.retry_scheduled").exists()
+    assert Case.objects.filter(status="completed").count() == 2
+    proxy.down()

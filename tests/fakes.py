@@ -1,0 +1,117 @@
+"""A fake OpenAI-compatible model server for unit tests: real HTTP on loopback, answers
+scripted per test. Never used by the end-to-end tests, which talk to real vLLM."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def assessment(top: str, *, confidence: float = 0.7, steps: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "reasoning_steps": steps or [f"The findings point to {top}."],
+        "differential": [
+            {"diagnosis": top, "likelihood": "high", "supporting_facts": ["chest pain"]},
+            {"diagnosis": "Pulmonary embolism", "likelihood": "low", "supporting_facts": ["tachycardia"]},
+        ],
+        "next_steps": [{"action": "12-lead ECG", "based_on": ["chest pain"]}],
+        "red_flags": [{"flag": "Raised troponin", "based_on": ["Troponin I 2.3 ng/mL"]}],
+        "stated_confidence": confidence,
+    }
+
+
+def choice(
+    index: int,
+    content: str,
+    *,
+    finish_reason: str = "stop",
+    reasoning: str | None = None,
+    reasoning_content: str | None = None,
+    logprobs: list[float] | None = None,
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if reasoning is not None:
+        message["reasoning"] = reasoning
+    if reasoning_content is not None:
+        message["reasoning_content"] = reasoning_content
+    out: dict[str, Any] = {"index": index, "message": message, "finish_reason": finish_reason}
+    if logprobs is not None:
+        out["logprobs"] = {"content": [{"token": "x", "logprob": lp} for lp in logprobs]}
+    return out
+
+
+def completion(choices: list[dict[str, Any]], model: str = "fake-model") -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "model": model,
+        "choices": choices,
+        "usage": {"prompt_tokens": 300, "completion_tokens": 150 * len(choices), "total_tokens": 0},
+    }
+
+
+def agreeing_completion(tops: list[str], **kwargs: Any) -> dict[str, Any]:
+    return completion([choice(i, json.dumps(assessment(t)), **kwargs) for i, t in enumerate(tops)])
+
+
+class FakeModelServer:
+    """Scripted responses: push (status, body) pairs; the default is a 3-sample agreement."""
+
+    def __init__(self, model: str = "fake-model") -> None:
+        self.model = model
+        self.responses: deque[tuple[int, dict[str, Any]]] = deque()
+        self.requests: list[dict[str, Any]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path.endswith("/models"):
+                    self._send(200, {"object": "list", "data": [
+                        {"id": fake.model, "root": "/models/fake", "max_model_len": 4096}]})
+                elif self.path.endswith("/health"):
+                    self._send(200, {})
+                else:
+                    self._send(404, {"error": "not found"})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length))
+                fake.requests.append(body)
+                if fake.responses:
+                    status, response = fake.responses.popleft()
+                else:
+                    status, response = 200, agreeing_completion(["Acute myocardial infarction"] * body.get("n", 1))
+                response = {**response, "model": fake.model} if status == 200 else response
+                self._send(status, response)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def push(self, body: dict[str, Any], status: int = 200) -> None:
+        self.responses.append((status, body))
+
+    def start(self) -> FakeModelServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

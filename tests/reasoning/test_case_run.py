@@ -1,0 +1,152 @@
+"""Running a case against a fake OpenAI-compatible server: one run per case, retries
+while the server is down, visible failures when no sample is usable."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import verify_chain
+from clinical.models import Case, CaseStatus
+from clinical.schemas import CaseInput
+from clinical.services import case_submit
+from reasoning import services
+from reasoning.models import ReasoningRun
+from tests.conftest import TEST_ACTOR, load_case
+from tests.fakes import FakeModelServer, agreeing_completion, choice, completion
+
+
+@pytest.fixture
+def case(alice: User) -> Case:
+    return case_submit(case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice)
+
+
+def test_case_completes_with_one_run_holding_everything(case: Case, fake_model: FakeModelServer) -> None:
+    fake_model.push(agreeing_completion(["Acute MI", "acute MI", "Unstable angina"], logprobs=[-0.2, -0.4]))
+    result = services.case_run(case_id=case.id)
+    assert result.status == CaseStatus.COMPLETED
+    case.refresh_from_db()
+    assert case.status == CaseStatus.COMPLETED
+    run = ReasoningRun.objects.get(case=case)
+    assert run.assessment is not None and run.assessment["differential"][0]["diagnosis"] == "Acute MI"
+    assert run.trace_source == "answer_steps"
+    assert run.reasoning_trace
+    assert run.confidence_components["agreement"] == round(2 / 3, 4)
+    assert 0 < run.confidence < 1
+    assert run.prompt_version == "assessment.v1" and len(run.prompt_sha256) == 64
+    assert run.model_revision.startswith(f"{fake_model.model}@/models/fake")
+    assert run.finish_reasons == ["stop", "stop", "stop"]
+    assert run.completion_tokens == 450 and run.prompt_tokens == 300
+    assert run.raw_response is not None and len(run.raw_response["choices"]) == 3
+
+    request = fake_model.requests[-1]
+    assert request["n"] == 3
+    assert request["response_format"]["type"] == "json_schema"
+    assert [m["role"] for m in request["messages"]] == ["user"]  # no system prompt
+    assert "Troponin I 2.3 ng/mL" in request["messages"][0]["content"]
+
+    codes = list(AuditEvent.objects.filter(case_id=case.id).values_list("code", flat=True))
+    assert codes == ["case.submitted", "run.started", "run.completed"]
+    assert verify_chain() is None
+
+
+def test_second_delivery_of_a_finished_case_runs_nothing(case: Case, fake_model: FakeModelServer) -> None:
+    services.case_run(case_id=case.id)
+    again = services.case_run(case_id=case.id)
+    assert again.status == CaseStatus.COMPLETED
+    assert ReasoningRun.objects.filter(case=case).count() == 1
+    assert len(fake_model.requests) == 1
+
+
+def test_delivery_while_another_worker_holds_the_case_waits(case: Case) -> None:
+    claim = services.case_claim(case_id=case.id)
+    assert isinstance(claim, services.Claim)
+    duplicate = services.case_run(case_id=case.id)
+    assert duplicate.status == "busy" and duplicate.retry_in is not None and duplicate.retry_in > 0
+
+
+def test_expired_claim_is_taken_over_and_the_old_worker_cannot_record(case: Case, fake_model: FakeModelServer) -> None:
+    first = services.case_claim(case_id=case.id)
+    assert isinstance(first, services.Claim)
+    Case.objects.filter(id=case.id).update(claimed_until=timezone.now())  # the first worker died
+    assert services.case_run(case_id=case.id).status == CaseStatus.COMPLETED
+    from reasoning import prompts
+
+    late = services.case_record_outcome(claim=first, prompt=prompts.render(case.input), result=None, failure="x")
+    assert late.status == "superseded"
+    assert ReasoningRun.objects.filter(case=case).count() == 1
+    assert Case.objects.get(id=case.id).attempts == 2
+
+
+def test_case_that_keeps_losing_its_worker_ends_failed(case: Case, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.BEDSIDE_MAX_ATTEMPTS = 2
+    for _ in range(2):
+        assert isinstance(services.case_claim(case_id=case.id), services.Claim)
+        Case.objects.filter(id=case.id).update(claimed_until=timezone.now())
+    result = services.case_run(case_id=case.id)
+    assert result.status == CaseStatus.FAILED
+    case.refresh_from_db()
+    assert "gave up after 2 attempts" in case.status_detail
+
+
+def test_model_down_puts_the_case_back_with_the_reason_then_it_completes(
+    case: Case, fake_model: FakeModelServer, settings  # type: ignore[no-untyped-def]
+) -> None:
+    for _ in range(3):  # the client's own bounded retries, all failing
+        fake_model.push({"error": "overloaded"}, status=503)
+    result = services.case_run(case_id=case.id)
+    assert result.status == "retrying" and result.retry_in == settings.BEDSIDE_RETRY_BACKOFF_BASE_S
+    case.refresh_from_db()
+    assert case.status == CaseStatus.QUEUED
+    assert "waiting for the model server" in case.status_detail and "HTTP 503" in case.status_detail
+    assert case.retries == 1 and case.next_retry_at is not None
+    assert AuditEvent.objects.filter(case_id=case.id, code="run.retry_scheduled").count() == 1
+
+    assert services.case_run(case_id=case.id).status == CaseStatus.COMPLETED
+    assert ReasoningRun.objects.filter(case=case).count() == 1
+
+
+def test_model_unreachable_until_retries_run_out_fails_with_reason(case: Case, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.BEDSIDE_MODEL_BASE_URL = "http://127.0.0.1:9/v1"  # nothing listens on the discard port
+    settings.BEDSIDE_MODEL_MAX_RETRIES = 1
+    services.model_client.cache_clear()
+    try:
+        assert services.case_run(case_id=case.id).status == "retrying"
+        assert services.case_run(case_id=case.id).status == CaseStatus.FAILED
+    finally:
+        services.model_client.cache_clear()
+    case.refresh_from_db()
+    assert case.status == CaseStatus.FAILED
+    assert "model server unavailable after 2 tries" in case.status_detail
+    assert "unreachable" in case.status_detail
+
+
+def test_no_usable_sample_fails_the_run_with_each_reason(case: Case, fake_model: FakeModelServer) -> None:
+    fake_model.push(completion([
+        choice(0, '{"differential": ', finish_reason="length"),
+        choice(1, "{not json"),
+        choice(2, json.dumps({"differential": []})),
+    ]))
+    assert services.case_run(case_id=case.id).status == CaseStatus.FAILED
+    run = ReasoningRun.objects.get(case=case)
+    assert run.outcome == "failed"
+    assert "sample 0: truncated" in run.failure_reason
+    assert "sample 1: invalid JSON" in run.failure_reason
+    assert "sample 2: answer does not match the schema" in run.failure_reason
+    assert [s["usable"] for s in run.samples] == [False, False, False]
+    assert Case.objects.get(id=case.id).status == CaseStatus.FAILED
+
+
+def test_request_rejected_by_the_server_fails_without_retry(case: Case, fake_model: FakeModelServer) -> None:
+    fake_model.push({"error": {"message": "bad schema"}}, status=400)
+    assert services.case_run(case_id=case.id).status == CaseStatus.FAILED
+    assert "HTTP 400" in ReasoningRun.objects.get(case=case).failure_reason
+
+
+def test_unknown_case_id_is_dropped(db: None) -> None:
+    assert services.case_run(case_id=uuid.uuid4()).status == "missing"
