@@ -64,7 +64,9 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout_s: float, alive: Callable[[], bool] | None = None) -> None:
+def wait_for(
+    what: str, check: Callable[[], bool], timeout_s: float, alive: Callable[[], bool] | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():
@@ -139,7 +141,11 @@ def _pg_user_kwargs(datadir: Path) -> dict[str, Any]:
     datadir.mkdir(parents=True, exist_ok=True)
     ensure_prefix_permissions(datadir)
     ensure_prefix_permissions(POSTGRES_BIN_PATH)
-    for folder in (POSTGRES_BIN_PATH, POSTGRES_BIN_PATH.parent / "lib", POSTGRES_BIN_PATH.parent / "share"):
+    for folder in (
+        POSTGRES_BIN_PATH,
+        POSTGRES_BIN_PATH.parent / "lib",
+        POSTGRES_BIN_PATH.parent / "share",
+    ):
         if folder.exists():
             subprocess.run(["chmod", "-R", "a+rX", str(folder)], check=True)
     os.chown(datadir, entry.pw_uid, entry.pw_gid)
@@ -159,18 +165,42 @@ def postgres_up() -> bool:
     if not (datadir / "PG_VERSION").exists():
         log(f"initialising PostgreSQL in {datadir}")
         subprocess.run(
-            [_pg_bin("initdb"), "-D", str(datadir), "--auth=trust", "-U", "postgres", "-E", "UTF8",
-             "--no-instructions"],
-            check=True, stdout=subprocess.DEVNULL, **kwargs,
+            [
+                _pg_bin("initdb"),
+                "-D",
+                str(datadir),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            **kwargs,
         )
     if kwargs:
         logfile.touch()
         os.chown(logfile, kwargs["user"], kwargs["group"])
     log(f"starting PostgreSQL on 127.0.0.1:{port}")
     subprocess.run(
-        [_pg_bin("pg_ctl"), "-D", str(datadir), "-w", "-t", "60", "-l", str(logfile),
-         "-o", f"-h 127.0.0.1 -p {port} -c unix_socket_directories=''", "start"],
-        check=True, stdout=subprocess.DEVNULL, **kwargs,
+        [
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(datadir),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(logfile),
+            "-o",
+            f"-h 127.0.0.1 -p {port} -c unix_socket_directories=''",
+            "start",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        **kwargs,
     )
     wait_for("PostgreSQL", lambda: port_open("127.0.0.1", port), 30)
     _create_database(port)
@@ -180,7 +210,9 @@ def postgres_up() -> bool:
 def _create_database(port: int) -> None:
     import psycopg
 
-    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as conn:
+    with psycopg.connect(
+        f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True
+    ) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = 'bedside'").fetchone()
         if not exists:
             conn.execute("CREATE DATABASE bedside")
@@ -193,7 +225,10 @@ def postgres_down() -> None:
     log("stopping PostgreSQL")
     subprocess.run(
         [_pg_bin("pg_ctl"), "-D", str(datadir), "-m", "fast", "-w", "stop"],
-        check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **_pg_user_kwargs(datadir),
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **_pg_user_kwargs(datadir),
     )
 
 
@@ -213,9 +248,25 @@ def broker_up() -> bool:
     log(f"starting the broker (Redis) on 127.0.0.1:{port}")
     # Append-only file: queued cases survive a broker restart.
     subprocess.run(
-        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(datadir),
-         "--appendonly", "yes", "--save", "", "--daemonize", "yes",
-         "--pidfile", str(datadir / "redis.pid"), "--logfile", str(state() / "logs" / "broker.log")],
+        [
+            redis_server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(datadir),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(datadir / "redis.pid"),
+            "--logfile",
+            str(state() / "logs" / "broker.log"),
+        ],
         check=True,
     )
     wait_for("broker", lambda: port_open("127.0.0.1", port), 20)
@@ -246,6 +297,9 @@ def model_healthy(base_url: str | None = None) -> bool:
         return False
 
 
+_launched: dict[str, subprocess.Popen[bytes]] = {}
+
+
 def model_pidfile() -> Path:
     return state() / "vllm.pid"
 
@@ -266,27 +320,50 @@ def model_up(*, wait: bool) -> bool:
 
         model_dir = prepare_model(state() / "models" / paths.LOCAL_MODEL_NAME)
         command = [
-            PYTHON, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", str(model_dir),
-            "--served-model-name", os.environ.get("BEDSIDE_MODEL_NAME", paths.LOCAL_MODEL_NAME),
-            "--host", "127.0.0.1", "--port", str(port),
-            "--max-model-len", os.environ.get("BEDSIDE_LOCAL_MAX_MODEL_LEN", "4096"),
-            "--dtype", "bfloat16",
+            PYTHON,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(model_dir),
+            "--served-model-name",
+            os.environ.get("BEDSIDE_MODEL_NAME", paths.LOCAL_MODEL_NAME),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--max-model-len",
+            os.environ.get("BEDSIDE_LOCAL_MAX_MODEL_LEN", "4096"),
+            "--dtype",
+            "bfloat16",
             "--disable-log-stats",
-            "--uvicorn-log-level", "warning",
+            "--uvicorn-log-level",
+            "warning",
             # No free whitespace inside the JSON answer: a small model otherwise spends its
             # token budget (and sometimes all of it) on indentation.
-            "--structured-outputs-config", '{"disable_any_whitespace": true}',
+            "--structured-outputs-config",
+            '{"backend": "xgrammar", "disable_any_whitespace": true}',
         ]
-        env = {**os.environ, **OFFLINE_ENV, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+        env = {
+            **os.environ,
+            **OFFLINE_ENV,
+            "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
+        }
         env.pop("BEDSIDE_MODEL_BASE_URL", None)
         logfile = open(state() / "logs" / "vllm.log", "ab")  # noqa: SIM115 (handed to the child)
-        log(f"starting the model server (vLLM CPU) on 127.0.0.1:{port}; the first start takes a minute or two")
+        log(
+            f"starting the model server (vLLM CPU) on 127.0.0.1:{port}; "
+            "the first start takes a few minutes"
+        )
         process = subprocess.Popen(
-            command, env=env, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
+            command,
+            env=env,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             stdin=subprocess.DEVNULL,
         )
         pidfile.write_text(str(process.pid))
+        _launched["model"] = process
     if wait:
         model_wait()
     return launched
@@ -296,6 +373,8 @@ def model_wait(timeout_s: float = 600) -> None:
     pidfile = model_pidfile()
 
     def alive() -> bool:
+        if "model" in _launched:  # our own child: poll() also reaps it, so a crash shows
+            return _launched["model"].poll() is None
         if not pidfile.exists():
             return True  # not started by us: only the health check can tell
         return _pid_alive(int(pidfile.read_text().strip() or 0))
@@ -342,15 +421,41 @@ def manage(*args: str) -> None:
 
 def worker_command() -> list[str]:
     concurrency = os.environ.get("BEDSIDE_WORKER_CONCURRENCY", "16")
-    return [PYTHON, "-m", "celery", "-A", "clinical", "worker", "--pool", "threads",
-            "--concurrency", concurrency, "--loglevel", "INFO", "--without-gossip",
-            "--without-mingle"]
+    return [
+        PYTHON,
+        "-m",
+        "celery",
+        "-A",
+        "clinical",
+        "worker",
+        "--pool",
+        "threads",
+        "--concurrency",
+        concurrency,
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
 
 
 def web_command() -> list[str]:
-    return [PYTHON, "-m", "gunicorn", "clinical.wsgi", "--bind", f"{WEB_HOST}:{WEB_PORT}",
-            "--workers", os.environ.get("BEDSIDE_WEB_WORKERS", "2"), "--threads", "8",
-            "--timeout", "60", "--access-logfile", "-"]
+    return [
+        PYTHON,
+        "-m",
+        "gunicorn",
+        "clinical.wsgi",
+        "--bind",
+        f"{WEB_HOST}:{WEB_PORT}",
+        "--workers",
+        os.environ.get("BEDSIDE_WEB_WORKERS", "2"),
+        "--threads",
+        "8",
+        "--timeout",
+        "60",
+        "--access-logfile",
+        "-",
+    ]
 
 
 def _http_ok(url: str) -> bool:
@@ -381,19 +486,41 @@ def run() -> int:
         manage("migrate", "--noinput", "-v", "0")
         manage("collectstatic", "--noinput", "-v", "0")
         logs = state() / "logs"
-        children.append(subprocess.Popen(worker_command(), stdout=open(logs / "worker.log", "ab"),  # noqa: SIM115
-                                         stderr=subprocess.STDOUT))
-        children.append(subprocess.Popen(web_command(), stdout=open(logs / "web.log", "ab"),  # noqa: SIM115
-                                         stderr=subprocess.STDOUT))
+        children.append(
+            subprocess.Popen(
+                worker_command(),
+                stdout=open(logs / "worker.log", "ab"),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+            )
+        )
+        children.append(
+            subprocess.Popen(
+                web_command(),
+                stdout=open(logs / "web.log", "ab"),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+            )
+        )
         model_wait()
-        wait_for("Bedside", lambda: _http_ok(f"http://{WEB_HOST}:{WEB_PORT}/readyz"), 120,
-                 alive=lambda: all(c.poll() is None for c in children))
-        demo = subprocess.run([PYTHON, str(paths.PROJECT_ROOT / "manage.py"), "seed_demo"],
-                              check=True, capture_output=True, text=True).stdout
+        wait_for(
+            "Bedside",
+            lambda: _http_ok(f"http://{WEB_HOST}:{WEB_PORT}/readyz"),
+            120,
+            alive=lambda: all(c.poll() is None for c in children),
+        )
+        demo = subprocess.run(
+            [PYTHON, str(paths.PROJECT_ROOT / "manage.py"), "seed_demo"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         log(f"ready in {time.monotonic() - began:.0f} s at http://{WEB_HOST}:{WEB_PORT}/")
         print(demo, flush=True)
-        print(f"Try:  curl -s -H 'Authorization: Bearer <demo key>' -H 'Content-Type: application/json' "
-              f"-d @tests/data/case_chest_pain.json http://{WEB_HOST}:{WEB_PORT}/api/v1/cases/", flush=True)
+        print(
+            "Try:  curl -s -H 'Authorization: Bearer <demo key>' "
+            "-H 'Content-Type: application/json' "
+            f"-d @tests/data/case_chest_pain.json http://{WEB_HOST}:{WEB_PORT}/api/v1/cases/",
+            flush=True,
+        )
         print(f"Logs: {logs}/   Press Ctrl-C to stop everything.", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while all(c.poll() is None for c in children):
@@ -416,8 +543,11 @@ def execute(command: list[str], *, wait_model: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m clinical.localstack", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m clinical.localstack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="start everything in the foreground")
     up_parser = sub.add_parser("up", help="start PostgreSQL, broker and model server, detached")

@@ -23,13 +23,13 @@ def _refuse_constant(name: str) -> Any:
 class StrictJSONParser(JSONParser):
     media_type = "application/json"
 
-    def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: Any = None
-    ) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         try:
             raw = stream.read() if stream is not None else b""
         except RequestDataTooBig as exc:
-            raise BodyTooLarge(f"request body is larger than {settings.BEDSIDE_MAX_BODY_BYTES} bytes") from exc
+            raise BodyTooLarge(
+                f"request body is larger than {settings.BEDSIDE_MAX_BODY_BYTES} bytes"
+            ) from exc
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

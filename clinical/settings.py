@@ -8,7 +8,6 @@ The names are the contract in DESIGN.md and the README's settings table.
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -199,4 +198,3 @@ if env_bool("BEDSIDE_BEHIND_TLS_PROXY", False):
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = 31_536_000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-

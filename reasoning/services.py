@@ -67,7 +67,9 @@ class RunResult:
 
 def _backoff(retries: int) -> int:
     return int(
-        min(settings.BEDSIDE_RETRY_BACKOFF_MAX_S, settings.BEDSIDE_RETRY_BACKOFF_BASE_S * 2**retries)
+        min(
+            settings.BEDSIDE_RETRY_BACKOFF_MAX_S, settings.BEDSIDE_RETRY_BACKOFF_BASE_S * 2**retries
+        )
     )
 
 
@@ -212,7 +214,9 @@ def case_record_outcome(
             prompt_version=prompt.version,
             prompt_sha256=prompt.sha256,
             parameters=parameters,
-            assessment=chosen.assessment.model_dump(mode="json") if chosen and chosen.assessment else None,
+            assessment=chosen.assessment.model_dump(mode="json")
+            if chosen and chosen.assessment
+            else None,
             reasoning_trace=chosen.trace if chosen else "",
             trace_source=chosen.trace_source.value if chosen else "",
             confidence=confidence.value if confidence else None,

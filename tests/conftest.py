@@ -12,10 +12,10 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from typing import Any as SettingsWrapper  # pytest-django does not export its type
 
 import pytest
 from django.contrib.auth.models import User
-from typing import Any as SettingsWrapper  # pytest-django does not export its type
 from rest_framework.test import APIClient
 
 from audit.services import Actor

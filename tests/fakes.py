@@ -10,12 +10,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-def assessment(top: str, *, confidence: float = 0.7, steps: list[str] | None = None) -> dict[str, Any]:
+def assessment(
+    top: str, *, confidence: float = 0.7, steps: list[str] | None = None
+) -> dict[str, Any]:
     return {
         "reasoning_steps": steps or [f"The findings point to {top}."],
         "differential": [
             {"diagnosis": top, "likelihood": "high", "supporting_facts": ["chest pain"]},
-            {"diagnosis": "Pulmonary embolism", "likelihood": "low", "supporting_facts": ["tachycardia"]},
+            {
+                "diagnosis": "Pulmonary embolism",
+                "likelihood": "low",
+                "supporting_facts": ["tachycardia"],
+            },
         ],
         "next_steps": [{"action": "12-lead ECG", "based_on": ["chest pain"]}],
         "red_flags": [{"flag": "Raised troponin", "based_on": ["Troponin I 2.3 ng/mL"]}],
@@ -80,8 +86,15 @@ class FakeModelServer:
 
             def do_GET(self) -> None:
                 if self.path.endswith("/models"):
-                    self._send(200, {"object": "list", "data": [
-                        {"id": fake.model, "root": "/models/fake", "max_model_len": 4096}]})
+                    self._send(
+                        200,
+                        {
+                            "object": "list",
+                            "data": [
+                                {"id": fake.model, "root": "/models/fake", "max_model_len": 4096}
+                            ],
+                        },
+                    )
                 elif self.path.endswith("/health"):
                     self._send(200, {})
                 else:
@@ -94,7 +107,10 @@ class FakeModelServer:
                 if fake.responses:
                     status, response = fake.responses.popleft()
                 else:
-                    status, response = 200, agreeing_completion(["Acute myocardial infarction"] * body.get("n", 1))
+                    status, response = (
+                        200,
+                        agreeing_completion(["Acute myocardial infarction"] * body.get("n", 1)),
+                    )
                 response = {**response, "model": fake.model} if status == 200 else response
                 self._send(status, response)
 

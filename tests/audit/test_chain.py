@@ -22,7 +22,9 @@ def test_events_chain_from_genesis(db: None) -> None:
 def test_edited_event_is_named(db: None) -> None:
     events = [record(actor=SYSTEM, action=Action.EXECUTE, code=f"test.{i}") for i in range(4)]
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE audit_auditevent SET code = 'tampered' WHERE id = %s", [events[2].id])
+        cursor.execute(
+            "UPDATE audit_auditevent SET code = 'tampered' WHERE id = %s", [events[2].id]
+        )
     broken = verify_chain()
     assert broken is not None and broken.id == events[2].id
 

@@ -23,7 +23,9 @@ def post_raw(client: APIClient, body: bytes, content_type: str = "application/js
 
 
 def test_integration_key_submits_case_and_gets_202_queued(
-    ehr_client: APIClient, integration_key: IssuedKey, django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks
+    ehr_client: APIClient,
+    integration_key: IssuedKey,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
 ) -> None:
     with django_capture_on_commit_callbacks() as callbacks:
         response = ehr_client.post(URL, load_case(), format="json")
@@ -51,7 +53,9 @@ def test_integration_key_submits_case_and_gets_202_queued(
         (lambda d: d.update(unexpected=True), ["unexpected"]),
     ],
 )
-def test_invalid_case_is_400_with_field_path_and_saves_nothing(ehr_client: APIClient, mutate, loc) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_case_is_400_with_field_path_and_saves_nothing(
+    ehr_client: APIClient, mutate, loc
+) -> None:  # type: ignore[no-untyped-def]
     data = load_case()
     mutate(data)
     response = ehr_client.post(URL, data, format="json")

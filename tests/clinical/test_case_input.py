@@ -26,7 +26,11 @@ def test_design_example_case_is_accepted_with_units_kept() -> None:
 
 def test_only_patient_complaint_and_question_are_required() -> None:
     case = CaseInput.model_validate(
-        {"patient": {"age_years": 30, "sex": "female"}, "chief_complaint": "cough", "question": "why?"}
+        {
+            "patient": {"age_years": 30, "sex": "female"},
+            "chief_complaint": "cough",
+            "question": "why?",
+        }
     )
     assert case.priority == "routine"
     assert case.medications == []
@@ -74,7 +78,10 @@ def test_pregnant_male_is_refused() -> None:
 
 def test_numeric_lab_needs_unit_and_loinc_has_its_shape() -> None:
     data = load_case()
-    data["labs"] = [{"name": "Sodium", "value": 140}, {"name": "K", "loinc": "abc", "value": 4, "unit": "mmol/L"}]
+    data["labs"] = [
+        {"name": "Sodium", "value": 140},
+        {"name": "K", "loinc": "abc", "value": 4, "unit": "mmol/L"},
+    ]
     errors = errors_for(data)
     assert "needs its unit" in errors[("labs", 0)]
     assert ("labs", 1, "loinc") in errors

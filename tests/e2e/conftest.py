@@ -4,6 +4,7 @@ Nothing here is faked."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -47,9 +48,27 @@ class Worker:
         ARTIFACTS.mkdir(exist_ok=True)
         self.log_path = ARTIFACTS / f"worker-{name}.log"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "clinical", "worker", "--pool", "threads",
-             "--concurrency", "4", "--queues", queue, "--hostname", f"{name}@%h",
-             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "clinical",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "4",
+                "--queues",
+                queue,
+                "--hostname",
+                f"{name}@%h",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
             cwd=paths.PROJECT_ROOT,
             env=env,
             stdout=open(self.log_path, "wb"),  # noqa: SIM115 (closed with the process)
@@ -81,8 +100,13 @@ def start_worker(transactional_db: None) -> Iterator:  # type: ignore[type-arg]
     workers: list[Worker] = []
 
     def start(**overrides: str) -> Worker:
-        env = {**os.environ, "DATABASE_URL": worker_database_url(), "BEDSIDE_QUEUE": queue,
-               "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, **overrides}
+        env = {
+            **os.environ,
+            "DATABASE_URL": worker_database_url(),
+            "BEDSIDE_QUEUE": queue,
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            **overrides,
+        }
         worker = Worker(queue, env, name=f"{queue}-{len(workers)}")
         workers.append(worker)
         return worker
@@ -145,7 +169,5 @@ class SwitchableProxy:
             pass
         finally:
             for sock in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass

@@ -28,7 +28,9 @@ def issue_key(name: str) -> str:
     ).key
 
 
-def wait_for_status(client: httpx.Client, url: str, wanted: set[str], timeout_s: float) -> dict[str, Any]:
+def wait_for_status(
+    client: httpx.Client, url: str, wanted: set[str], timeout_s: float
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -36,7 +38,9 @@ def wait_for_status(client: httpx.Client, url: str, wanted: set[str], timeout_s:
         if body["status"] in wanted:
             return body
         time.sleep(1)
-    raise AssertionError(f"case still {body.get('status')} after {timeout_s} s: {body.get('status_detail')}")
+    raise AssertionError(
+        f"case still {body.get('status')} after {timeout_s} s: {body.get('status_detail')}"
+    )
 
 
 def test_case_goes_from_rest_to_the_real_model_and_back(
@@ -44,20 +48,29 @@ def test_case_goes_from_rest_to_the_real_model_and_back(
 ) -> None:
     worker = start_worker()
     key = issue_key("e2e-ehr")
-    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+    with httpx.Client(
+        base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as client:
         began = time.monotonic()
         response = client.post("/api/v1/cases/", json=load_case())
         assert response.status_code == 202, response.text
         submitted = response.json()
         assert submitted["status"] == "queued"
 
-        done = wait_for_status(client, submitted["links"]["self"], {"completed", "failed"}, CASE_TIMEOUT_S)
+        done = wait_for_status(
+            client, submitted["links"]["self"], {"completed", "failed"}, CASE_TIMEOUT_S
+        )
         elapsed = time.monotonic() - began
         assert done["status"] == "completed", (done.get("failure_reason"), worker.log()[-3000:])
 
     result = done["result"]
     assert result["reasoning_trace"].strip()
-    assert result["trace_source"] in {"reasoning", "reasoning_content", "think_tags", "answer_steps"}
+    assert result["trace_source"] in {
+        "reasoning",
+        "reasoning_content",
+        "think_tags",
+        "answer_steps",
+    }
     assert result["assessment"]["differential"][0]["diagnosis"].strip()
     confidence = result["confidence"]
     assert 0.0 <= confidence["value"] <= 1.0
@@ -77,12 +90,20 @@ def test_case_goes_from_rest_to_the_real_model_and_back(
     assert run.completion_tokens > 0 and run.latency_ms > 0
     assert run.parameters["n"] == 3
 
-    codes = list(AuditEvent.objects.filter(case_id=done["id"]).order_by("id").values_list("code", flat=True))
-    assert codes[:3] == ["case.submitted", "run.started", "run.completed"]
-    assert "case.viewed" in codes
+    codes = list(
+        AuditEvent.objects.filter(case_id=done["id"]).order_by("id").values_list("code", flat=True)
+    )
+    assert [c for c in codes if c != "case.viewed"] == [
+        "case.submitted",
+        "run.started",
+        "run.completed",
+    ]
+    assert "case.viewed" in codes  # each GET while polling is a read of patient data
     assert verify_chain() is None
-    print(f"\n[e2e] one case end to end: {elapsed:.1f} s, model latency {run.latency_ms} ms, "
-          f"{run.completion_tokens} completion tokens, confidence {confidence['value']}")
+    print(
+        f"\n[e2e] one case end to end: {elapsed:.1f} s, model latency {run.latency_ms} ms, "
+        f"{run.completion_tokens} completion tokens, confidence {confidence['value']}"
+    )
 
 
 def test_model_server_down_leaves_cases_waiting_then_they_complete(
@@ -100,8 +121,13 @@ def test_model_server_down_leaves_cases_waiting_then_they_complete(
         BEDSIDE_MODEL_MAX_RETRIES="30",
     )
     key = issue_key("e2e-ehr-2")
-    with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
-        urls = [client.post("/api/v1/cases/", json=load_case()).json()["links"]["self"] for _ in range(2)]
+    with httpx.Client(
+        base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as client:
+        urls = [
+            client.post("/api/v1/cases/", json=load_case()).json()["links"]["self"]
+            for _ in range(2)
+        ]
         deadline = time.monotonic() + 60
         waiting: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
@@ -115,7 +141,9 @@ def test_model_server_down_leaves_cases_waiting_then_they_complete(
         assert any("waiting for the model server" in c["status_detail"] for c in waiting)
 
         proxy.up()
-        finished = [wait_for_status(client, url, {"completed", "failed"}, CASE_TIMEOUT_S) for url in urls]
+        finished = [
+            wait_for_status(client, url, {"completed", "failed"}, CASE_TIMEOUT_S) for url in urls
+        ]
     assert [c["status"] for c in finished] == ["completed", "completed"]
     for case in finished:
         assert ReasoningRun.objects.filter(case_id=case["id"]).count() == 1

@@ -23,17 +23,25 @@ from tests.fakes import FakeModelServer, agreeing_completion, choice, completion
 
 @pytest.fixture
 def case(alice: User) -> Case:
-    return case_submit(case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice)
+    return case_submit(
+        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
+    )
 
 
-def test_case_completes_with_one_run_holding_everything(case: Case, fake_model: FakeModelServer) -> None:
-    fake_model.push(agreeing_completion(["Acute MI", "acute MI", "Unstable angina"], logprobs=[-0.2, -0.4]))
+def test_case_completes_with_one_run_holding_everything(
+    case: Case, fake_model: FakeModelServer
+) -> None:
+    fake_model.push(
+        agreeing_completion(["Acute MI", "acute MI", "Unstable angina"], logprobs=[-0.2, -0.4])
+    )
     result = services.case_run(case_id=case.id)
     assert result.status == CaseStatus.COMPLETED
     case.refresh_from_db()
     assert case.status == CaseStatus.COMPLETED
     run = ReasoningRun.objects.get(case=case)
-    assert run.assessment is not None and run.assessment["differential"][0]["diagnosis"] == "Acute MI"
+    assert (
+        run.assessment is not None and run.assessment["differential"][0]["diagnosis"] == "Acute MI"
+    )
     assert run.trace_source == "answer_steps"
     assert run.reasoning_trace
     assert run.confidence_components["agreement"] == round(2 / 3, 4)
@@ -55,7 +63,9 @@ def test_case_completes_with_one_run_holding_everything(case: Case, fake_model: 
     assert verify_chain() is None
 
 
-def test_second_delivery_of_a_finished_case_runs_nothing(case: Case, fake_model: FakeModelServer) -> None:
+def test_second_delivery_of_a_finished_case_runs_nothing(
+    case: Case, fake_model: FakeModelServer
+) -> None:
     services.case_run(case_id=case.id)
     again = services.case_run(case_id=case.id)
     assert again.status == CaseStatus.COMPLETED
@@ -70,14 +80,18 @@ def test_delivery_while_another_worker_holds_the_case_waits(case: Case) -> None:
     assert duplicate.status == "busy" and duplicate.retry_in is not None and duplicate.retry_in > 0
 
 
-def test_expired_claim_is_taken_over_and_the_old_worker_cannot_record(case: Case, fake_model: FakeModelServer) -> None:
+def test_expired_claim_is_taken_over_and_the_old_worker_cannot_record(
+    case: Case, fake_model: FakeModelServer
+) -> None:
     first = services.case_claim(case_id=case.id)
     assert isinstance(first, services.Claim)
     Case.objects.filter(id=case.id).update(claimed_until=timezone.now())  # the first worker died
     assert services.case_run(case_id=case.id).status == CaseStatus.COMPLETED
     from reasoning import prompts
 
-    late = services.case_record_outcome(claim=first, prompt=prompts.render(case.input), result=None, failure="x")
+    late = services.case_record_outcome(
+        claim=first, prompt=prompts.render(case.input), result=None, failure="x"
+    )
     assert late.status == "superseded"
     assert ReasoningRun.objects.filter(case=case).count() == 1
     assert Case.objects.get(id=case.id).attempts == 2
@@ -95,7 +109,9 @@ def test_case_that_keeps_losing_its_worker_ends_failed(case: Case, settings) -> 
 
 
 def test_model_down_puts_the_case_back_with_the_reason_then_it_completes(
-    case: Case, fake_model: FakeModelServer, settings  # type: ignore[no-untyped-def]
+    case: Case,
+    fake_model: FakeModelServer,
+    settings,  # type: ignore[no-untyped-def]
 ) -> None:
     for _ in range(3):  # the client's own bounded retries, all failing
         fake_model.push({"error": "overloaded"}, status=503)
@@ -126,12 +142,18 @@ def test_model_unreachable_until_retries_run_out_fails_with_reason(case: Case, s
     assert "unreachable" in case.status_detail
 
 
-def test_no_usable_sample_fails_the_run_with_each_reason(case: Case, fake_model: FakeModelServer) -> None:
-    fake_model.push(completion([
-        choice(0, '{"differential": ', finish_reason="length"),
-        choice(1, "{not json"),
-        choice(2, json.dumps({"differential": []})),
-    ]))
+def test_no_usable_sample_fails_the_run_with_each_reason(
+    case: Case, fake_model: FakeModelServer
+) -> None:
+    fake_model.push(
+        completion(
+            [
+                choice(0, '{"differential": ', finish_reason="length"),
+                choice(1, "{not json"),
+                choice(2, json.dumps({"differential": []})),
+            ]
+        )
+    )
     assert services.case_run(case_id=case.id).status == CaseStatus.FAILED
     run = ReasoningRun.objects.get(case=case)
     assert run.outcome == "failed"
@@ -142,7 +164,9 @@ def test_no_usable_sample_fails_the_run_with_each_reason(case: Case, fake_model:
     assert Case.objects.get(id=case.id).status == CaseStatus.FAILED
 
 
-def test_request_rejected_by_the_server_fails_without_retry(case: Case, fake_model: FakeModelServer) -> None:
+def test_request_rejected_by_the_server_fails_without_retry(
+    case: Case, fake_model: FakeModelServer
+) -> None:
     fake_model.push({"error": {"message": "bad schema"}}, status=400)
     assert services.case_run(case_id=case.id).status == CaseStatus.FAILED
     assert "HTTP 400" in ReasoningRun.objects.get(case=case).failure_reason

@@ -19,7 +19,9 @@ def samples(tops: list[str | None], *, stated: float = 0.7, logprobs: list[float
 
 
 def test_normalisation_folds_case_punctuation_and_hedges() -> None:
-    assert normalise_diagnosis("Acute Myocardial Infarction.") == normalise_diagnosis("myocardial infarction")
+    assert normalise_diagnosis("Acute Myocardial Infarction.") == normalise_diagnosis(
+        "myocardial infarction"
+    )
     assert normalise_diagnosis("Likely the pneumonia") == "pneumonia"
 
 

@@ -9,7 +9,13 @@ from reasoning.hosts import EndpointRefused, check_model_endpoint
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1:8011/v1", "http://localhost:8000/v1", "http://10.2.3.4/v1", "http://192.168.1.5:8000/v1", "http://[::1]:8000/v1"],
+    [
+        "http://127.0.0.1:8011/v1",
+        "http://localhost:8000/v1",
+        "http://10.2.3.4/v1",
+        "http://192.168.1.5:8000/v1",
+        "http://[::1]:8000/v1",
+    ],
 )
 def test_on_premises_endpoints_are_accepted(url: str) -> None:
     check_model_endpoint(url, allowed_hosts=[])

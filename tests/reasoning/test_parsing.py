@@ -8,7 +8,9 @@ from reasoning.parsing import TraceSource, parse_choice
 from reasoning.protocol import Choice
 from tests.fakes import assessment, choice
 
-ANSWER = json.dumps(assessment("Acute coronary syndrome", steps=["Chest pain with raised troponin."]))
+ANSWER = json.dumps(
+    assessment("Acute coronary syndrome", steps=["Chest pain with raised troponin."])
+)
 
 
 def parse(raw: dict) -> object:  # type: ignore[type-arg]
@@ -16,7 +18,9 @@ def parse(raw: dict) -> object:  # type: ignore[type-arg]
 
 
 def test_vllm_reasoning_parser_field_wins() -> None:
-    sample = parse(choice(0, ANSWER, reasoning="Troponin is up, so ACS.", reasoning_content="older"))
+    sample = parse(
+        choice(0, ANSWER, reasoning="Troponin is up, so ACS.", reasoning_content="older")
+    )
     assert sample.trace_source == TraceSource.REASONING
     assert sample.trace == "Troponin is up, so ACS."
     assert sample.assessment is not None

