@@ -334,7 +334,9 @@ def model_up(*, wait: bool) -> bool:
             "--max-model-len",
             os.environ.get("BEDSIDE_LOCAL_MAX_MODEL_LEN", "4096"),
             "--dtype",
-            "bfloat16",
+            os.environ.get("BEDSIDE_LOCAL_DTYPE", "float32"),
+            # Eager mode: torch.compile on a 2-core CPU adds minutes to every cold start.
+            "--enforce-eager",
             "--disable-log-stats",
             "--uvicorn-log-level",
             "warning",
