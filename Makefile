@@ -5,7 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip -q --disable-pip-version-check
 STAMP := $(VENV)/.installed
-QUIET_PIP := 2>&1 | grep -v "^WARNING: Location" || true
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+# pip here warns about every package missing from a local index; the failure status stays.
+QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
 .PHONY: install run test test-e2e lint migrations-check clean
 

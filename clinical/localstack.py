@@ -436,6 +436,9 @@ def worker_command() -> list[str]:
         concurrency,
         "--loglevel",
         "INFO",
+        "--beat",  # one process on one machine: the worker also runs the sweeper's schedule
+        "--schedule",
+        str(state() / "celerybeat-schedule"),
         "--without-gossip",
         "--without-mingle",
     ]

@@ -158,6 +158,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
 
+# The sweeper (Celery beat) re-sends cases left `queued` longer than this with no retry due.
+BEDSIDE_STALE_QUEUED_S = env_int("BEDSIDE_STALE_QUEUED_S", 300, minimum=10)
+CELERY_BEAT_SCHEDULE = {
+    "resend-stale-cases": {"task": "reasoning.resend_stale_cases", "schedule": 60.0},
+}
+
 # --- The model server -----------------------------------------------------------------------
 BEDSIDE_MODEL_BASE_URL = env_str("BEDSIDE_MODEL_BASE_URL") or paths.default_model_base_url()
 BEDSIDE_MODEL_NAME = env_str("BEDSIDE_MODEL_NAME", paths.LOCAL_MODEL_NAME)

@@ -2,9 +2,10 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from clinical import api, ops
+from clinical import api, ops, views
 
 urlpatterns = [
+    path("", views.home, name="home"),
     path("api/v1/cases/", api.CaseListCreate.as_view(), name="case-list"),
     path("api/v1/cases/<uuid:case_id>/", api.CaseDetail.as_view(), name="case-detail"),
     path("healthz", ops.healthz, name="healthz"),

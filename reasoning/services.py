@@ -285,3 +285,21 @@ def case_run(*, case_id: uuid.UUID | str) -> RunResult:
     except (ModelRequestRejected, ModelResponseInvalid) as exc:
         return case_record_outcome(claim=claimed, prompt=prompt, result=None, failure=str(exc))
     return case_record_outcome(claim=claimed, prompt=prompt, result=result)
+
+
+def cases_resend_stale(*, older_than_s: int) -> list[uuid.UUID]:
+    """Re-send the task of every case left `queued` with nothing due for it: the broker
+    was down at commit time, or a message was lost. Duplicates are harmless (claims)."""
+    from reasoning.tasks import run_case_task
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    stale = list(
+        Case.objects.filter(status=CaseStatus.QUEUED, updated_at__lt=cutoff)
+        .exclude(next_retry_at__gte=cutoff)
+        .values_list("id", flat=True)[:500]
+    )
+    for case_id in stale:
+        run_case_task.delay(str(case_id))
+    if stale:
+        logger.warning("re-sent %d case(s) left queued for over %d s", len(stale), older_than_s)
+    return stale

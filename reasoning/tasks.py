@@ -14,3 +14,10 @@ def run_case_task(self: Task, case_id: str) -> str:
         # Retries are counted on the case row (they survive redelivery), not by Celery.
         raise self.retry(countdown=result.retry_in, max_retries=None)
     return result.status
+
+
+@shared_task(name="reasoning.resend_stale_cases", ignore_result=True)
+def resend_stale_cases_task() -> int:
+    from django.conf import settings
+
+    return len(services.cases_resend_stale(older_than_s=settings.BEDSIDE_STALE_QUEUED_S))

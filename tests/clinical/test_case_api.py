@@ -142,3 +142,17 @@ def test_list_is_paginated_and_filterable(alice: User) -> None:
     only = client.get(URL, {"external_id": "ED-7"}).json()
     assert [c["external_id"] for c in only["results"]] == ["ED-7"]
     assert client.get(URL, {"status": "bogus"}).status_code == 400
+
+
+def test_people_sign_in_with_a_session_and_land_on_home(alice: User) -> None:
+    from django.test import Client
+
+    browser = Client()
+    assert browser.get("/").status_code == 302  # to the login page
+    response = browser.post(
+        "/accounts/login/", {"username": "alice", "password": "correct horse battery"}
+    )
+    assert response.status_code == 302 and response["Location"] == "/"
+    home = browser.get("/")
+    assert home.status_code == 200
+    assert b"alice" in home.content and b"clinician" in home.content

@@ -174,3 +174,31 @@ def test_request_rejected_by_the_server_fails_without_retry(
 
 def test_unknown_case_id_is_dropped(db: None) -> None:
     assert services.case_run(case_id=uuid.uuid4()).status == "missing"
+
+
+def test_sweeper_resends_only_cases_left_queued_with_nothing_due(
+    alice: User,
+    settings,
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    from datetime import timedelta
+
+    from reasoning import tasks
+
+    sent: list[str] = []
+    monkeypatch.setattr(tasks.run_case_task, "delay", lambda case_id: sent.append(case_id))
+    make = lambda: case_submit(  # noqa: E731
+        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
+    )
+    old, fresh, retry_due_later, running = make(), make(), make(), make()
+    long_ago = timezone.now() - timedelta(hours=1)
+    Case.objects.filter(id__in=[old.id, retry_due_later.id, running.id]).update(updated_at=long_ago)
+    Case.objects.filter(id=retry_due_later.id).update(
+        next_retry_at=timezone.now() + timedelta(minutes=1)
+    )
+    Case.objects.filter(id=running.id).update(status=CaseStatus.RUNNING)
+
+    resent = services.cases_resend_stale(older_than_s=300)
+    assert resent == [old.id]
+    assert sent == [str(old.id)]
+    assert fresh.id not in resent
