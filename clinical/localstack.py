@@ -319,6 +319,7 @@ def model_up(*, wait: bool) -> bool:
         from reasoning.model_files import prepare_model
 
         model_dir = prepare_model(state() / "models" / paths.LOCAL_MODEL_NAME)
+        max_model_len = os.environ.get("BEDSIDE_LOCAL_MAX_MODEL_LEN", "4096")
         command = [
             PYTHON,
             "-m",
@@ -332,12 +333,18 @@ def model_up(*, wait: bool) -> bool:
             "--port",
             str(port),
             "--max-model-len",
-            os.environ.get("BEDSIDE_LOCAL_MAX_MODEL_LEN", "4096"),
+            max_model_len,
             "--dtype",
-            os.environ.get("BEDSIDE_LOCAL_DTYPE", "float32"),
+            # float32: bfloat16 gives wrong tokens on AVX2-only CPUs like this one.
+            "float32",
             # Eager mode: torch.compile on a 2-core CPU adds minutes to every cold start.
             "--enforce-eager",
-            "--disable-log-stats",
+            # A seeded request whose prompt is split by chunked prefill kills vLLM's CPU
+            # build ("CPU Generator does not use offset"): prefill each prompt whole.
+            "--no-enable-chunked-prefill",
+            "--max-num-batched-tokens",
+            max_model_len,
+            "--disable-uvicorn-access-log",
             "--uvicorn-log-level",
             "warning",
             # No free whitespace inside the JSON answer: a small model otherwise spends its
