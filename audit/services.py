@@ -73,7 +73,12 @@ def record(
     outcome: Outcome = Outcome.SUCCESS,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain inside the caller's transaction (or its own)."""
+    """Append one event to the chain inside the caller's transaction (or its own).
+
+    An event about a case with no other object names the case as its object.
+    """
+    if case_id and not object_type:
+        object_type, object_id = "case", str(case_id)
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])

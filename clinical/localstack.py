@@ -87,6 +87,16 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _send(pid: int, sig: signal.Signals, *, group: bool) -> None:
+    try:
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 def _stop_pidfile(pidfile: Path, what: str, *, group: bool = False, timeout_s: float = 20) -> None:
     if not pidfile.exists():
         return
@@ -97,24 +107,12 @@ def _stop_pidfile(pidfile: Path, what: str, *, group: bool = False, timeout_s: f
         return
     if _pid_alive(pid):
         log(f"stopping {what} (pid {pid})")
-        try:
-            if group:
-                os.killpg(pid, signal.SIGTERM)
-            else:
-                os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+        _send(pid, signal.SIGTERM, group=group)
         deadline = time.monotonic() + timeout_s
         while _pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         if _pid_alive(pid):
-            try:
-                if group:
-                    os.killpg(pid, signal.SIGKILL)
-                else:
-                    os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _send(pid, signal.SIGKILL, group=group)
     pidfile.unlink(missing_ok=True)
 
 
@@ -428,27 +426,21 @@ def manage(*args: str) -> None:
     subprocess.run([PYTHON, str(paths.PROJECT_ROOT / "manage.py"), *args], check=True)
 
 
-def worker_command() -> list[str]:
-    concurrency = os.environ.get("BEDSIDE_WORKER_CONCURRENCY", "16")
-    return [
-        PYTHON,
-        "-m",
-        "celery",
-        "-A",
-        "clinical",
-        "worker",
-        "--pool",
-        "threads",
-        "--concurrency",
-        concurrency,
-        "--loglevel",
-        "INFO",
-        "--beat",  # one process on one machine: the worker also runs the sweeper's schedule
-        "--schedule",
-        str(state() / "celerybeat-schedule"),
-        "--without-gossip",
-        "--without-mingle",
-    ]
+def worker_command(
+    *, concurrency: str | None = None, extra: tuple[str, ...] = (), beat: bool = True
+) -> list[str]:
+    """The Celery worker: a thread pool, so many cases are in flight to the model server."""
+    command = [
+        PYTHON, "-m", "celery", "-A", "clinical", "worker",
+        "--pool", "threads",
+        "--concurrency", concurrency or os.environ.get("BEDSIDE_WORKER_CONCURRENCY", "16"),
+        "--loglevel", "INFO",
+        "--without-gossip", "--without-mingle",
+        *extra,
+    ]  # fmt: skip
+    if beat:  # one process on one machine: the worker also runs the sweeper's schedule
+        command += ["--beat", "--schedule", str(state() / "celerybeat-schedule")]
+    return command
 
 
 def web_command() -> list[str]:

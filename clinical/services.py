@@ -58,8 +58,6 @@ def case_submit(*, case_input: CaseInput, actor: Actor, submitted_by: Any) -> Ca
             actor=actor,
             action=Action.CREATE,
             code="case.submitted",
-            object_type="case",
-            object_id=str(case.id),
             case_id=case.id,
             details={"priority": case.priority, "setting": case_input.setting},
         )
@@ -73,8 +71,6 @@ def case_viewed(*, case: Case, actor: Actor) -> None:
         actor=actor,
         action=Action.READ,
         code="case.viewed",
-        object_type="case",
-        object_id=str(case.id),
         case_id=case.id,
         details={"status": case.status},
     )

@@ -106,28 +106,29 @@ def case_claim(*, case_id: uuid.UUID) -> Claim | RunResult:
             actor=SYSTEM,
             action=Action.EXECUTE,
             code="run.started",
-            object_type="case",
-            object_id=str(case.id),
             case_id=case.id,
             details={"attempt": case.attempts, "retries": case.retries},
         )
         return Claim(case.id, case.claim_token, case.attempts, case.input)
 
 
-def _finish_without_run(case: Case, reason: str) -> None:
-    case.status = CaseStatus.FAILED
-    case.status_detail = reason[:500]
+def _finish(case: Case, status: str, detail: str) -> None:
+    """Final status; the claim ends with it."""
+    case.status = status
+    case.status_detail = detail[:500]
     case.finished_at = timezone.now()
     case.claim_token = None
     case.claimed_until = None
     case.save()
+
+
+def _finish_without_run(case: Case, reason: str) -> None:
+    _finish(case, CaseStatus.FAILED, reason)
     record(
         actor=SYSTEM,
         action=Action.EXECUTE,
         code="run.failed",
         outcome=Outcome.FAILURE,
-        object_type="case",
-        object_id=str(case.id),
         case_id=case.id,
         details={"reason": reason[:200], "attempts": case.attempts},
     )
@@ -169,8 +170,6 @@ def case_release_for_retry(*, claim: Claim, reason: str) -> RunResult:
             action=Action.EXECUTE,
             code="run.retry_scheduled",
             outcome=Outcome.FAILURE,
-            object_type="case",
-            object_id=str(case.id),
             case_id=case.id,
             details={"retry": case.retries, "delay_s": delay, "reason": reason[:200]},
         )
@@ -229,12 +228,11 @@ def case_record_outcome(
             completion_tokens=usage.completion_tokens if usage else 0,
             latency_ms=int(result.latency_s * 1000) if result else 0,
         )
-        case.status = CaseStatus.COMPLETED if completed else CaseStatus.FAILED
-        case.status_detail = "" if completed else failure[:500]
-        case.finished_at = timezone.now()
-        case.claim_token = None
-        case.claimed_until = None
-        case.save()
+        _finish(
+            case,
+            CaseStatus.COMPLETED if completed else CaseStatus.FAILED,
+            "" if completed else failure,
+        )
         record(
             actor=SYSTEM,
             action=Action.EXECUTE,

@@ -8,7 +8,6 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -48,27 +47,11 @@ class Worker:
         ARTIFACTS.mkdir(exist_ok=True)
         self.log_path = ARTIFACTS / f"worker-{name}.log"
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "clinical",
-                "worker",
-                "--pool",
-                "threads",
-                "--concurrency",
-                "4",
-                "--queues",
-                queue,
-                "--hostname",
-                f"{name}@%h",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
+            localstack.worker_command(
+                concurrency="4",
+                beat=False,
+                extra=("--queues", queue, "--hostname", f"{name}@%h", "--without-heartbeat"),
+            ),
             cwd=paths.PROJECT_ROOT,
             env=env,
             stdout=open(self.log_path, "wb"),  # noqa: SIM115 (closed with the process)
