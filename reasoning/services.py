@@ -286,18 +286,25 @@ def case_run(*, case_id: uuid.UUID | str) -> RunResult:
 
 
 def cases_resend_stale(*, older_than_s: int) -> list[uuid.UUID]:
-    """Re-send the task of every case left `queued` with nothing due for it: the broker
-    was down at commit time, or a message was lost. Duplicates are harmless (claims)."""
+    """Re-send the task of every case that nothing is working on: left `queued` with no
+    retry due (the broker was down at commit time, or a message was lost), or `running`
+    under a lease that has expired (its worker died and the broker has not redelivered;
+    with Redis that waits for the visibility timeout). Duplicates are harmless: claims."""
+    from django.db.models import Q
+
     from reasoning.tasks import run_case_task
 
-    cutoff = timezone.now() - timedelta(seconds=older_than_s)
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=older_than_s)
+    forgotten = Q(status=CaseStatus.QUEUED, updated_at__lt=cutoff) & ~Q(next_retry_at__gte=cutoff)
+    abandoned = Q(status=CaseStatus.RUNNING, claimed_until__lt=now)
     stale = list(
-        Case.objects.filter(status=CaseStatus.QUEUED, updated_at__lt=cutoff)
-        .exclude(next_retry_at__gte=cutoff)
+        Case.objects.filter(forgotten | abandoned)
+        .order_by("created_at")
         .values_list("id", flat=True)[:500]
     )
     for case_id in stale:
         run_case_task.delay(str(case_id))
     if stale:
-        logger.warning("re-sent %d case(s) left queued for over %d s", len(stale), older_than_s)
+        logger.warning("re-sent %d case(s) that nothing was working on", len(stale))
     return stale

@@ -196,9 +196,15 @@ def test_sweeper_resends_only_cases_left_queued_with_nothing_due(
     Case.objects.filter(id=retry_due_later.id).update(
         next_retry_at=timezone.now() + timedelta(minutes=1)
     )
-    Case.objects.filter(id=running.id).update(status=CaseStatus.RUNNING)
+    Case.objects.filter(id=running.id).update(
+        status=CaseStatus.RUNNING, claimed_until=timezone.now() + timedelta(minutes=5)
+    )
 
     resent = services.cases_resend_stale(older_than_s=300)
     assert resent == [old.id]
     assert sent == [str(old.id)]
     assert fresh.id not in resent
+
+    # The worker holding `running` died: once its lease is over, the case is re-sent.
+    Case.objects.filter(id=running.id).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    assert set(services.cases_resend_stale(older_than_s=300)) == {old.id, running.id}
