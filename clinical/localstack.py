@@ -470,8 +470,15 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run() -> int:
     began = time.monotonic()
+    # Ctrl-C and SIGTERM both stop the stack in order (a shell may have set SIGINT to ignore).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     started = up(wait_model=False)
     children: list[subprocess.Popen[bytes]] = []
 
@@ -495,6 +502,7 @@ def run() -> int:
                 worker_command(),
                 stdout=open(logs / "worker.log", "ab"),  # noqa: SIM115
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us; we stop them in order
             )
         )
         children.append(
@@ -502,6 +510,7 @@ def run() -> int:
                 web_command(),
                 stdout=open(logs / "web.log", "ab"),  # noqa: SIM115
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us; we stop them in order
             )
         )
         model_wait()
@@ -526,7 +535,6 @@ def run() -> int:
             flush=True,
         )
         print(f"Logs: {logs}/   Press Ctrl-C to stop everything.", flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while all(c.poll() is None for c in children):
             time.sleep(1)
         log("a process exited; stopping the stack (see the logs)")
