@@ -30,8 +30,9 @@ class Command(BaseCommand):
             # One demo key at a time: the previous one is renamed out of the way.
             for old in ApiKey.objects.filter(name="demo"):
                 old.name = f"demo-retired-{old.pk}"
+                old.user.username = f"key:{old.name}"
                 old.user.is_active = False
-                old.user.save(update_fields=["is_active"])
+                old.user.save(update_fields=["username", "is_active"])
                 old.save(update_fields=["name"])
             issued = services.api_key_issue(name="demo", role=roles.INTEGRATION, actor=actor)
         self.stdout.write(f"Demo logins (password for each: {password}):")
