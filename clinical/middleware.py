@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import close_old_connections
+from django.db.utils import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -46,3 +48,25 @@ class BodySizeLimitMiddleware:
         if length > limit:
             return too_large_response(limit)
         return self.get_response(request)
+
+
+class DatabaseUnavailableMiddleware:
+    """PostgreSQL down or restarting: answer 503 with the reason, never a 500 page.
+    Connections are health-checked per request, so service resumes when it is back."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        close_old_connections()
+        response = JsonResponse(
+            {"errors": [{"loc": [], "msg": "the database is unavailable; try again shortly"}]},
+            status=503,
+        )
+        response["Retry-After"] = "5"
+        return response

@@ -25,3 +25,24 @@ def test_readyz_reports_each_dependency(db: None, fake_model: FakeModelServer, s
     assert body["checks"]["model_server"]["ok"] is False
     assert "unreachable" in body["checks"]["model_server"]["detail"]
     assert body["checks"]["database"]["ok"] is True
+
+
+def test_database_outage_is_503_with_a_reason_not_a_500(db: None, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import User
+    from django.db.utils import OperationalError
+
+    from clinical import api, roles
+
+    user = User.objects.create_user("dora")
+    roles.grant_role(user, roles.CLINICIAN)
+    client = APIClient()
+    client.force_authenticate(user)
+
+    def database_down(_user: object) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(api, "visible_cases", database_down)
+    response = client.get("/api/v1/cases/")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert "database is unavailable" in response.json()["errors"][0]["msg"]
