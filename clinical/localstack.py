@@ -497,22 +497,15 @@ def run() -> int:
         manage("migrate", "--noinput", "-v", "0")
         manage("collectstatic", "--noinput", "-v", "0")
         logs = state() / "logs"
-        children.append(
-            subprocess.Popen(
-                worker_command(),
-                stdout=open(logs / "worker.log", "ab"),  # noqa: SIM115
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches us; we stop them in order
+        for name, command in (("worker", worker_command()), ("web", web_command())):
+            children.append(
+                subprocess.Popen(
+                    command,
+                    stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115 (the child's)
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # Ctrl-C reaches us; we stop them in order
+                )
             )
-        )
-        children.append(
-            subprocess.Popen(
-                web_command(),
-                stdout=open(logs / "web.log", "ab"),  # noqa: SIM115
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches us; we stop them in order
-            )
-        )
         model_wait()
         wait_for(
             "Bedside",
