@@ -96,7 +96,9 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("OPTIONS", {})
 # Fail fast when PostgreSQL is down instead of hanging a request or a worker thread.
-DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+DATABASES["default"]["OPTIONS"].setdefault(
+    "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT_S", 10, minimum=1)
+)
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("Bedside runs on PostgreSQL only (DATABASE_URL=postgresql://...)")
 
