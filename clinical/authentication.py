@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -14,6 +15,7 @@ from rest_framework.request import Request
 from clinical.models import ApiKey
 
 KEY_PREFIX = "bsk"
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def hash_key(key: str) -> str:
@@ -52,7 +54,10 @@ class ApiKeyAuthentication(BaseAuthentication):
             or not hmac.compare_digest(api_key.key_hash, hash_key(key))
         ):
             raise AuthenticationFailed("invalid or revoked API key")
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=timezone.now())
+        now = timezone.now()
+        if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+            # At most one write a minute per key, not one per request on the intake path.
+            ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         return api_key.user, api_key
 
     def authenticate_header(self, request: Request) -> str:

@@ -198,6 +198,7 @@ def case_record_outcome(
         failure = f"no usable sample ({reasons})"
     chosen = next((s for s in samples if confidence and s.index == confidence.chosen_index), None)
     usage = result.completion.usage if result else None
+    revision = model_revision()  # an HTTP call: before the row lock, never under it
 
     with transaction.atomic():
         case = _locked_claimed_case(claim)
@@ -209,7 +210,7 @@ def case_record_outcome(
             outcome=RunOutcome.COMPLETED if completed else RunOutcome.FAILED,
             failure_reason=failure[:500],
             model_name=result.completion.model if result else settings.BEDSIDE_MODEL_NAME,
-            model_revision=model_revision(),
+            model_revision=revision,
             prompt_version=prompt.version,
             prompt_sha256=prompt.sha256,
             parameters=parameters,
@@ -254,17 +255,20 @@ def case_record_outcome(
 
 
 @functools.cache
-def model_revision() -> str:
-    """The server's own description of the model (id and root), fetched once per process."""
-    try:
-        cards = model_client().models()
-    except (ModelUnavailable, ModelRequestRejected, ModelResponseInvalid):
-        model_revision.cache_clear()
-        return ""
-    for card in cards:
+def _served_model_revision() -> str:
+    """The server's own description of the model (id and root), fetched once per process.
+    Raises when the server cannot say; exceptions are not cached, so the next run asks again."""
+    for card in model_client().models():
         if card.id == settings.BEDSIDE_MODEL_NAME:
             return f"{card.id}@{card.root or ''}|max_model_len={card.max_model_len}"
     return ""
+
+
+def model_revision() -> str:
+    try:
+        return _served_model_revision()
+    except (ModelUnavailable, ModelRequestRejected, ModelResponseInvalid):
+        return ""
 
 
 def case_run(*, case_id: uuid.UUID | str) -> RunResult:

@@ -76,8 +76,8 @@ def fake_model(settings: SettingsWrapper) -> Iterator[FakeModelServer]:
     settings.BEDSIDE_MODEL_BASE_URL = server.base_url
     settings.BEDSIDE_RETRY_BACKOFF_BASE_S = 1
     reasoning_services.model_client.cache_clear()
-    reasoning_services.model_revision.cache_clear()
+    reasoning_services._served_model_revision.cache_clear()
     yield server
     server.stop()
     reasoning_services.model_client.cache_clear()
-    reasoning_services.model_revision.cache_clear()
+    reasoning_services._served_model_revision.cache_clear()
