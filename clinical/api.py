@@ -21,8 +21,9 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from clinical import roles, services
-from clinical.models import Case, CaseStatus
-from clinical.schemas import CaseInput
+from clinical.models import Case, CaseStatus, ClinicianReview, ReviewSource
+from clinical.reasons import reason_display
+from clinical.schemas import CaseInput, ReviewInput
 from reasoning.models import ReasoningRun
 
 
@@ -101,6 +102,21 @@ def run_result(run: ReasoningRun) -> dict[str, Any]:
     }
 
 
+def review_representation(review: ClinicianReview) -> dict[str, Any]:
+    return {
+        "id": review.pk,
+        "created_at": review.created_at.isoformat(),
+        "reviewer": review.reviewer.get_username(),
+        "decision": review.decision,
+        "reason_code": review.reason_code,
+        "reason_display": reason_display(review.reason_code) if review.reason_code else "",
+        "reason_text": review.reason_text,
+        "modified_assessment": review.modified_assessment,
+        "source": review.source,
+        "run_id": review.run_id,
+    }
+
+
 def case_representation(case: Case, request: Request, *, full: bool) -> dict[str, Any]:
     url = request.build_absolute_uri(f"/api/v1/cases/{case.id}/")
     data: dict[str, Any] = {
@@ -127,6 +143,9 @@ def case_representation(case: Case, request: Request, *, full: bool) -> dict[str
             if case.status == CaseStatus.FAILED
             else None
         )
+        latest_review = case.reviews.select_related("reviewer").first()
+        data["latest_review"] = review_representation(latest_review) if latest_review else None
+        data["links"]["reviews"] = request.build_absolute_uri(f"/api/v1/cases/{case.id}/reviews/")
     return data
 
 
@@ -176,3 +195,44 @@ class CaseDetail(APIView):
         case = get_object_or_404(visible_cases(request.user), id=case_id)
         services.case_viewed(case=case, actor=services.actor_for(request.user, request))
         return Response(case_representation(case, request, full=True))
+
+
+class CanReview(BasePermission):
+    message = "only clinicians record reviews"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if request.method != "POST":
+            return bool(roles.roles_of(request.user) & roles.CASE_READERS)
+        return roles.CLINICIAN in roles.roles_of(request.user)
+
+
+class CaseReviews(APIView):
+    """A case's reviews, newest first; a clinician appends one (accept / modify / reject)."""
+
+    permission_classes = [CanReview]
+
+    def get(self, request: Request, case_id: str) -> Response:
+        case = get_object_or_404(visible_cases(request.user), id=case_id)
+        reviews = case.reviews.select_related("reviewer")
+        return Response({"results": [review_representation(r) for r in reviews]})
+
+    def post(self, request: Request, case_id: str) -> Response:
+        case = get_object_or_404(visible_cases(request.user), id=case_id)
+        try:
+            review_input = ReviewInput.model_validate(request.data)
+        except ValidationError as exc:
+            return Response({"errors": validation_errors(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            review = services.review_record(
+                case=case,
+                review=review_input,
+                actor=services.actor_for(request.user, request),
+                reviewer=request.user,
+                source=ReviewSource.API,
+            )
+        except services.ReviewNotPossible as exc:
+            return Response(
+                {"errors": [{"loc": ["case", "status"], "msg": str(exc)}]},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(review_representation(review), status=status.HTTP_201_CREATED)

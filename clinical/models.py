@@ -79,3 +79,49 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"API key {self.name} ({self.prefix}…)"
+
+
+class ReviewDecision(models.TextChoices):
+    ACCEPT = "accept", "Accepted"
+    MODIFY = "modify", "Modified"
+    REJECT = "reject", "Rejected"
+
+
+class ReviewSource(models.TextChoices):
+    FORM = "form", "Case page"
+    API = "api", "REST API"
+    CDS_HOOKS = "cds-hooks", "CDS Hooks feedback"
+
+
+class ClinicianReview(models.Model):
+    """A clinician's verdict on the model's answer. Append-only: a later review of the same
+    case supersedes an earlier one, nothing is edited.
+
+    ``reason_code`` is a code of HL7's CDS Hooks non-adherence reason code system
+    (``clinical/vocabulary``), so reviews from the case page and from an EHR's CDS Hooks
+    feedback share one vocabulary. ``modified_assessment`` holds the clinician's own
+    differential and plan when the decision is ``modify``.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="reviews")
+    run = models.ForeignKey(
+        "reasoning.ReasoningRun", on_delete=models.PROTECT, related_name="reviews"
+    )
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    decision = models.CharField(max_length=10, choices=ReviewDecision.choices)
+    reason_code = models.CharField(max_length=64, blank=True)
+    reason_text = models.TextField(blank=True)
+    modified_assessment = models.JSONField(null=True, blank=True)
+    source = models.CharField(max_length=10, choices=ReviewSource.choices, default=ReviewSource.API)
+    # CDS Hooks feedback joins a review to the card it answers.
+    card_uuid = models.CharField(max_length=64, blank=True)
+    hook_instance = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Review {self.pk} of case {self.case_id} ({self.decision})"

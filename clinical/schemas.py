@@ -10,7 +10,16 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 OptionalShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
@@ -124,3 +133,69 @@ class CaseInput(_Strict):
     question: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
     ]
+
+
+class Decision(StrEnum):
+    ACCEPT = "accept"
+    MODIFY = "modify"
+    REJECT = "reject"
+
+
+class ReviewedDiagnosis(_Strict):
+    diagnosis: ShortText
+    likelihood: Annotated[str, StringConstraints(pattern="^(high|moderate|low)$")] = "moderate"
+
+
+class ReviewInput(_Strict):
+    """A clinician's review of the model's answer (form, REST or CDS Hooks feedback).
+
+    ``modify`` carries the clinician's own differential and/or plan; ``modify`` and
+    ``reject`` need a reason code and a reason in words.
+    """
+
+    decision: Decision
+    reason_code: OptionalShortText = Field(default="", validate_default=True)
+    reason_text: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = Field(
+        default="", validate_default=True
+    )
+    differential: list[ReviewedDiagnosis] = Field(default_factory=list, max_length=10)
+    plan: list[ShortText] = Field(default_factory=list, max_length=10)
+
+    @field_validator("reason_code")
+    @classmethod
+    def _known_reason_code(cls, code: str, info: ValidationInfo) -> str:
+        # Imported here: the vocabulary file is read once, on first use.
+        from clinical.reasons import reason_codes
+
+        if code and code not in reason_codes():
+            raise ValueError(
+                "must be a CDS Hooks non-adherence reason code "
+                "(http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes)"
+            )
+        decision = info.data.get("decision")
+        if not code and decision in (Decision.MODIFY, Decision.REJECT):
+            raise ValueError(f"a {decision.value} needs a reason code")
+        return code
+
+    @field_validator("reason_text")
+    @classmethod
+    def _reason_in_words(cls, text: str, info: ValidationInfo) -> str:
+        decision = info.data.get("decision")
+        if not text and decision in (Decision.MODIFY, Decision.REJECT):
+            raise ValueError(f"a {decision.value} needs the reason in words")
+        return text
+
+    @field_validator("differential", "plan")
+    @classmethod
+    def _only_when_modifying(cls, value: list, info: ValidationInfo) -> list:
+        if value and info.data.get("decision") not in (Decision.MODIFY, None):
+            raise ValueError("is only taken with decision 'modify'")
+        return value
+
+    @model_validator(mode="after")
+    def _modify_says_what_instead(self) -> Self:
+        if self.decision == Decision.MODIFY and not (self.differential or self.plan):
+            raise PydanticCustomError(
+                "modify_without_content", "a modify needs the clinician's own differential or plan"
+            )
+        return self

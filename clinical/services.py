@@ -15,8 +15,8 @@ from audit.models import Action
 from audit.services import Actor, record
 from clinical import roles
 from clinical.authentication import KEY_PREFIX, hash_key
-from clinical.models import ApiKey, Case, CaseStatus
-from clinical.schemas import CaseInput
+from clinical.models import ApiKey, Case, CaseStatus, ClinicianReview, ReviewSource
+from clinical.schemas import CaseInput, Decision, ReviewInput
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,71 @@ def case_viewed(*, case: Case, actor: Actor) -> None:
         case_id=case.id,
         details={"status": case.status},
     )
+
+
+class ReviewNotPossible(Exception):
+    """The case has no completed answer to review (still queued, running, or failed)."""
+
+
+def review_record(
+    *,
+    case: Case,
+    review: ReviewInput,
+    actor: Actor,
+    reviewer: Any,
+    source: str = ReviewSource.API,
+    card_uuid: str = "",
+    hook_instance: str = "",
+) -> ClinicianReview:
+    """Append a clinician's review of the case's latest completed run.
+
+    Reviews are never edited: a later review supersedes an earlier one.
+    """
+    from reasoning.models import ReasoningRun, RunOutcome
+
+    run = (
+        ReasoningRun.objects.filter(case=case, outcome=RunOutcome.COMPLETED)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if case.status != CaseStatus.COMPLETED or run is None:
+        raise ReviewNotPossible(f"the case is {case.status}; only a completed answer is reviewed")
+    modified = None
+    if review.decision == Decision.MODIFY:
+        modified = {
+            "differential": [d.model_dump() for d in review.differential],
+            "plan": list(review.plan),
+        }
+    with transaction.atomic():
+        saved = ClinicianReview.objects.create(
+            case=case,
+            run=run,
+            reviewer=reviewer,
+            decision=review.decision.value,
+            reason_code=review.reason_code,
+            reason_text=review.reason_text,
+            modified_assessment=modified,
+            source=source,
+            card_uuid=card_uuid,
+            hook_instance=hook_instance,
+        )
+        # The reason text is the clinician's free text about a patient: not in the audit
+        # details, which must hold no free-text patient data. The review row keeps it.
+        record(
+            actor=actor,
+            action=Action.CREATE,
+            code="review.recorded",
+            case_id=case.id,
+            object_type="review",
+            object_id=str(saved.pk),
+            details={
+                "decision": saved.decision,
+                "reason_code": saved.reason_code,
+                "run_id": run.pk,
+                "source": source,
+            },
+        )
+    return saved
 
 
 @dataclass(frozen=True)
