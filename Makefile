@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # pip here warns about every package missing from a local index; the failure status stays.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install run test test-e2e lint migrations-check clean
+.PHONY: install install-browser run test test-e2e lint migrations-check clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,10 +22,18 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)  ## create .venv with everything the stack and the tests need
 
+install-browser:  ## the screen tests drive Debian's Chromium headless (BEDSIDE_CHROMIUM overrides)
+	@if [ -z "$$BEDSIDE_CHROMIUM" ] && ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+	      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+	  else echo "install Debian's chromium (sudo apt-get install chromium) for the screen tests" >&2; exit 1; fi; \
+	fi
+
 run: install  ## start PostgreSQL, broker, vLLM, worker and web on http://127.0.0.1:8000
 	$(PY) -m clinical.localstack run
 
-test: install  ## the whole suite, the real-stack end-to-end tests included
+test: install install-browser  ## the whole suite, the real-stack end-to-end tests included
 	$(PY) -m clinical.localstack exec --no-wait-model -- $(PY) -m pytest $(PYTEST_ARGS)
 
 test-e2e: install  ## only the end-to-end tests through the real stack
