@@ -66,6 +66,38 @@ def case_submit(*, case_input: CaseInput, actor: Actor, submitted_by: Any) -> Ca
     return case
 
 
+class RerunNotPossible(Exception):
+    """Only a failed case is run again (a completed one has its answer and its reviews)."""
+
+
+def case_rerun(*, case: Case, actor: Actor) -> Case:
+    """Send a failed case to the model again. Its failed run stays on record; the new run
+    is added beside it."""
+    with transaction.atomic():
+        locked = Case.objects.select_for_update().get(pk=case.pk)
+        if locked.status != CaseStatus.FAILED:
+            raise RerunNotPossible(f"the case is {locked.status}; only a failed case is re-run")
+        locked.status = CaseStatus.QUEUED
+        locked.status_detail = f"re-run requested by {actor.label}"
+        locked.attempts = 0
+        locked.retries = 0
+        locked.next_retry_at = None
+        locked.finished_at = None
+        locked.claim_token = None
+        locked.claimed_until = None
+        locked.save()
+        record(
+            actor=actor,
+            action=Action.EXECUTE,
+            code="case.rerun_requested",
+            case_id=locked.id,
+            details={"previous_status": CaseStatus.FAILED},
+        )
+        case_id = str(locked.id)
+        transaction.on_commit(lambda: _enqueue(case_id))
+    return locked
+
+
 def case_viewed(*, case: Case, actor: Actor) -> None:
     record(
         actor=actor,

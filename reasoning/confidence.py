@@ -49,7 +49,7 @@ def combine(samples: list[Sample], *, requested: int) -> Confidence | None:
     usable = [s for s in samples if s.assessment is not None]
     if not usable:
         return None
-    tops = [normalise_diagnosis(s.assessment.differential[0].diagnosis) for s in usable]  # type: ignore[union-attr]
+    tops = [normalise_diagnosis(s.top_answer or "") for s in usable]
     counts = Counter(tops)
     modal, votes = counts.most_common(1)[0]
     agreeing = [s for s, top in zip(usable, tops, strict=True) if top == modal]
@@ -84,5 +84,5 @@ def combine(samples: list[Sample], *, requested: int) -> Confidence | None:
         method=METHOD,
         components=components,
         chosen_index=chosen.index,
-        top_diagnosis=chosen.assessment.differential[0].diagnosis,  # type: ignore[union-attr]
+        top_diagnosis=chosen.top_answer or "",
     )

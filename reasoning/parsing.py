@@ -13,9 +13,11 @@ import json
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from reasoning.grounding import CaseFacts, check
 from reasoning.protocol import Choice
 from reasoning.schemas import Assessment
 
@@ -35,17 +37,22 @@ class TraceSource(StrEnum):
 class Sample:
     index: int
     finish_reason: str | None
-    assessment: Assessment | None
+    assessment: Any  # the validated answer (an Assessment, or an McqAnswer in evaluation)
     error: str
     trace: str
     trace_source: TraceSource
     mean_logprob: float | None = None
     token_count: int = 0
     notes: list[str] = field(default_factory=list)
+    grounded_share: float | None = None
 
     @property
     def usable(self) -> bool:
         return self.assessment is not None
+
+    @property
+    def top_answer(self) -> str | None:
+        return self.assessment.top_answer() if self.assessment is not None else None
 
     def summary(self) -> dict[str, object]:
         """What a run stores per sample (the full text is in the raw response)."""
@@ -55,11 +62,10 @@ class Sample:
             "usable": self.usable,
             "error": self.error,
             "trace_source": self.trace_source.value,
-            "top_diagnosis": (
-                self.assessment.differential[0].diagnosis if self.assessment else None
-            ),
+            "top_diagnosis": self.top_answer,
             "stated_confidence": self.assessment.stated_confidence if self.assessment else None,
             "mean_logprob": self.mean_logprob,
+            "grounded_share": self.grounded_share,
         }
 
 
@@ -85,39 +91,52 @@ def _mean_logprob(choice: Choice) -> tuple[float | None, int]:
     return sum(values) / len(values), len(values)
 
 
-def parse_choice(choice: Choice) -> Sample:
+def parse_choice(
+    choice: Choice, *, schema: type[BaseModel] = Assessment, facts: CaseFacts | None = None
+) -> Sample:
+    """Check one choice against ``schema``; with ``facts``, also that it rests on the case."""
     message = choice.message
     content = message.content or ""
     think_trace, answer_text = split_think(content)
     mean_logprob, token_count = _mean_logprob(choice)
 
-    assessment: Assessment | None = None
+    assessment: Any = None
     error = ""
+    grounded_share: float | None = None
     if choice.finish_reason == "length":
         error = "truncated: the answer hit the token limit (finish_reason=length)"
     elif not answer_text.strip():
         error = "empty answer"
     else:
         try:
-            assessment = Assessment.model_validate(json.loads(answer_text))
+            assessment = schema.model_validate(json.loads(answer_text))
         except json.JSONDecodeError as exc:
             error = f"invalid JSON: {exc.msg} at position {exc.pos}"
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = ".".join(str(part) for part in first["loc"]) or "(answer)"
             error = f"answer does not match the schema: {loc}: {first['msg']}"
-
+    if assessment is not None and facts is not None:
+        grounding = check(
+            cited_facts=assessment.cited_facts(), steps=assessment.reasoning_steps, facts=facts
+        )
+        grounded_share = grounding.share
+        if grounding.error:
+            error = grounding.error
+    trace_from_steps = assessment is not None  # a sample that ignores the case keeps its trace
     if message.reasoning and message.reasoning.strip():
         trace, source = message.reasoning.strip(), TraceSource.REASONING
     elif message.reasoning_content and message.reasoning_content.strip():
         trace, source = message.reasoning_content.strip(), TraceSource.REASONING_CONTENT
     elif think_trace:
         trace, source = think_trace, TraceSource.THINK_TAGS
-    elif assessment is not None:
+    elif trace_from_steps:
         trace = "\n".join(f"{i}. {s}" for i, s in enumerate(assessment.reasoning_steps, 1))
         source = TraceSource.ANSWER_STEPS
     else:
         trace, source = "", TraceSource.NONE
+    if error:
+        assessment = None
 
     return Sample(
         index=choice.index,
@@ -128,4 +147,5 @@ def parse_choice(choice: Choice) -> Sample:
         trace_source=source,
         mean_logprob=mean_logprob,
         token_count=token_count,
+        grounded_share=grounded_share,
     )
