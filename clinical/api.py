@@ -25,6 +25,7 @@ from clinical.models import Case, CaseStatus, ClinicianReview, ReviewSource
 from clinical.reasons import reason_display
 from clinical.schemas import CaseInput, ReviewInput
 from reasoning.models import ReasoningRun
+from reasoning.services import calibration_note
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -87,9 +88,20 @@ def run_result(run: ReasoningRun) -> dict[str, Any]:
         "trace_source": run.trace_source,
         "confidence": {
             "value": run.confidence,
-            "raw": run.confidence,
+            "raw": run.confidence_raw if run.confidence_raw is not None else run.confidence,
             "method": run.confidence_method,
             "components": run.confidence_components,
+            "calibration": (
+                {
+                    "id": run.calibration.pk,
+                    "method": run.calibration.method,
+                    "report_id": run.calibration.report_id,
+                    "sample_size": run.calibration.sample_size,
+                }
+                if run.calibration
+                else None
+            ),
+            "validation_note": calibration_note(run),
         },
         "model": {"name": run.model_name, "revision": run.model_revision},
         "prompt": {"version": run.prompt_version, "sha256": run.prompt_sha256},
@@ -236,3 +248,22 @@ class CaseReviews(APIView):
                 status=status.HTTP_409_CONFLICT,
             )
         return Response(review_representation(review), status=status.HTTP_201_CREATED)
+
+
+class CaseRerun(APIView):
+    """Run a failed case again (e.g. after every sample ignored the case or was cut off)."""
+
+    permission_classes = [CanSubmitCases]
+
+    def post(self, request: Request, case_id: str) -> Response:
+        case = get_object_or_404(visible_cases(request.user), id=case_id)
+        try:
+            case = services.case_rerun(case=case, actor=services.actor_for(request.user, request))
+        except services.RerunNotPossible as exc:
+            return Response(
+                {"errors": [{"loc": ["case", "status"], "msg": str(exc)}]},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(
+            case_representation(case, request, full=True), status=status.HTTP_202_ACCEPTED
+        )

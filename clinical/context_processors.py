@@ -11,6 +11,7 @@ from clinical import roles
 # (label, path, roles that see it). Screens register here as they are built.
 NAV = [
     ("Home", "/", set(roles.ALL_ROLES)),
+    ("The model", "/model/", {roles.CLINICIAN, roles.AUDITOR, roles.ADMIN}),
     ("Administration", "/admin/", {roles.ADMIN}),
 ]
 

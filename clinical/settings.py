@@ -177,6 +177,9 @@ BEDSIDE_SAMPLES = env_int("BEDSIDE_SAMPLES", 3, minimum=1)
 BEDSIDE_TEMPERATURE = env_float("BEDSIDE_TEMPERATURE", 0.6)
 BEDSIDE_TOP_P = env_float("BEDSIDE_TOP_P", 0.95)
 BEDSIDE_MAX_TOKENS = env_int("BEDSIDE_MAX_TOKENS", 1024, minimum=64)
+# `manage.py evaluate`: the answer to a multiple-choice vignette is short; items in flight at once.
+BEDSIDE_EVAL_MAX_TOKENS = env_int("BEDSIDE_EVAL_MAX_TOKENS", 384, minimum=64)
+BEDSIDE_EVAL_CONCURRENCY = env_int("BEDSIDE_EVAL_CONCURRENCY", 4, minimum=1)
 BEDSIDE_MODEL_TIMEOUT_S = env_int("BEDSIDE_MODEL_TIMEOUT_S", 300, minimum=5)
 # Retries while the model server is unreachable: backoff doubles from BASE up to MAX.
 BEDSIDE_MODEL_MAX_RETRIES = env_int("BEDSIDE_MODEL_MAX_RETRIES", 8, minimum=0)

@@ -16,6 +16,7 @@ from typing import Any
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 CURRENT_VERSION = "assessment.v1"
+MCQ_VERSION = "mcq.v1"  # validation vignettes (``manage.py evaluate``)
 
 
 @dataclass(frozen=True)
@@ -94,3 +95,18 @@ def render(case_input: dict[str, Any], version: str = CURRENT_VERSION) -> Render
     return RenderedPrompt(
         version=version, text=text, sha256=hashlib.sha256(text.encode()).hexdigest()
     )
+
+
+def render_mcq(
+    question: str, options: dict[str, str], version: str = MCQ_VERSION
+) -> RenderedPrompt:
+    lines = "\n".join(f"{letter}. {text}" for letter, text in sorted(options.items()))
+    text = load_template(version).substitute(question=question.strip(), options=lines)
+    return RenderedPrompt(
+        version=version, text=text, sha256=hashlib.sha256(text.encode()).hexdigest()
+    )
+
+
+def template_sha256(version: str) -> str:
+    """The hash of the template file itself (a report covers many rendered prompts)."""
+    return hashlib.sha256((PROMPTS_DIR / f"{version}.txt").read_bytes()).hexdigest()

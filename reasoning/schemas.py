@@ -53,6 +53,49 @@ class Assessment(_Answer):
         ge=0, le=1, description="How sure you are of the top diagnosis, 0 to 1"
     )
 
+    def top_answer(self) -> str:
+        """What self-consistency compares across samples: the top diagnosis."""
+        return self.differential[0].diagnosis
+
+    def cited_facts(self) -> list[str]:
+        return [
+            *(fact for d in self.differential for fact in d.supporting_facts),
+            *(fact for step in self.next_steps for fact in step.based_on),
+            *(fact for flag in self.red_flags for fact in flag.based_on),
+        ]
+
+
+class McqAnswer(_Answer):
+    """The answer to a multiple-choice validation vignette (``manage.py evaluate``)."""
+
+    reasoning_steps: list[Annotated[str, StringConstraints(min_length=1, max_length=300)]] = Field(
+        min_length=1, max_length=4, description="Short steps of reasoning, in order"
+    )
+    answer: Annotated[str, StringConstraints(pattern="^[A-J]$")] = Field(
+        description="The letter of the one best option"
+    )
+    stated_confidence: float = Field(ge=0, le=1, description="How sure you are, 0 to 1")
+
+    def top_answer(self) -> str:
+        return self.answer
+
+    def cited_facts(self) -> list[str]:
+        return []
+
+
+def mcq_response_format(letters: list[str]) -> dict[str, Any]:
+    """Like ``response_format``, with the answer held to this vignette's option letters."""
+    schema = McqAnswer.model_json_schema()
+    schema["properties"]["answer"] = {
+        "type": "string",
+        "enum": sorted(letters),
+        "description": "The letter of the one best option",
+    }
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "mcq_answer", "schema": schema, "strict": True},
+    }
+
 
 def assessment_json_schema() -> dict[str, Any]:
     return Assessment.model_json_schema()

@@ -8,11 +8,15 @@ worker died and a second took over.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
+import json
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -20,9 +24,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import Action, Outcome
-from audit.services import SYSTEM, record
+from audit.services import SYSTEM, Actor, record
 from clinical.models import Case, CaseStatus
-from reasoning import prompts
+from reasoning import calibration as calibration_maps
+from reasoning import evaluation, prompts
 from reasoning.client import (
     ChatResult,
     ModelClient,
@@ -31,7 +36,14 @@ from reasoning.client import (
     ModelUnavailable,
 )
 from reasoning.confidence import combine
-from reasoning.models import ReasoningRun, RunOutcome
+from reasoning.grounding import CaseFacts
+from reasoning.models import (
+    Calibration,
+    ReasoningRun,
+    RunOutcome,
+    ServedModel,
+    ValidationReport,
+)
 from reasoning.parsing import Sample, parse_choice
 from reasoning.schemas import response_format
 
@@ -190,7 +202,10 @@ def case_record_outcome(
     *, claim: Claim, prompt: prompts.RenderedPrompt, result: ChatResult | None, failure: str = ""
 ) -> RunResult:
     """Save the one ReasoningRun for this claim and move the case to its final status."""
-    samples: list[Sample] = [parse_choice(c) for c in result.completion.choices] if result else []
+    facts = CaseFacts.of(claim.case_input)
+    samples: list[Sample] = (
+        [parse_choice(c, facts=facts) for c in result.completion.choices] if result else []
+    )
     parameters = _sampling_parameters()
     confidence = combine(samples, requested=parameters["n"]) if samples else None
     if result is not None and confidence is None:
@@ -199,6 +214,12 @@ def case_record_outcome(
     chosen = next((s for s in samples if confidence and s.index == confidence.chosen_index), None)
     usage = result.completion.usage if result else None
     revision = model_revision()  # an HTTP call: before the row lock, never under it
+    calibration = calibration_for(revision)
+    calibrated = (
+        calibration_maps.apply(calibration.method, calibration.parameters, confidence.value)
+        if calibration is not None and confidence is not None
+        else None
+    )
 
     with transaction.atomic():
         case = _locked_claimed_case(claim)
@@ -219,7 +240,11 @@ def case_record_outcome(
             else None,
             reasoning_trace=chosen.trace if chosen else "",
             trace_source=chosen.trace_source.value if chosen else "",
-            confidence=confidence.value if confidence else None,
+            confidence=(calibrated if calibrated is not None else confidence.value)
+            if confidence
+            else None,
+            confidence_raw=confidence.value if confidence else None,
+            calibration=calibration if calibrated is not None else None,
             confidence_method=confidence.method if confidence else "",
             confidence_components=confidence.components if confidence else {},
             samples=[s.summary() for s in samples],
@@ -244,6 +269,9 @@ def case_record_outcome(
             case_id=case.id,
             details={
                 "confidence": run.confidence,
+                "confidence_raw": run.confidence_raw,
+                "calibration_id": run.calibration_id,
+                "model_revision": run.model_revision,
                 "trace_source": run.trace_source,
                 "model": run.model_name,
                 "prompt_version": run.prompt_version,
@@ -254,14 +282,36 @@ def case_record_outcome(
     return RunResult(case.status)
 
 
+def revision_of(model_id: str, root: str | None, max_model_len: int | None) -> str:
+    """``<id>@<12 hex>``: the id, and a hash of where its weights are and its context length."""
+    digest = hashlib.sha256(f"{root or ''}|{max_model_len or ''}".encode()).hexdigest()[:12]
+    return f"{model_id}@{digest}"
+
+
 @functools.cache
 def _served_model_revision() -> str:
-    """The server's own description of the model (id and root), fetched once per process.
+    """The server's own description of the model, fetched and registered once per process.
     Raises when the server cannot say; exceptions are not cached, so the next run asks again."""
     for card in model_client().models():
         if card.id == settings.BEDSIDE_MODEL_NAME:
-            return f"{card.id}@{card.root or ''}|max_model_len={card.max_model_len}"
+            revision = revision_of(card.id, card.root, card.max_model_len)
+            ServedModel.objects.update_or_create(
+                revision=revision,
+                defaults={
+                    "model_id": card.id,
+                    "root": (card.root or "")[:500],
+                    "max_model_len": card.max_model_len,
+                },
+            )
+            return revision
     return ""
+
+
+def calibration_for(revision: str) -> Calibration | None:
+    """The newest calibration fitted on this very model revision; never another's."""
+    if not revision:
+        return None
+    return Calibration.objects.filter(model_revision=revision).select_related("report").first()
 
 
 def model_revision() -> str:
@@ -312,3 +362,199 @@ def cases_resend_stale(*, older_than_s: int) -> list[uuid.UUID]:
     if stale:
         logger.warning("re-sent %d case(s) that nothing was working on", len(stale))
     return stale
+
+
+class EvaluationRefused(Exception):
+    """The evaluation or calibration would mix model revisions, or has nothing to work on."""
+
+
+def evaluation_run(
+    *,
+    dataset: evaluation.Dataset,
+    out_dir: Path | None,
+    concurrency: int,
+    actor: Actor,
+    progress: evaluation.Progress | None = None,
+) -> ValidationReport:
+    """Run labelled vignettes through the model server and save the report (database row,
+    and ``report.json``, ``report.md``, ``reliability.png`` under ``out_dir``)."""
+    _served_model_revision.cache_clear()
+    revision = model_revision()
+    if not revision:
+        raise EvaluationRefused(
+            f"the model server does not list {settings.BEDSIDE_MODEL_NAME!r} at /v1/models; "
+            "a report must name the model revision it measured"
+        )
+    results, seconds = evaluation.run_items(
+        model_client(), dataset, concurrency=concurrency, progress=progress
+    )
+    _served_model_revision.cache_clear()
+    if model_revision() != revision:
+        raise EvaluationRefused(
+            "the model server changed its model during the evaluation; run it again"
+        )
+    summary, bins = evaluation.summarise(results)
+    title, subtitle = evaluation.report_title(revision, prompts.MCQ_VERSION, dataset)
+    png = evaluation.reliability_png(bins, title=title, subtitle=subtitle)
+    tokens = sum(r.completion_tokens for r in results)
+    summary["seconds_per_item"] = round(seconds / len(results), 2)
+    summary["completion_tokens_per_item"] = round(tokens / len(results), 1)
+    report = ValidationReport.objects.create(
+        model_name=settings.BEDSIDE_MODEL_NAME,
+        model_revision=revision,
+        prompt_version=prompts.MCQ_VERSION,
+        prompt_sha256=prompts.template_sha256(prompts.MCQ_VERSION),
+        confidence_method=confidence_method(),
+        dataset_name=dataset.name,
+        dataset_sha256=dataset.sha256,
+        items_total=len(results),
+        items_answered=summary["answered"],
+        samples_per_item=settings.BEDSIDE_SAMPLES,
+        parameters={**evaluation.sampling_parameters(), "concurrency": concurrency},
+        metrics=summary,
+        bins=bins,
+        items=[dataclasses.asdict(r) for r in results],
+        seconds_total=round(seconds, 2),
+        completion_tokens_total=tokens,
+        reliability_png=png,
+    )
+    record(
+        actor=actor,
+        action=Action.EXECUTE,
+        code="validation.completed",
+        object_type="validation_report",
+        object_id=str(report.pk),
+        details={
+            "model_revision": revision,
+            "dataset_sha256": dataset.sha256,
+            "items": len(results),
+            "accuracy": summary["accuracy"],
+        },
+    )
+    if out_dir is not None:
+        report_write_files(report, out_dir)
+    return report
+
+
+def confidence_method() -> str:
+    from reasoning.confidence import METHOD
+
+    return METHOD
+
+
+def report_document(report: ValidationReport) -> dict[str, Any]:
+    return {
+        "id": report.pk,
+        "created_at": report.created_at.isoformat(),
+        "model": {"name": report.model_name, "revision": report.model_revision},
+        "prompt": {"version": report.prompt_version, "sha256": report.prompt_sha256},
+        "confidence_method": report.confidence_method,
+        "dataset": {"name": report.dataset_name, "sha256": report.dataset_sha256},
+        "items_total": report.items_total,
+        "items_answered": report.items_answered,
+        "samples_per_item": report.samples_per_item,
+        "parameters": report.parameters,
+        "metrics": report.metrics,
+        "reliability_bins": report.bins,
+        "seconds_total": report.seconds_total,
+        "completion_tokens_total": report.completion_tokens_total,
+        "items": report.items,
+    }
+
+
+def report_write_files(report: ValidationReport, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    document = report_document(report)
+    m = report.metrics
+    auroc = "undefined (all right or all wrong)" if m["auroc"] is None else f"{m['auroc']:.3f}"
+    lines = [
+        f"# Validation report {report.pk}",
+        "",
+        f"- Model: {report.model_name} (revision {report.model_revision})",
+        f"- Prompt: {report.prompt_version} (sha256 {report.prompt_sha256})",
+        f"- Confidence: {report.confidence_method}, {report.samples_per_item} samples per item",
+        f"- Data set: {report.dataset_name} (sha256 {report.dataset_sha256})",
+        f"- Items: {report.items_total}, answered {report.items_answered}",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+        f"| accuracy | {m['accuracy']:.3f} |",
+        f"| Brier score | {m['brier']:.3f} |",
+        f"| expected calibration error ({evaluation.BINS} bins) | {m['ece']:.3f} |",
+        f"| AUROC of confidence for correctness | {auroc} |",
+        f"| mean confidence | {m['mean_confidence']:.3f} |",
+        f"| seconds per item | {m['seconds_per_item']} |",
+        f"| completion tokens per item | {m['completion_tokens_per_item']} |",
+        "",
+        "![reliability diagram](reliability.png)",
+        "",
+    ]
+    paths = [out_dir / "report.json", out_dir / "report.md", out_dir / "reliability.png"]
+    paths[0].write_text(json.dumps(document, indent=2, sort_keys=True))
+    paths[1].write_text("\n".join(lines))
+    paths[2].write_bytes(bytes(report.reliability_png))
+    return paths
+
+
+def calibration_fit(*, report: ValidationReport, method: str, actor: Actor) -> Calibration:
+    """Fit a map from raw confidence to observed accuracy on one report. It will apply only
+    to runs of the report's model revision."""
+    if not report.model_revision:
+        raise EvaluationRefused("the report names no model revision; it cannot be used")
+    if report.items_total < 2:
+        raise EvaluationRefused("a calibration needs at least two validation items")
+    confidence = [float(item["confidence"]) for item in report.items]
+    correct = [bool(item["correct"]) for item in report.items]
+    parameters = calibration_maps.fit(method, confidence, correct)
+    with transaction.atomic():
+        saved = Calibration.objects.create(
+            model_revision=report.model_revision,
+            method=method,
+            report=report,
+            parameters=parameters,
+            sample_size=len(confidence),
+        )
+        record(
+            actor=actor,
+            action=Action.CREATE,
+            code="calibration.fitted",
+            object_type="calibration",
+            object_id=str(saved.pk),
+            details={
+                "model_revision": report.model_revision,
+                "method": method,
+                "report_id": report.pk,
+                "items": len(confidence),
+            },
+        )
+    return saved
+
+
+def latest_report(revision: str) -> ValidationReport | None:
+    if not revision:
+        return None
+    return ValidationReport.objects.filter(model_revision=revision).first()
+
+
+def calibration_note(run: ReasoningRun) -> str | None:
+    """ "On N validation cases, answers at this confidence were right X% of the time",
+    from the latest report of the run's own model revision; None when there is none."""
+    report = latest_report(run.model_revision)
+    raw = run.confidence_raw if run.confidence_raw is not None else run.confidence
+    if report is None or raw is None:
+        return None
+    index = min(int(raw * evaluation.BINS), evaluation.BINS - 1)
+    lower = index / evaluation.BINS
+    same_bin = [b for b in report.bins if abs(b["lower"] - lower) < 1e-9]
+    if not same_bin:
+        return (
+            f"On {report.items_total} validation cases (report {report.pk}), none had a "
+            f"confidence between {lower:.1f} and {lower + 0.1:.1f}; overall "
+            f"{report.metrics['accuracy']:.0%} of answers were right."
+        )
+    b = same_bin[0]
+    return (
+        f"On {report.items_total} validation cases (report {report.pk}), the {b['count']} "
+        f"answers with confidence {lower:.1f} to {lower + 0.1:.1f} were right "
+        f"{b['accuracy']:.0%} of the time."
+    )

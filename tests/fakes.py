@@ -68,6 +68,7 @@ class FakeModelServer:
 
     def __init__(self, model: str = "fake-model") -> None:
         self.model = model
+        self.root = "/models/fake"  # change it to serve "new weights" under the same name
         self.responses: deque[tuple[int, dict[str, Any]]] = deque()
         self.requests: list[dict[str, Any]] = []
         fake = self
@@ -90,9 +91,7 @@ class FakeModelServer:
                         200,
                         {
                             "object": "list",
-                            "data": [
-                                {"id": fake.model, "root": "/models/fake", "max_model_len": 4096}
-                            ],
+                            "data": [{"id": fake.model, "root": fake.root, "max_model_len": 4096}],
                         },
                     )
                 elif self.path.endswith("/health"):
@@ -131,3 +130,16 @@ class FakeModelServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def mcq_choice(index: int, letter: str, *, stated: float = 0.5) -> dict[str, Any]:
+    answer = {
+        "reasoning_steps": ["Weighing the options."],
+        "answer": letter,
+        "stated_confidence": stated,
+    }
+    return choice(index, json.dumps(answer))
+
+
+def mcq_completion(letters: list[str], *, stated: float = 0.5) -> dict[str, Any]:
+    return completion([mcq_choice(i, letter, stated=stated) for i, letter in enumerate(letters)])

@@ -16,7 +16,7 @@ from clinical.models import Case, CaseStatus
 from clinical.schemas import CaseInput
 from clinical.services import case_submit
 from reasoning import services
-from reasoning.models import ReasoningRun
+from reasoning.models import ReasoningRun, ServedModel
 from tests.conftest import TEST_ACTOR, load_case
 from tests.fakes import FakeModelServer, agreeing_completion, choice, completion
 
@@ -47,7 +47,13 @@ def test_case_completes_with_one_run_holding_everything(
     assert run.confidence_components["agreement"] == round(2 / 3, 4)
     assert 0 < run.confidence < 1
     assert run.prompt_version == "assessment.v1" and len(run.prompt_sha256) == 64
-    assert run.model_revision.startswith(f"{fake_model.model}@/models/fake")
+    assert run.model_revision == services.revision_of(fake_model.model, "/models/fake", 4096)
+    served = ServedModel.objects.get(revision=run.model_revision)
+    assert (served.model_id, served.root, served.max_model_len) == (
+        fake_model.model,
+        "/models/fake",
+        4096,
+    )
     assert run.finish_reasons == ["stop", "stop", "stop"]
     assert run.completion_tokens == 450 and run.prompt_tokens == 300
     assert run.raw_response is not None and len(run.raw_response["choices"]) == 3

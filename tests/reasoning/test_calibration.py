@@ -1,0 +1,43 @@
+"""Isotonic and Platt maps, checked by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from reasoning import calibration
+
+
+def test_isotonic_pools_adjacent_violators_by_hand() -> None:
+    fitted = calibration.fit_isotonic([0.1, 0.2, 0.3, 0.4], [False, True, False, True])
+    assert fitted["points"] == [[0.1, 0.0], [0.25, 0.5], [0.4, 1.0]]
+    assert calibration.apply(calibration.ISOTONIC, fitted, 0.05) == 0.0
+    assert calibration.apply(calibration.ISOTONIC, fitted, 0.3) == pytest.approx(0.6667, abs=1e-4)
+    assert calibration.apply(calibration.ISOTONIC, fitted, 0.9) == 1.0
+
+
+def test_isotonic_is_never_decreasing() -> None:
+    conf = [i / 20 for i in range(20)]
+    correct = [i % 3 == 0 or i > 12 for i in range(20)]
+    fitted = calibration.fit_isotonic(conf, correct)
+    ys = [calibration.apply(calibration.ISOTONIC, fitted, x / 100) for x in range(101)]
+    assert ys == sorted(ys)
+
+
+def test_platt_rises_with_confidence_when_confidence_predicts_correctness() -> None:
+    conf = [0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9, 0.35, 0.65]
+    correct = [False, False, False, True, True, True, True, True, False]
+    fitted = calibration.fit_platt(conf, correct)
+    low = calibration.apply(calibration.PLATT, fitted, 0.2)
+    high = calibration.apply(calibration.PLATT, fitted, 0.9)
+    assert fitted["a"] > 0
+    assert low < 0.5 < high
+
+
+def test_platt_stays_finite_when_every_item_was_right() -> None:
+    fitted = calibration.fit_platt([0.4, 0.6, 0.8], [True, True, True])
+    assert 0.5 < calibration.apply(calibration.PLATT, fitted, 0.6) < 1.0
+
+
+def test_unknown_method_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown calibration method"):
+        calibration.fit("magic", [0.5], [True])
