@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +50,11 @@ class Command(BaseCommand):
 
         def progress(done: int, total: int, elapsed: float) -> None:
             remaining = elapsed / done * (total - done)
-            sys.stderr.write(
+            self.stderr.write(
                 f"evaluate: {done}/{total} items ({done / total:.0%}), "
-                f"{_duration(elapsed)} elapsed, about {_duration(remaining)} left\n"
+                f"{_duration(elapsed)} elapsed, about {_duration(remaining)} left"
             )
-            sys.stderr.flush()
+            self.stderr.flush()
 
         self.stderr.write(
             f"evaluate: {len(dataset.items)} items of {dataset.name} against "
