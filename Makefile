@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # pip here warns about every package missing from a local index; the failure status stays.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install install-browser run test test-e2e lint migrations-check clean
+.PHONY: install install-browser bench run test test-e2e lint migrations-check clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ test: install install-browser  ## the whole suite, the real-stack end-to-end tes
 
 test-e2e: install  ## only the end-to-end tests through the real stack
 	$(PY) -m clinical.localstack exec --no-wait-model -- $(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+bench: install  ## pipeline vs raw vLLM throughput, Bedside's own time, intake (BENCHMARKS.md)
+	$(PY) -m clinical.localstack exec -- $(PY) bench/pipeline.py
 
 lint: install
 	$(VENV)/bin/ruff check .
