@@ -211,3 +211,6 @@ if env_bool("BEDSIDE_BEHIND_TLS_PROXY", False):
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = 31_536_000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # HSTS preload is a public list of internet domains; a hospital's internal host name
+    # has no place on it, so the check that asks for it is silenced, not satisfied.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
