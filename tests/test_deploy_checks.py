@@ -19,6 +19,8 @@ PRODUCTION = {
 
 def check_deploy(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **extra}
+    # The browser tests allow sync ORM calls beside Playwright's loop; a server never does.
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=paths.PROJECT_ROOT,
