@@ -26,3 +26,14 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]
+
+# The clinician's screens (clinical/screens/).
+from clinical.screens import views as screens  # noqa: E402
+
+urlpatterns += [
+    path("cases/", screens.case_list, name="case-list-page"),
+    path("cases/new/", screens.case_new, name="case-new"),
+    path("cases/<uuid:case_id>/", screens.case_page, name="case-page"),
+    path("cases/<uuid:case_id>/status.json", screens.case_status, name="case-status"),
+    path("cases/<uuid:case_id>/reviews/", screens.case_review, name="case-review"),
+]
