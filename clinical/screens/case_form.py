@@ -39,7 +39,7 @@ CASE_FIELDS: list[dict[str, Any]] = [
      "required": True},
     {"name": "patient.pregnant", "label": "Pregnancy", "kind": "select",
      "choices": PREGNANT_CHOICES},
-    {"name": "chief_complaint", "label": "Chief complaint", "required": True,
+    {"name": "chief_complaint", "label": "Chief complaint", "required": True, "wide": True,
      "placeholder": "e.g. Crushing chest pain for 40 minutes"},
     {"name": "history_of_present_illness", "label": "History of present illness",
      "kind": "textarea"},
@@ -206,6 +206,7 @@ class CaseForm:
                 hint=spec.get("hint", ""),
                 required=spec.get("required", False),
                 placeholder=spec.get("placeholder", ""),
+                wide=spec.get("wide", False),
                 value=values.get(spec["name"], ""),
             )
             for spec in CASE_FIELDS

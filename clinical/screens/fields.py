@@ -25,6 +25,7 @@ class FormField:
     required: bool = False
     placeholder: str = ""
     default: str = ""
+    wide: bool = False  # a whole line of the form, like a text area
     errors: list[str] = field(default_factory=list)
     # Screen-reader prefix for fields repeated in rows ("Medication 2: ").
     context: str = ""

@@ -69,3 +69,20 @@
   field("refresh-note").textContent = "This page updates itself every few seconds.";
   schedule();
 })();
+
+// Review form: the clinician's own differential and plan only matter for "Modify", so they
+// are shown only then (without this script they are always shown, and ignored otherwise).
+(function () {
+  "use strict";
+  var form = document.getElementById("review-form");
+  var changes = document.getElementById("review-changes");
+  if (!form || !changes) {
+    return;
+  }
+  function sync() {
+    var chosen = form.querySelector("input[name=decision]:checked");
+    changes.hidden = !(chosen && chosen.value === "modify");
+  }
+  form.addEventListener("change", sync);
+  sync();
+})();
