@@ -39,20 +39,24 @@ def login_locked_until(*, username: str, now: dt.datetime | None = None) -> dt.d
     now = now or timezone.now()
     window = dt.timedelta(seconds=settings.BEDSIDE_LOGIN_LOCKOUT_S)
     limit = settings.BEDSIDE_LOGIN_MAX_FAILURES
+    # The newest attempts: a lock needs `limit` failures in a row (no success between),
+    # all within one period, the last of them less than a period ago.
     latest = list(
         AuditEvent.objects.filter(
             object_type="login",
             object_id=_key(username),
             code__in=(FAILED, SUCCEEDED),
-            recorded_at__gte=now - window,
+            recorded_at__gte=now - 2 * window,
+            recorded_at__lte=now,
         )
         .order_by("-id")
         .values_list("code", "recorded_at")[:limit]
     )
     if len(latest) < limit or any(code != FAILED for code, _ in latest):
         return None
-    until = latest[0][1] + window
-    return until if until > now else None
+    last, first = latest[0][1], latest[-1][1]
+    until = last + window
+    return until if last - first <= window and until > now else None
 
 
 def login_attempt_record(*, username: str, succeeded: bool, source_address: str | None) -> None:

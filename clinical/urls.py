@@ -37,4 +37,5 @@ urlpatterns += [
     path("cases/<uuid:case_id>/", screens.case_page, name="case-page"),
     path("cases/<uuid:case_id>/status.json", screens.case_status, name="case-status"),
     path("cases/<uuid:case_id>/reviews/", screens.case_review, name="case-review"),
+    path("cases/<uuid:case_id>/rerun/", screens.case_rerun, name="case-rerun-page"),
 ]

@@ -15,6 +15,7 @@ from django.utils import timezone
 from clinical import roles
 from clinical.models import Case, CaseStatus, ClinicianReview
 from clinical.reasons import reason_display
+from reasoning import services as reasoning_services
 from reasoning.models import ReasoningRun, RunOutcome
 
 # Lower bounds of the plain-words confidence bands, highest first. One place, so the
@@ -61,10 +62,10 @@ def confidence_band(value: float | None) -> str:
 
 
 def calibration_note(run: ReasoningRun) -> str | None:
-    """'On N validation cases, answers at this confidence were right X% of the time', when
-    a calibration report exists for this model and prompt. Until one is wired in (the
-    calibration work in ``reasoning/``), None: the page says the model is not validated."""
-    return None
+    """'On N validation cases, answers at this confidence were right X% of the time', from
+    the latest validation report of the run's model revision; None when there is none (the
+    page then says the model is not validated on local cases)."""
+    return reasoning_services.calibration_note(run)
 
 
 def elapsed_seconds(case: Case, now: dt.datetime | None = None) -> int:
@@ -114,6 +115,7 @@ def review_history(case: Case) -> list[ReviewEntry]:
 def latest_completed_run(case: Case) -> ReasoningRun | None:
     return (
         ReasoningRun.objects.filter(case=case, outcome=RunOutcome.COMPLETED)
+        .select_related("calibration")
         .order_by("-created_at", "-id")
         .first()
     )
@@ -145,6 +147,8 @@ def answer(case: Case) -> dict[str, Any] | None:
         "confidence_percent": round(confidence * 100) if confidence is not None else None,
         "confidence_band": confidence_band(confidence),
         "confidence_method": run.confidence_method,
+        "confidence_raw": run.confidence_raw,
+        "calibration": run.calibration,
         "calibration_note": calibration_note(run),
         "trace": run.reasoning_trace,
         "trace_source": run.trace_source,

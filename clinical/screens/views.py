@@ -61,6 +61,8 @@ def _case_page(
         "state": presenting.case_status(case),
         "answer": answer,
         "not_validated_note": presenting.NOT_VALIDATED_NOTE,
+        "calibration_note": answer["calibration_note"] if answer else None,
+        "may_rerun": case.status == CaseStatus.FAILED and case.submitted_by_id == request.user.pk,
         "failure_reason": (
             presenting.failure_reason(case) if case.status == CaseStatus.FAILED else ""
         ),
@@ -99,6 +101,22 @@ def case_review(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
         return redirect("case-page", case_id=case.id)
     messages.success(request, "Your review was recorded.")
     return redirect(reverse("case-page", kwargs={"case_id": case.id}) + "#reviews")
+
+
+@login_required
+@require_POST
+def case_rerun(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
+    """A failed case, sent to the model again by the clinician who submitted it."""
+    case = presenting.case_for(request.user, case_id)
+    if case.submitted_by_id != request.user.pk:
+        raise PermissionDenied("only the clinician who submitted a case runs it again")
+    try:
+        services.case_rerun(case=case, actor=services.actor_for(request.user, request))
+    except services.RerunNotPossible as exc:
+        messages.error(request, f"The case was not sent again: {exc}.")
+    else:
+        messages.success(request, "The case was sent to the model again.")
+    return redirect("case-page", case_id=case.id)
 
 
 @require_GET

@@ -334,3 +334,68 @@ def test_bad_dates_in_the_search_are_field_errors_not_500s(alice: User) -> None:
     assert html.count("Enter a date as YYYY-MM-DD") == 2
     response = signed_in(alice).get("/cases/?from=2026-05-01&to=2026-04-01")
     assert "The end date is before the start date" in response.content.decode()
+
+
+def test_calibration_note_from_the_models_validation_report(
+    completed_case: Case, alice: User
+) -> None:
+    from reasoning import evaluation
+    from reasoning.models import ValidationReport
+
+    run = completed_case.runs.get()
+    raw = run.confidence_raw if run.confidence_raw is not None else run.confidence
+    lower = min(int(raw * evaluation.BINS), evaluation.BINS - 1) / evaluation.BINS
+    ValidationReport.objects.create(
+        model_name=run.model_name,
+        model_revision=run.model_revision,
+        prompt_version=run.prompt_version,
+        prompt_sha256=run.prompt_sha256,
+        confidence_method=run.confidence_method,
+        dataset_name="test vignettes",
+        dataset_sha256="0" * 64,
+        items_total=40,
+        items_answered=40,
+        samples_per_item=3,
+        metrics={"accuracy": 0.6},
+        bins=[{"lower": lower, "count": 7, "accuracy": 5 / 7}],
+    )
+    html = signed_in(alice).get(f"/cases/{completed_case.id}/").content.decode()
+    assert "On 40 validation cases" in html and "were right 71% of the time" in html
+    assert "has not been validated on local cases" not in html
+
+
+def test_failed_case_is_sent_again_from_its_page(
+    alice: User, bob: User, fake_model: FakeModelServer
+) -> None:
+    case = case_submit(
+        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
+    )
+    fake_model.push({"error": {"message": "prompt too long"}}, status=400)
+    reasoning_services.case_run(case_id=case.id)
+    assert signed_in(bob).post(f"/cases/{case.id}/rerun/").status_code == 404
+    client = signed_in(alice)
+    assert "Run this case again" in client.get(f"/cases/{case.id}/").content.decode()
+    response = client.post(f"/cases/{case.id}/rerun/")
+    assert response.status_code == 302
+    case.refresh_from_db()
+    assert case.status == CaseStatus.QUEUED
+    again = client.post(f"/cases/{case.id}/rerun/")  # not failed any more: refused, no 500
+    assert again.status_code == 302
+    assert "was not sent again" in client.get(f"/cases/{case.id}/").content.decode()
+
+
+def test_retry_reason_shows_while_the_case_waits(alice: User) -> None:
+    case = case_submit(
+        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
+    )
+    Case.objects.filter(pk=case.pk).update(
+        status_detail="model server unreachable; retry 2 of 8", retries=2
+    )
+    client = signed_in(alice)
+    assert client.get(f"/cases/{case.id}/status.json").json()["detail"] == (
+        "model server unreachable; retry 2 of 8"
+    )
+    assert (
+        "model server unreachable; retry 2 of 8"
+        in client.get(f"/cases/{case.id}/").content.decode()
+    )
