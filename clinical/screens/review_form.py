@@ -49,6 +49,7 @@ class ReviewForm:
             choices=reason_choices(),
             value=reason_code,
             hint="Required to modify or reject",
+            wide=True,
         )
         self.reason_text = FormField(
             name="reason_text",

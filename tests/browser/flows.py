@@ -116,6 +116,8 @@ def clinician_flow(
     error = page.locator("#f-vitals-temperature_c-error")
     expect(error).to_contain_text("less than or equal to 45")
     expect(page.get_by_role("alert")).to_contain_text("Temperature (°C)")
+    if javascript:  # keyboard and screen-reader users start at the list of what to fix
+        expect(page.locator("#error-summary")).to_be_focused()
     expect(page.get_by_label("Chief complaint")).to_have_value("Crushing chest pain for 40 minutes")
     expect(page.get_by_label("Medication 2: Name")).to_have_value("aspirin")
     expect(page.get_by_label("Lab result 1: Value")).to_have_value("2.3")

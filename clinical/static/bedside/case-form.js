@@ -7,6 +7,11 @@
   if (!form) {
     return;
   }
+  // A form that came back with errors: start at the list of what to fix.
+  var summary = document.getElementById("error-summary");
+  if (summary) {
+    summary.focus();
+  }
 
   function addRow(group) {
     var fieldset = document.getElementById(group);

@@ -79,6 +79,10 @@
   if (!form || !changes) {
     return;
   }
+  var summary = document.getElementById("review-error-summary");
+  if (summary) {
+    summary.focus();
+  }
   function sync() {
     var chosen = form.querySelector("input[name=decision]:checked");
     changes.hidden = !(chosen && chosen.value === "modify");
