@@ -3,6 +3,7 @@ on the fake model server (no worker runs in unit tests: the test runs the case i
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -103,3 +104,27 @@ def test_screens_fit_a_desktop_and_a_tablet_without_sideways_scrolling(
             assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {width}px"
             if width == 800:
                 screenshot(page, f"clinician-{name}-tablet")
+
+
+def test_rows_are_removed_in_place_and_left_out_of_the_case(
+    page: Page, live_server: Any, alice: User
+) -> None:
+    sign_in(page, live_server, "alice")
+    page.goto(f"{live_server.url}/cases/new/")
+    page.get_by_label("Age (years)").fill("30")
+    page.get_by_label("Sex").select_option("female")
+    page.get_by_label("Chief complaint").fill("Wheeze")
+    page.get_by_label("Your question").fill("Asthma or something else?")
+    page.get_by_label("Medication 1: Name").fill("salbutamol")
+    page.get_by_role("button", name="Add medication").click()
+    page.get_by_label("Medication 2: Name").fill("written by mistake")
+    page.get_by_role("button", name="Remove medication 2").click()
+    expect(page.get_by_label("Medication 2: Name")).to_have_count(0)
+    expect(page.get_by_role("button", name="Add medication")).to_be_focused()
+    page.get_by_role("button", name="Submit case").click()
+    page.wait_for_url(re.compile(r"/cases/[0-9a-f-]{36}/$"))
+    case = Case.objects.get(submitted_by=alice)
+    assert case.input["medications"] == [
+        {"name": "salbutamol", "dose": "", "route": "", "frequency": ""}
+    ]
+    assert case.input["patient"] == {"age_years": 30, "sex": "female", "pregnant": None}

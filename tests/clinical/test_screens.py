@@ -399,3 +399,12 @@ def test_retry_reason_shows_while_the_case_waits(alice: User) -> None:
         "model server unreachable; retry 2 of 8"
         in client.get(f"/cases/{case.id}/").content.decode()
     )
+
+
+def test_an_admin_opens_any_case_but_records_no_review(completed_case: Case) -> None:
+    from tests.conftest import make_user
+
+    admin = make_user("dana", "admin")
+    html = signed_in(admin).get(f"/cases/{completed_case.id}/").content.decode()
+    assert "Acute MI" in html
+    assert "Only clinicians record reviews." in html and 'name="decision"' not in html
