@@ -128,3 +128,22 @@ def test_rows_are_removed_in_place_and_left_out_of_the_case(
         {"name": "salbutamol", "dose": "", "route": "", "frequency": ""}
     ]
     assert case.input["patient"] == {"age_years": 30, "sex": "female", "pregnant": None}
+
+
+def test_polling_says_so_when_the_session_has_ended(
+    page: Page, live_server: Any, alice: User
+) -> None:
+    from clinical.schemas import CaseInput
+    from clinical.services import case_submit
+    from tests.conftest import TEST_ACTOR, load_case
+
+    case = case_submit(
+        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
+    )
+    sign_in(page, live_server, "alice")
+    page.goto(f"{live_server.url}/cases/{case.id}/")
+    expect(page.locator("#case-status")).to_contain_text("Waiting for the model")
+    page.context.clear_cookies()  # as the idle timeout would
+    expect(page.locator("[data-field=poll-error]")).to_contain_text(
+        "Your session has ended", timeout=15_000
+    )

@@ -42,12 +42,21 @@
   function poll() {
     window.fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
       .then(function (response) {
+        if (response.status === 401) {
+          return null;
+        }
         if (!response.ok) {
           throw new Error("status " + response.status);
         }
         return response.json();
       })
       .then(function (state) {
+        if (state === null) {  // the session ended (idle timeout): stop asking
+          var note = field("poll-error");
+          note.textContent = "Your session has ended. Sign in again to follow this case.";
+          note.hidden = false;
+          return;
+        }
         field("poll-error").hidden = true;
         show(state);
         if (state.finished) {
