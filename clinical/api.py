@@ -6,6 +6,9 @@ validation errors never echo the submitted values back (they may be patient data
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from typing import Any
 
 from django.db.models import QuerySet
@@ -20,8 +23,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from clinical import roles, services
+from clinical import fhir, roles, services
 from clinical.models import Case, CaseStatus, ClinicianReview, ReviewSource
+from clinical.parsers import FhirJSONParser, StrictJSONParser
 from clinical.reasons import reason_display
 from clinical.schemas import CaseInput, ReviewInput
 from reasoning.models import ReasoningRun
@@ -149,23 +153,89 @@ def case_representation(case: Case, request: Request, *, full: bool) -> dict[str
     return data
 
 
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+FHIR_PARAMETERS = ("question", "chief_complaint", "priority", "external_id")
+
+
+def _bad_request(loc: list[Any], msg: str, code: int = status.HTTP_400_BAD_REQUEST) -> Response:
+    return Response({"errors": [{"loc": loc, "msg": msg}]}, status=code)
+
+
+def _media_type(request: Request) -> str:
+    return (request.content_type or "").split(";")[0].strip().lower()
+
+
+def _request_sha256(request: Request) -> str:
+    """What makes two submissions 'the same body': the parsed body (whitespace and key
+    order do not matter), its media type and the FHIR case parameters."""
+    canonical = json.dumps(
+        {
+            "media_type": _media_type(request),
+            "body": request.data,
+            "params": {name: request.query_params.get(name, "") for name in FHIR_PARAMETERS},
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 class CaseListCreate(APIView):
     permission_classes = [CanSubmitCases]
+    parser_classes = [StrictJSONParser, FhirJSONParser]
 
     def post(self, request: Request) -> Response:
-        try:
-            case_input = CaseInput.model_validate(request.data)
-        except ValidationError as exc:
-            return Response({"errors": validation_errors(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        case = services.case_submit(
-            case_input=case_input,
-            actor=services.actor_for(request.user, request),
-            submitted_by=request.user,
-        )
+        idempotency_key = request.headers.get("Idempotency-Key")
+        if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+            return _bad_request(
+                ["header", "Idempotency-Key"], "must be 1 to 255 visible ASCII characters"
+            )
+        fhir_summary: dict[str, Any] | None = None
+        if _media_type(request) == FhirJSONParser.media_type:
+            params = fhir.CaseParameters(
+                **{name: request.query_params.get(name, "") for name in FHIR_PARAMETERS}
+            )
+            try:
+                intake = fhir.case_input_from_bundle(request.data, params)
+            except fhir.FhirIntakeError as exc:
+                return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+            case_input, fhir_summary, source = intake.case_input, intake.summary(), "fhir"
+        else:
+            try:
+                case_input = CaseInput.model_validate(request.data)
+            except ValidationError as exc:
+                return Response(
+                    {"errors": validation_errors(exc)}, status=status.HTTP_400_BAD_REQUEST
+                )
+            source = "json"
+        actor = services.actor_for(request.user, request)
+        headers: dict[str, str] = {}
+        if idempotency_key is None:
+            case = services.case_submit(
+                case_input=case_input, actor=actor, submitted_by=request.user, intake=source
+            )
+        else:
+            try:
+                submission = services.case_submit_once(
+                    case_input=case_input,
+                    actor=actor,
+                    submitted_by=request.user,
+                    idempotency_key=idempotency_key,
+                    body_sha256=_request_sha256(request),
+                    intake=source,
+                )
+            except services.IdempotencyConflict as exc:
+                return _bad_request(
+                    ["header", "Idempotency-Key"], str(exc), status.HTTP_409_CONFLICT
+                )
+            case = submission.case
+            headers["Idempotent-Replayed"] = "true" if submission.replayed else "false"
         body = case_representation(case, request, full=True)
-        return Response(
-            body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["links"]["self"]}
-        )
+        if fhir_summary is not None:
+            body["fhir"] = fhir_summary
+        headers["Location"] = body["links"]["self"]
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
 
     def get(self, request: Request) -> Response:
         cases = visible_cases(request.user)

@@ -22,14 +22,14 @@ def _refuse_constant(name: str) -> Any:
 
 class StrictJSONParser(JSONParser):
     media_type = "application/json"
+    limit_setting = "BEDSIDE_MAX_BODY_BYTES"
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         try:
             raw = stream.read() if stream is not None else b""
         except RequestDataTooBig as exc:
-            raise BodyTooLarge(
-                f"request body is larger than {settings.BEDSIDE_MAX_BODY_BYTES} bytes"
-            ) from exc
+            limit = getattr(settings, self.limit_setting)
+            raise BodyTooLarge(f"request body is larger than {limit} bytes") from exc
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -40,3 +40,10 @@ class StrictJSONParser(JSONParser):
             raise ParseError("JSON is nested too deeply") from exc
         except ValueError as exc:
             raise ParseError(f"body is not valid JSON: {exc}") from exc
+
+
+class FhirJSONParser(StrictJSONParser):
+    """FHIR's JSON media type: the same strict JSON, with its own (larger) size limit."""
+
+    media_type = "application/fhir+json"
+    limit_setting = "BEDSIDE_MAX_FHIR_BODY_BYTES"

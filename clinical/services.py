@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
 from audit.models import Action
 from audit.services import Actor, record
 from clinical import roles
 from clinical.authentication import KEY_PREFIX, hash_key
-from clinical.models import ApiKey, Case, CaseStatus, ClinicianReview, ReviewSource
+from clinical.models import (
+    ApiKey,
+    Case,
+    CaseStatus,
+    ClinicianReview,
+    IdempotencyRecord,
+    ReviewSource,
+)
 from clinical.schemas import CaseInput, Decision, ReviewInput
 
 logger = logging.getLogger(__name__)
@@ -44,26 +52,108 @@ def _enqueue(case_id: str) -> None:
         logger.exception("case %s saved but not enqueued; the sweeper will re-send it", case_id)
 
 
-def case_submit(*, case_input: CaseInput, actor: Actor, submitted_by: Any) -> Case:
+def case_submit(
+    *, case_input: CaseInput, actor: Actor, submitted_by: Any, intake: str = "json"
+) -> Case:
     """Save a validated case as `queued` and send its task once the row is committed."""
     with transaction.atomic():
-        case = Case.objects.create(
-            external_id=case_input.external_id,
-            priority=case_input.priority.value,
-            status=CaseStatus.QUEUED,
-            input=case_input.model_dump(mode="json"),
-            submitted_by=submitted_by,
-        )
-        record(
-            actor=actor,
-            action=Action.CREATE,
-            code="case.submitted",
-            case_id=case.id,
-            details={"priority": case.priority, "setting": case_input.setting},
-        )
-        case_id = str(case.id)
-        transaction.on_commit(lambda: _enqueue(case_id))
+        case = _case_create(case_input=case_input, submitted_by=submitted_by)
+        _case_submitted(case=case, case_input=case_input, actor=actor, intake=intake)
     return case
+
+
+def _case_create(*, case_input: CaseInput, submitted_by: Any) -> Case:
+    """The case row of a submission; the caller holds the transaction."""
+    case = Case.objects.create(
+        external_id=case_input.external_id,
+        priority=case_input.priority.value,
+        status=CaseStatus.QUEUED,
+        input=case_input.model_dump(mode="json"),
+        submitted_by=submitted_by,
+    )
+    return case
+
+
+def _case_submitted(*, case: Case, case_input: CaseInput, actor: Actor, intake: str) -> None:
+    record(
+        actor=actor,
+        action=Action.CREATE,
+        code="case.submitted",
+        case_id=case.id,
+        details={"priority": case.priority, "setting": case_input.setting, "intake": intake},
+    )
+    case_id = str(case.id)
+    transaction.on_commit(lambda: _enqueue(case_id))
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was already used by this submitter with a different body."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    case: Case
+    replayed: bool  # True: an earlier request with the same key and body made this case
+
+
+def case_submit_once(
+    *,
+    case_input: CaseInput,
+    actor: Actor,
+    submitted_by: Any,
+    idempotency_key: str,
+    body_sha256: str,
+    intake: str = "json",
+) -> Submission:
+    """Submit a case at most once per (submitter, Idempotency-Key).
+
+    A retry with the same key and body gets the original case back; the same key with
+    another body raises ``IdempotencyConflict``. Concurrent retries are settled by the
+    unique constraint on ``IdempotencyRecord``: the losers' transactions roll back whole
+    (their case rows with them) and they answer with the winner's case.
+    """
+    earlier = _idempotent_original(
+        user=submitted_by, key=idempotency_key, body_sha256=body_sha256, actor=actor
+    )
+    if earlier is not None:
+        return earlier
+    try:
+        with transaction.atomic():
+            case = _case_create(case_input=case_input, submitted_by=submitted_by)
+            # Before the audit record: the audit chain's lock must be taken after the
+            # key's row lock, or two racing requests could wait on each other.
+            IdempotencyRecord.objects.create(
+                user=submitted_by, key=idempotency_key, body_sha256=body_sha256, case=case
+            )
+            _case_submitted(case=case, case_input=case_input, actor=actor, intake=intake)
+    except IntegrityError:
+        earlier = _idempotent_original(
+            user=submitted_by, key=idempotency_key, body_sha256=body_sha256, actor=actor
+        )
+        if earlier is None:
+            raise
+        return earlier
+    return Submission(case=case, replayed=False)
+
+
+def _idempotent_original(
+    *, user: Any, key: str, body_sha256: str, actor: Actor
+) -> Submission | None:
+    used = IdempotencyRecord.objects.select_related("case").filter(user=user, key=key).first()
+    if used is None:
+        return None
+    if not hmac.compare_digest(used.body_sha256, body_sha256):
+        raise IdempotencyConflict(
+            "this Idempotency-Key was already used with a different request body"
+        )
+    record(
+        actor=actor,
+        action=Action.READ,
+        code="case.submission_replayed",
+        case_id=used.case_id,
+        details={"status": used.case.status},
+    )
+    return Submission(case=used.case, replayed=True)
 
 
 def case_viewed(*, case: Case, actor: Actor) -> None:

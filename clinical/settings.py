@@ -123,7 +123,9 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns at every star
 
 # Requests: case bodies are small; anything larger is refused with 413 by our middleware.
 BEDSIDE_MAX_BODY_BYTES = env_int("BEDSIDE_MAX_BODY_BYTES", 1_048_576, minimum=1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = BEDSIDE_MAX_BODY_BYTES
+# FHIR Bundles (application/fhir+json) are a patient's record: several MB is normal.
+BEDSIDE_MAX_FHIR_BODY_BYTES = env_int("BEDSIDE_MAX_FHIR_BODY_BYTES", 8_388_608, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(BEDSIDE_MAX_BODY_BYTES, BEDSIDE_MAX_FHIR_BODY_BYTES)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
