@@ -335,6 +335,11 @@ class _Assembler:
         patients = self.of("Patient")
         if not patients:
             raise _error(["entry"], "the bundle has no Patient resource")
+        if len(patients) > 1:
+            raise _error(
+                [*patients[1].loc, "resourceType"],
+                "a case is about one patient; the bundle holds more than one Patient",
+            )
         return patients[0]
 
     def latest_encounter(self) -> _Entry | None:
