@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from clinical import fhir, roles, services
+from clinical.authentication import SCOPE_CASES_READ, SCOPE_CASES_SUBMIT, key_allows
 from clinical.models import Case, CaseStatus, ClinicianReview, ReviewSource
 from clinical.parsers import FhirJSONParser, StrictJSONParser
 from clinical.reasons import reason_display
@@ -68,8 +69,12 @@ class CanSubmitCases(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if request.method != "POST":
-            return bool(roles.roles_of(request.user) & roles.CASE_READERS)
-        return bool(roles.roles_of(request.user) & roles.SUBMITTERS)
+            return bool(roles.roles_of(request.user) & roles.CASE_READERS) and key_allows(
+                request, SCOPE_CASES_READ
+            )
+        return bool(roles.roles_of(request.user) & roles.SUBMITTERS) and key_allows(
+            request, SCOPE_CASES_SUBMIT
+        )
 
 
 def visible_cases(user: Any) -> QuerySet[Case]:
@@ -272,7 +277,9 @@ class CanReview(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if request.method != "POST":
-            return bool(roles.roles_of(request.user) & roles.CASE_READERS)
+            return bool(roles.roles_of(request.user) & roles.CASE_READERS) and key_allows(
+                request, SCOPE_CASES_READ
+            )
         return roles.CLINICIAN in roles.roles_of(request.user)
 
 

@@ -138,6 +138,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "clinical.api.CasePagination",
     "EXCEPTION_HANDLER": "clinical.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": ["clinical.throttling.ApiKeyRateThrottle"],
 }
 
 # --- Celery -----------------------------------------------------------------------------
@@ -210,3 +211,9 @@ if env_bool("BEDSIDE_BEHIND_TLS_PROXY", False):
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = 31_536_000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+
+# --- EHR integration --------------------------------------------------------------------------
+# Requests a minute per integration key (a key may set its own; 0 means unlimited).
+BEDSIDE_KEY_RATE_LIMIT_PER_MIN = env_int("BEDSIDE_KEY_RATE_LIMIT_PER_MIN", 600, minimum=0)
+# Completion callbacks go to loopback/private addresses, or to hosts named here.
+BEDSIDE_CALLBACK_ALLOWED_HOSTS = env_list("BEDSIDE_CALLBACK_ALLOWED_HOSTS", [])
