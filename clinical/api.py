@@ -13,19 +13,20 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from pydantic import ValidationError
 from rest_framework import status
 from rest_framework.exceptions import APIException
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from clinical import fhir, roles, services
+from clinical import fhir, openapi, roles, services
 from clinical.authentication import SCOPE_CASES_READ, SCOPE_CASES_SUBMIT, key_allows
 from clinical.models import Case, CaseStatus, ClinicianReview, ReviewSource
+from clinical.pagination import CasePagination
 from clinical.parsers import FhirJSONParser, StrictJSONParser
 from clinical.reasons import reason_display
 from clinical.schemas import CaseInput, ReviewInput
@@ -56,12 +57,6 @@ def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
         {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
         for error in exc.errors(include_url=False, include_input=False, include_context=False)
     ]
-
-
-class CasePagination(PageNumberPagination):
-    page_size = 25
-    page_size_query_param = "page_size"
-    max_page_size = 100
 
 
 class CanSubmitCases(BasePermission):
@@ -190,6 +185,23 @@ class CaseListCreate(APIView):
     permission_classes = [CanSubmitCases]
     parser_classes = [StrictJSONParser, FhirJSONParser]
 
+    @extend_schema(
+        operation_id="case_submit",
+        summary="Submit a case (our JSON, or a FHIR R4 Bundle)",
+        description="Validated into `CaseInput`, saved as `queued` and reasoned over "
+        "asynchronously: poll `links.self`. A FHIR Bundle (`application/fhir+json`) is read "
+        "from its latest encounter; the answer lists the resource types it ignored.",
+        request={
+            "application/json": openapi.ref("CaseInput"),
+            "application/fhir+json": openapi.ref("FhirBundle"),
+        },
+        parameters=[openapi.IDEMPOTENCY_KEY, *openapi.FHIR_PARAMETERS],
+        examples=[openapi.CASE_EXAMPLE],
+        responses={
+            202: OpenApiResponse(openapi.ref("Case"), description="Accepted and queued."),
+            **openapi.errors(400, 401, 403, 409, 413, 415, 429),
+        },
+    )
     def post(self, request: Request) -> Response:
         idempotency_key = request.headers.get("Idempotency-Key")
         if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
@@ -242,6 +254,12 @@ class CaseListCreate(APIView):
         headers["Location"] = body["links"]["self"]
         return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
 
+    @extend_schema(
+        operation_id="case_list",
+        summary="List the cases this user may see, newest first",
+        parameters=openapi.LIST_PARAMETERS,
+        responses={200: openapi.ref("CasePage"), **openapi.errors(400, 401, 403, 429)},
+    )
     def get(self, request: Request) -> Response:
         cases = visible_cases(request.user)
         status_filter = request.query_params.get("status")
@@ -266,6 +284,11 @@ class CaseListCreate(APIView):
 class CaseDetail(APIView):
     permission_classes = [CanSubmitCases]
 
+    @extend_schema(
+        operation_id="case_detail",
+        summary="One case: status, input, and when completed the answer, trace, confidence",
+        responses={200: openapi.ref("Case"), **openapi.errors(401, 403, 404, 429)},
+    )
     def get(self, request: Request, case_id: str) -> Response:
         case = get_object_or_404(visible_cases(request.user), id=case_id)
         services.case_viewed(case=case, actor=services.actor_for(request.user, request))
@@ -288,11 +311,25 @@ class CaseReviews(APIView):
 
     permission_classes = [CanReview]
 
+    @extend_schema(
+        operation_id="case_reviews",
+        summary="A case's clinician reviews, newest first",
+        responses={200: openapi.ref("ReviewList"), **openapi.errors(401, 403, 404, 429)},
+    )
     def get(self, request: Request, case_id: str) -> Response:
         case = get_object_or_404(visible_cases(request.user), id=case_id)
         reviews = case.reviews.select_related("reviewer")
         return Response({"results": [review_representation(r) for r in reviews]})
 
+    @extend_schema(
+        operation_id="case_review_record",
+        summary="Accept, modify or reject the model's answer (clinicians)",
+        description="`modify` and `reject` need a CDS Hooks non-adherence reason code and the "
+        "reason in words; `modify` carries the clinician's own differential or plan. A later "
+        "review supersedes an earlier one. 409 while the case has no completed answer.",
+        request={"application/json": openapi.ref("ReviewInput")},
+        responses={201: openapi.ref("Review"), **openapi.errors(400, 401, 403, 404, 409, 429)},
+    )
     def post(self, request: Request, case_id: str) -> Response:
         case = get_object_or_404(visible_cases(request.user), id=case_id)
         try:

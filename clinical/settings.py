@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "audit",
     "clinical",
     "reasoning",
@@ -135,10 +137,30 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["clinical.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "clinical.api.CasePagination",
+    "DEFAULT_PAGINATION_CLASS": "clinical.pagination.CasePagination",
     "EXCEPTION_HANDLER": "clinical.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_THROTTLE_CLASSES": ["clinical.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# --- OpenAPI (/api/v1/schema/), Swagger UI and Redoc served from our own static files ------
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Bedside API",
+    "DESCRIPTION": "On-premises clinical decision support: submit cases (our JSON or FHIR R4), "
+    "read the model's answer with its reasoning trace and confidence, record clinician "
+    'reviews. Errors are always `{"errors": [{"loc": [...], "msg": "..."}]}`.',
+    "VERSION": "1",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "clinical.openapi.append_components",
+    ],
 }
 
 # --- Celery -----------------------------------------------------------------------------
