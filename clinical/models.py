@@ -135,6 +135,24 @@ class RateLimitWindow(models.Model):
         return f"{self.count} requests of key {self.api_key_id} from {self.window_start}"
 
 
+class CdsCard(models.Model):
+    """A card Bedside gave an EHR in answer to a CDS Hooks call, so that the EHR's feedback
+    (which names only the card's uuid) finds its case and ``hookInstance``."""
+
+    uuid = models.CharField(max_length=64, unique=True)
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="cds_cards")
+    service_id = models.CharField(max_length=64)
+    hook_instance = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16)  # "assessment" or "status"
+    run = models.ForeignKey(
+        "reasoning.ReasoningRun", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"CDS card {self.uuid} ({self.kind}) for case {self.case_id}"
+
+
 class ReviewDecision(models.TextChoices):
     ACCEPT = "accept", "Accepted"
     MODIFY = "modify", "Modified"

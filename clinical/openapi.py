@@ -209,6 +209,7 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
         403: "The role (or the key's scopes) does not allow this.",
         404: "No such case, or not one this user may see.",
         409: "Conflict (see the message).",
+        412: "CDS Hooks: the prefetch lacks what Bedside needs (the Patient).",
         413: "The request body is too large.",
         415: "Unsupported content type.",
         429: "The key's rate limit is spent; retry after `Retry-After` seconds.",
@@ -279,7 +280,68 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-c
         }
 
 
+def _cds_components() -> dict[str, Any]:
+    # Imported here: the CDS Hooks module imports the services, which import this module's
+    # neighbours; the shapes are only needed when the document is generated.
+    from clinical import cds_hooks
+
+    found: dict[str, Any] = {}
+    for name, model in (
+        ("CdsHookRequest", cds_hooks.HookRequest),
+        ("CdsHookResponse", cds_hooks.HookResponse),
+        ("CdsFeedback", cds_hooks.Feedback),
+    ):
+        schema = model.model_json_schema(ref_template="#/components/schemas/Cds{model}")
+        found.update({f"Cds{k}": v for k, v in schema.pop("$defs", {}).items()})
+        found[name] = schema
+    found["CdsDiscovery"] = {
+        "type": "object",
+        "required": ["services"],
+        "properties": {
+            "services": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["hook", "id", "description"],
+                    "properties": {
+                        "hook": {"type": "string"},
+                        "id": {"type": "string"},
+                        "title": {"type": "string"},
+                        "description": {"type": "string"},
+                        "prefetch": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "usageRequirements": {"type": "string"},
+                    },
+                },
+            }
+        },
+    }
+    found["CdsFeedbackResult"] = {
+        "type": "object",
+        "properties": {
+            "recorded": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "card": {"type": "string"},
+                        "review": {"type": ["integer", "null"]},
+                    },
+                },
+            }
+        },
+    }
+    return found
+
+
 def append_components(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """Postprocessing hook: add our hand-written and pydantic components to the document."""
-    result.setdefault("components", {}).setdefault("schemas", {}).update(components()["schemas"])
+    result_components = result.setdefault("components", {})
+    result_components.setdefault("schemas", {}).update(components()["schemas"])
+    result_components["schemas"].update(_cds_components())
+    result_components.setdefault("securitySchemes", {})["ehrJwt"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "CDS Hooks: a JWT signed by an EHR named in BEDSIDE_CDS_HOOKS_CLIENTS.",
+    }
     return result

@@ -7,6 +7,7 @@ The names are the contract in DESIGN.md and the README's settings table.
 
 from __future__ import annotations
 
+import json
 import secrets
 
 import dj_database_url
@@ -239,3 +240,24 @@ if env_bool("BEDSIDE_BEHIND_TLS_PROXY", False):
 BEDSIDE_KEY_RATE_LIMIT_PER_MIN = env_int("BEDSIDE_KEY_RATE_LIMIT_PER_MIN", 600, minimum=0)
 # Completion callbacks go to loopback/private addresses, or to hosts named here.
 BEDSIDE_CALLBACK_ALLOWED_HOSTS = env_list("BEDSIDE_CALLBACK_ALLOWED_HOSTS", [])
+
+# --- CDS Hooks ----------------------------------------------------------------------------------
+# The EHRs allowed to call, as JSON: {"<JWT iss>": {"jwks": {"keys": [<public JWK>, ...]}}}.
+# Keys are configured here, never fetched (give BEDSIDE_CDS_HOOKS_CLIENTS_FILE for a file).
+try:
+    BEDSIDE_CDS_HOOKS_CLIENTS = json.loads(env_str("BEDSIDE_CDS_HOOKS_CLIENTS") or "{}")
+except ValueError as exc:
+    raise ImproperlyConfigured(f"BEDSIDE_CDS_HOOKS_CLIENTS is not JSON: {exc}") from exc
+if not isinstance(BEDSIDE_CDS_HOOKS_CLIENTS, dict) or not all(
+    isinstance(v, dict) and isinstance(v.get("jwks", {}).get("keys"), list)
+    for v in BEDSIDE_CDS_HOOKS_CLIENTS.values()
+):
+    raise ImproperlyConfigured(
+        'BEDSIDE_CDS_HOOKS_CLIENTS must be {"<issuer>": {"jwks": {"keys": [...]}}}'
+    )
+# A card whose confidence is below this is a warning, not info (red flags make it critical).
+BEDSIDE_CDS_LOW_CONFIDENCE = env_float("BEDSIDE_CDS_LOW_CONFIDENCE", 0.5)
+# How the model's answers are labelled to clinicians (on every CDS Hooks card's source).
+BEDSIDE_MODEL_VALIDATION_LABEL = env_str(
+    "BEDSIDE_MODEL_VALIDATION_LABEL", "not validated for clinical use"
+)

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from clinical import api, ops, views
+from clinical import api, cds_hooks_views, ops, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -18,4 +18,11 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("cds-services", cds_hooks_views.Discovery.as_view(), name="cds-discovery"),
+    path("cds-services/<str:service_id>", cds_hooks_views.HookCall.as_view(), name="cds-hook"),
+    path(
+        "cds-services/<str:service_id>/feedback",
+        cds_hooks_views.HookFeedback.as_view(),
+        name="cds-feedback",
+    ),
 ]

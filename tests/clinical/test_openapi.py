@@ -41,6 +41,9 @@ def test_schema_describes_every_endpoint_with_the_error_shape(db: None) -> None:
         ("/api/v1/cases/{case_id}/", "get"),
         ("/api/v1/cases/{case_id}/reviews/", "get"),
         ("/api/v1/cases/{case_id}/reviews/", "post"),
+        ("/cds-services", "get"),
+        ("/cds-services/{service_id}", "post"),
+        ("/cds-services/{service_id}/feedback", "post"),
     }
     for (path, method), operation in operations.items():
         codes = operation["responses"]
@@ -49,15 +52,19 @@ def test_schema_describes_every_endpoint_with_the_error_shape(db: None) -> None:
             if code.startswith("4"):
                 schema_ref = response["content"]["application/json"]["schema"]["$ref"]
                 assert schema_ref == "#/components/schemas/Error", (path, method, code)
-        assert {"apiKey": []} in operation["security"]
-        assert {"cookieAuth": []} in operation["security"]
+        if path.startswith("/api/v1/"):
+            assert {"apiKey": []} in operation["security"]
+            assert {"cookieAuth": []} in operation["security"]
+        elif method == "post":  # CDS Hooks: the EHR's signed JWT
+            assert operation["security"] == [{"ehrJwt": []}]
     error = document["components"]["schemas"]["Error"]
     assert error["properties"]["errors"]["items"]["required"] == ["loc", "msg"]
 
 
-def test_schema_auth_schemes_are_bearer_keys_and_session(db: None) -> None:
+def test_schema_auth_schemes_are_bearer_keys_session_and_ehr_jwt(db: None) -> None:
     schemes = schema()["components"]["securitySchemes"]
     assert schemes["apiKey"]["type"] == "http" and schemes["apiKey"]["scheme"] == "bearer"
+    assert schemes["ehrJwt"]["bearerFormat"] == "JWT"
     assert schemes["cookieAuth"] == {"type": "apiKey", "in": "cookie", "name": "sessionid"}
 
 
