@@ -15,19 +15,20 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import jwt
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from audit.models import Action
 from audit.services import Actor, record
 from clinical import fhir, roles, services
-from clinical.models import Case, CaseStatus, CdsCard, ReviewSource
+from clinical.models import Case, CaseStatus, CdsCard, CdsTokenUse, ReviewSource
 from clinical.reasons import REASON_CODE_SYSTEM, reason_codes, reason_display
 from clinical.schemas import ReviewInput
 
@@ -45,6 +46,7 @@ OVERRIDE_REASON_CODES = (
     "prefers-alternative",
 )
 ALGORITHMS = ["ES384", "RS384", "ES256", "RS256", "ES512", "RS512"]
+JWT_LEEWAY_S = 30
 
 
 def _prefetch(*, patient: bool = True) -> dict[str, str]:
@@ -251,20 +253,37 @@ def authenticate_ehr(authorization: str, audience: str) -> str:
     last_error: Exception | None = None
     for jwk in keys:
         try:
-            jwt.decode(
+            claims = jwt.decode(
                 token,
                 key=jwt.PyJWK(jwk).key,
                 algorithms=ALGORITHMS,
                 audience=audience,
                 issuer=issuer,
                 options={"require": ["iss", "aud", "exp", "iat", "jti"]},
-                leeway=30,
+                leeway=JWT_LEEWAY_S,
             )
-            return issuer
         except jwt.PyJWTError as exc:
             last_error = exc
+            continue
+        _use_once(issuer, str(claims["jti"]), int(claims["exp"]))
+        return issuer
     reason = str(last_error) if last_error else "no key of this issuer matches the JWT's kid"
     raise _fail(401, ["header", "Authorization"], f"JWT refused: {reason}")
+
+
+def _use_once(issuer: str, jti: str, exp: int) -> None:
+    """Refuse a replayed token: its ``jti`` is remembered until it expires."""
+    now = timezone.now()
+    CdsTokenUse.objects.filter(expires_at__lt=now - timedelta(seconds=JWT_LEEWAY_S)).delete()
+    try:
+        with transaction.atomic():
+            CdsTokenUse.objects.create(
+                issuer=issuer[:255],
+                jti=jti[:255],
+                expires_at=datetime.fromtimestamp(exp, tz=UTC),
+            )
+    except IntegrityError as exc:
+        raise _fail(401, ["header", "Authorization"], "this JWT was already used (jti)") from exc
 
 
 def ehr_user(issuer: str) -> Any:

@@ -153,6 +153,20 @@ class CdsCard(models.Model):
         return f"CDS card {self.uuid} ({self.kind}) for case {self.case_id}"
 
 
+class CdsTokenUse(models.Model):
+    """A CDS Hooks JWT's ``jti``, kept until the token expires, so a token is used once."""
+
+    issuer = models.CharField(max_length=255)
+    jti = models.CharField(max_length=255)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "jti"], name="cds_jti_once")]
+
+    def __str__(self) -> str:
+        return f"JWT {self.jti} of {self.issuer}"
+
+
 class ReviewDecision(models.TextChoices):
     ACCEPT = "accept", "Accepted"
     MODIFY = "modify", "Modified"

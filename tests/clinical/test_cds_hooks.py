@@ -187,6 +187,17 @@ def test_jwt_is_checked(ehr_key: Any, claims: dict[str, Any], message: str) -> N
     assert Case.objects.count() == 0
 
 
+def test_a_jwt_is_used_once(ehr_key: Any) -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token(ehr_key, PATIENT_VIEW)}")
+    assert (
+        client.post(PATIENT_VIEW, example("hl7spec__L219.json"), format="json").status_code == 200
+    )
+    replay = client.post(PATIENT_VIEW, example("hl7spec__L219.json"), format="json")
+    assert replay.status_code == 401
+    assert "already used" in replay.json()["errors"][0]["msg"]
+
+
 def test_jwt_signed_by_another_key_or_missing_is_refused(ehr_key: Any) -> None:
     stranger = ec.generate_private_key(ec.SECP384R1())
     assert call(stranger, PATIENT_VIEW, example("hl7spec__L219.json")).status_code == 401
