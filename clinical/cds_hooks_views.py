@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import NoReverseMatch, reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from pydantic import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -18,6 +18,9 @@ from clinical.models import Case
 # The EHR authenticates each call with its JWT (cds_hooks.authenticate_ehr), not with a
 # Bedside key or session; discovery is public (it holds no patient data).
 _NO_DRF_AUTH: dict[str, Any] = {"authentication_classes": [], "permission_classes": [AllowAny]}
+SERVICE_ID = OpenApiParameter(
+    "service_id", str, OpenApiParameter.PATH, enum=sorted(cds_hooks.SERVICES)
+)
 
 
 def _errors(exc: cds_hooks.HookError) -> Response:
@@ -75,6 +78,7 @@ class HookCall(APIView):
         "card; otherwise an info card says it is running (the next call gets the result).",
         tags=["cds-hooks"],
         auth=[{"ehrJwt": []}],
+        parameters=[SERVICE_ID],
         request={"application/json": openapi.ref("CdsHookRequest")},
         responses={
             200: OpenApiResponse(openapi.ref("CdsHookResponse")),
@@ -110,6 +114,7 @@ class HookFeedback(APIView):
         summary="CDS Hooks feedback: accepted or overridden cards become clinician reviews",
         tags=["cds-hooks"],
         auth=[{"ehrJwt": []}],
+        parameters=[SERVICE_ID],
         request={"application/json": openapi.ref("CdsFeedback")},
         responses={200: openapi.ref("CdsFeedbackResult"), **openapi.errors(400, 401, 404)},
     )

@@ -12,7 +12,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
@@ -24,11 +23,11 @@ from clinical.cds_hooks import SUMMARY_MAX, CdsCard, Feedback, HookRequest, Hook
 from clinical.models import Case, CaseStatus, ClinicianReview
 from clinical.reasons import REASON_CODE_SYSTEM
 from reasoning import services as reasoning_services
+from tests.clinical.conftest import ehr_token
 from tests.fakes import FakeModelServer, agreeing_completion
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "cds-hooks" / "examples"
 INDEX = json.loads((EXAMPLES / "INDEX.json").read_text())["examples"]
-ISSUER = "https://fhir-ehr.example.com/"
 PATIENT_VIEW = "/cds-services/bedside-patient-view"
 ORDER_SIGN = "/cds-services/bedside-order-sign"
 
@@ -41,26 +40,8 @@ def examples_of(kind: str) -> list[str]:
     return [e["file"] for e in INDEX if e["kind"] == kind]
 
 
-@pytest.fixture
-def ehr_key(db: None, settings: Any) -> ec.EllipticCurvePrivateKey:
-    """The EHR's signing key (ES384, as the spec's example); Bedside knows its public half."""
-    private = ec.generate_private_key(ec.SECP384R1())
-    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private.public_key()))
-    public |= {"kid": "example-kid", "alg": "ES384", "use": "sig"}
-    settings.BEDSIDE_CDS_HOOKS_CLIENTS = {ISSUER: {"jwks": {"keys": [public]}}}
-    return private
-
-
 def token(key: Any, path: str, **claims: Any) -> str:
-    now = int(time.time())
-    payload = {
-        "iss": ISSUER,
-        "aud": f"http://testserver{path}",
-        "exp": now + 300,
-        "iat": now,
-        "jti": str(uuid.uuid4()),
-    } | claims
-    return jwt.encode(payload, key, algorithm="ES384", headers={"kid": "example-kid"})
+    return ehr_token(key, f"http://testserver{path}", **claims)
 
 
 def call(key: Any, path: str, body: Any, **claims: Any) -> Any:
