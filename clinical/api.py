@@ -154,7 +154,7 @@ def case_representation(case: Case, request: Request, *, full: bool) -> dict[str
 
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-FHIR_PARAMETERS = ("question", "chief_complaint", "priority", "external_id")
+FHIR_PARAMETERS = ("question", "chief_complaint", "priority", "external_id", "encounter_id")
 
 
 def _bad_request(loc: list[Any], msg: str, code: int = status.HTTP_400_BAD_REQUEST) -> Response:

@@ -384,7 +384,17 @@ def case_input_for(hook: HookRequest) -> fhir.FhirIntake:
             f"The clinician is about to sign: {'; '.join(orders)}. Are these orders safe "
             "and appropriate for this patient, and what is the most likely diagnosis?"
         )[:2000]
-    params = fhir.CaseParameters(question=question, external_id=f"Patient/{hook.context.patientId}")
+    encounter = hook.context.encounterId or ""
+    has_encounter = any(
+        e["resource"]["resourceType"] == "Encounter" and e["resource"].get("id") == encounter
+        for e in entries
+    )
+    params = fhir.CaseParameters(
+        question=question,
+        external_id=f"Patient/{hook.context.patientId}",
+        # The chart's open encounter, when the prefetch holds it; else the latest.
+        encounter_id=encounter if has_encounter else "",
+    )
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
     try:
         return fhir.case_input_from_bundle(bundle, params)

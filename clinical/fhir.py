@@ -108,6 +108,8 @@ class CaseParameters:
     chief_complaint: str = ""
     priority: str = ""
     external_id: str = ""
+    # The encounter the case is about (an Encounter's id); default: the latest one.
+    encounter_id: str = ""
 
 
 @dataclass
@@ -342,6 +344,12 @@ class _Assembler:
             )
         return patients[0]
 
+    def case_encounter(self, encounter_id: str) -> _Entry:
+        for entry in self.of("Encounter"):
+            if entry.resource.id == encounter_id:
+                return entry
+        raise _error(["query", "encounter_id"], "no Encounter with this id in the bundle")
+
     def latest_encounter(self) -> _Entry | None:
         dated = [(start, e) for e in self.of("Encounter") if (start := _encounter_start(e))]
         if not dated:
@@ -353,7 +361,13 @@ class _Assembler:
         found: dict[str, str] = {}
         for entry in self.of("Parameters"):
             for parameter in entry.resource.parameter or []:
-                if parameter.name in ("question", "chief_complaint", "priority", "external_id"):
+                if parameter.name in (
+                    "question",
+                    "chief_complaint",
+                    "priority",
+                    "external_id",
+                    "encounter_id",
+                ):
                     value = parameter.valueString or parameter.valueCode
                     if value:
                         found[parameter.name] = str(value)
@@ -362,9 +376,12 @@ class _Assembler:
             chief_complaint=self.params.chief_complaint or found.get("chief_complaint", ""),
             priority=self.params.priority or found.get("priority", ""),
             external_id=self.params.external_id or found.get("external_id", ""),
+            encounter_id=self.params.encounter_id or found.get("encounter_id", ""),
         )
 
-    def vitals(self, encounter_refs: set[str], at: datetime | None) -> dict[str, Any]:
+    def vitals(
+        self, encounter_refs: set[str], at: datetime | None, *, every_encounter: bool = False
+    ) -> dict[str, Any]:
         best: dict[str, tuple[datetime, float, list[Any]]] = {}
         earlier_weights: list[tuple[datetime, float, list[Any]]] = []
         floor = datetime.min.replace(tzinfo=UTC)
@@ -386,7 +403,7 @@ class _Assembler:
             obs = entry.resource
             if obs.status in ("entered-in-error", "cancelled"):
                 continue
-            mine = _points_to(obs.encounter, encounter_refs)
+            mine = every_encounter or _points_to(obs.encounter, encounter_refs)
             codes = _codes(obs.code, LOINC)
             if not mine and not (at is not None and codes & {"29463-7", "3141-9"}):
                 continue
@@ -407,11 +424,23 @@ class _Assembler:
             self.sources[("vitals", name)] = [*loc, "value"]
         return vitals
 
-    def labs(self, encounter_refs: set[str]) -> list[dict[str, Any]]:
+    def labs(
+        self, encounter_refs: set[str], *, every_encounter: bool = False
+    ) -> list[dict[str, Any]]:
+        """The encounter's labs; with ``every_encounter``, the latest result of each test."""
         labs: list[dict[str, Any]] = []
-        for entry in self.of("Observation"):
+        observations = self.of("Observation")
+        if every_encounter:
+            floor = datetime.min.replace(tzinfo=UTC)
+            observations = sorted(
+                observations,
+                key=lambda e: _observation_time(e.resource) or floor,
+                reverse=True,
+            )
+        seen: set[str] = set()
+        for entry in observations:
             obs = entry.resource
-            if not _points_to(obs.encounter, encounter_refs):
+            if not every_encounter and not _points_to(obs.encounter, encounter_refs):
                 continue
             categories = _categories(obs)
             loinc = sorted(c for c in _codes(obs.code, LOINC) if LOINC_CODE.match(c))
@@ -436,6 +465,10 @@ class _Assembler:
                 lab["value"] = str(obs.valueInteger)
             if not lab.get("value"):
                 continue
+            test = lab.get("loinc") or lab["name"]
+            if every_encounter and test in seen:
+                continue
+            seen.add(test)
             lab["reference_range"] = self._reference_range(obs)
             self.sources[("labs", len(labs))] = entry.loc
             labs.append(lab)
@@ -586,7 +619,11 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
     params = assembler.parameters()
     patient_entry = assembler.patient()
     patient = patient_entry.resource
-    encounter_entry = assembler.latest_encounter()
+    encounter_entry = (
+        assembler.case_encounter(params.encounter_id)
+        if params.encounter_id
+        else assembler.latest_encounter()
+    )
     start = _encounter_start(encounter_entry) if encounter_entry else None
     birth = _birth_date(patient.birthDate)
     if birth is None:
@@ -626,6 +663,11 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
         data["labs"] = assembler.labs(refs)
         encounter_ref = f"Encounter/{encounter.id}" if encounter.id else encounter_entry.full_url
     else:
+        # No encounter in the bundle: the latest reading of each vital sign and test.
+        vitals = assembler.vitals(set(), None, every_encounter=True)
+        if vitals:
+            data["vitals"] = vitals
+        data["labs"] = assembler.labs(set(), every_encounter=True)
         encounter_ref = ""
     data["chief_complaint"] = complaint or "Review of the patient's record"
     if params.priority:

@@ -245,6 +245,12 @@ FHIR_PARAMETERS = [
         description="FHIR submissions: the case's priority (default routine).",
     ),
     OpenApiParameter("external_id", str, description="FHIR submissions: your own reference."),
+    OpenApiParameter(
+        "encounter_id",
+        str,
+        description="FHIR submissions: the id of the Encounter the case is about (default: "
+        "the latest).",
+    ),
 ]
 LIST_PARAMETERS = [
     OpenApiParameter("status", str, enum=["queued", "running", "completed", "failed"]),

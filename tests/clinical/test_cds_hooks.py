@@ -286,3 +286,36 @@ def test_our_card_shape_accepts_the_spec_responses_and_catches_their_errors(name
         # indicator ('success') and a misspelt 'autolaunchable': refused, as they should be.
         with pytest.raises(ValidationError):
             HookResponse.model_validate(data)
+
+
+def test_the_charts_open_encounter_is_the_case_not_the_latest(ehr_key: Any) -> None:
+    request = example("hl7spec__L219.json")  # context.encounterId is "89284"
+    encounter = {
+        "resourceType": "Encounter",
+        "status": "in-progress",
+        "subject": {"reference": "Patient/1288992"},
+    }
+    request["prefetch"]["encounters"] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {
+                "resource": encounter
+                | {
+                    "id": "89284",
+                    "class": {"code": "EMER"},
+                    "period": {"start": "2026-01-01T08:00:00Z"},
+                }
+            },
+            {
+                "resource": encounter
+                | {
+                    "id": "later",
+                    "class": {"code": "AMB"},
+                    "period": {"start": "2026-02-01T08:00:00Z"},
+                }
+            },
+        ],
+    }
+    assert call(ehr_key, PATIENT_VIEW, request).status_code == 200
+    assert Case.objects.get().input["setting"] == "emergency"

@@ -391,3 +391,31 @@ def test_hl7_example_bundles_are_a_case_or_a_400_never_a_500(
     assert response.status_code in (202, 400), response.content[:500]
     errors = response.json().get("errors", [])
     assert all(e["msg"] and isinstance(e["loc"], list) for e in errors)
+
+
+def test_the_case_can_name_its_encounter(ehr_client: APIClient) -> None:
+    response = post_fhir(ehr_client, hand_made_bundle(), "?encounter_id=enc-0")
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["fhir"]["encounter"] == "Encounter/enc-0"
+    assert body["input"]["vitals"]["heart_rate"] == 64  # the older visit's reading
+    missing = post_fhir(ehr_client, hand_made_bundle(), "?encounter_id=nope")
+    assert missing.status_code == 400
+    assert missing.json()["errors"][0]["loc"] == ["query", "encounter_id"]
+
+
+def test_without_encounters_the_latest_reading_of_each_test_is_used() -> None:
+    bundle = hand_made_bundle()
+    bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["resourceType"] != "Encounter"]
+    by_id = {e["resource"]["id"]: e["resource"] for e in bundle["entry"]}
+    by_id["old-hr"]["effectiveDateTime"] = "2025-01-01T09:05:00Z"
+    old_trop = copy.deepcopy(by_id["trop"])
+    old_trop |= {"id": "trop-old", "effectiveDateTime": "2025-12-01T00:00:00Z"}
+    old_trop["valueQuantity"]["value"] = 0.01
+    bundle["entry"].append({"resource": old_trop})
+    intake = case_input_from_bundle(bundle)
+    case = intake.case_input
+    assert intake.encounter == ""
+    assert case.vitals is not None and case.vitals.heart_rate == 112  # the latest reading
+    assert case.vitals.temperature_c == 38.0
+    assert [(lab.loinc, lab.value) for lab in case.labs] == [("10839-9", 2.3)]
