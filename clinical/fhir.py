@@ -72,6 +72,7 @@ VITAL_BY_LOINC = {
     "3141-9": "weight_kg",  # body weight measured
 }
 BLOOD_PRESSURE_PANELS = {"85354-9", "55284-4"}
+WEIGHT_LOINC = {"29463-7", "3141-9"}
 INTEGER_VITALS = {"heart_rate", "systolic_bp", "diastolic_bp", "respiratory_rate", "spo2"}
 # A weight is still useful for dosing when the latest encounter did not weigh the patient.
 WEIGHT_LOOKBACK = timedelta(days=365)
@@ -116,11 +117,17 @@ class CaseParameters:
 class FhirIntake:
     case_input: CaseInput
     encounter: str  # the reference of the encounter the case was built from
-    mapped: dict[str, int] = field(default_factory=dict)
-    ignored: dict[str, int] = field(default_factory=dict)
+    mapped: dict[str, int] = field(default_factory=dict)  # validated and read
+    ignored: dict[str, int] = field(default_factory=dict)  # types Bedside does not read
+    skipped: dict[str, int] = field(default_factory=dict)  # of other encounters, not read
 
     def summary(self) -> dict[str, Any]:
-        return {"encounter": self.encounter, "mapped": self.mapped, "ignored": self.ignored}
+        return {
+            "encounter": self.encounter,
+            "mapped": self.mapped,
+            "ignored": self.ignored,
+            "skipped": self.skipped,
+        }
 
 
 @dataclass
@@ -242,7 +249,16 @@ def _convert_vital(name: str, value: float, quantity: Any) -> float | None:
 # --- the mapper ---------------------------------------------------------------------------
 
 
-def _validated_entries(bundle: Any) -> tuple[list[_Entry], Counter[str]]:
+@dataclass(frozen=True)
+class _Raw:
+    index: int
+    full_url: str
+    resource_type: str
+    resource: dict[str, Any]
+
+
+def _bundle_entries(bundle: Any) -> tuple[list[_Raw], Counter[str]]:
+    """The entries of the types we map (not yet validated), and a count of the others."""
     if not isinstance(bundle, dict):
         raise _error([], "a FHIR Bundle is a JSON object")
     if bundle.get("resourceType") != "Bundle":
@@ -252,7 +268,7 @@ def _validated_entries(bundle: Any) -> tuple[list[_Entry], Counter[str]]:
     raw_entries = bundle.get("entry", [])
     if not isinstance(raw_entries, list):
         raise _error(["entry"], "must be a list")
-    entries: list[_Entry] = []
+    found: list[_Raw] = []
     ignored: Counter[str] = Counter()
     errors: list[dict[str, Any]] = []
     for index, raw in enumerate(raw_entries):
@@ -271,17 +287,49 @@ def _validated_entries(bundle: Any) -> tuple[list[_Entry], Counter[str]]:
         if resource_type not in MAPPED_TYPES:
             ignored[resource_type] += 1
             continue
-        try:
-            model = get_fhir_model_class(resource_type).model_validate(resource)
-        except ValidationError as exc:
-            for err in exc.errors(include_url=False, include_input=False, include_context=False):
-                errors.append({"loc": ["entry", index, "resource", *err["loc"]], "msg": err["msg"]})
-            continue
         full_url = raw.get("fullUrl") if isinstance(raw.get("fullUrl"), str) else ""
-        entries.append(_Entry(index=index, full_url=full_url, resource=model))
+        found.append(_Raw(index, full_url, resource_type, resource))
     if errors:
         raise FhirIntakeError(errors[:50])
-    return entries, ignored
+    return found, ignored
+
+
+def _validated(items: list[_Raw]) -> list[_Entry]:
+    """Each resource through its fhir.resources R4B model; every failure named by entry."""
+    entries: list[_Entry] = []
+    errors: list[dict[str, Any]] = []
+    for item in items:
+        try:
+            model = get_fhir_model_class(item.resource_type).model_validate(item.resource)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False, include_input=False, include_context=False):
+                loc = ["entry", item.index, "resource", *err["loc"]]
+                errors.append({"loc": loc, "msg": err["msg"]})
+            continue
+        entries.append(_Entry(index=item.index, full_url=item.full_url, resource=model))
+    if errors:
+        raise FhirIntakeError(errors[:50])
+    return entries
+
+
+def _raw_may_matter(raw: dict[str, Any], encounter_refs: set[str]) -> bool:
+    """Whether an Observation can feed the case: it belongs to the case's encounter, or it
+    is a weight (read from earlier encounters too). Malformed ones are kept, so that
+    validation names what is wrong with them."""
+    encounter = raw.get("encounter")
+    if encounter is not None:
+        if not isinstance(encounter, dict) or not isinstance(encounter.get("reference"), str):
+            return True
+        if _ref_matches(encounter["reference"], encounter_refs):
+            return True
+    code = raw.get("code")
+    codings = code.get("coding") if isinstance(code, dict) else None
+    if not isinstance(codings, list):
+        return True
+    return any(
+        not isinstance(c, dict) or (c.get("system") == LOINC and c.get("code") in WEIGHT_LOINC)
+        for c in codings
+    )
 
 
 def _refs(entry: _Entry) -> set[str]:
@@ -297,7 +345,10 @@ def _refs(entry: _Entry) -> set[str]:
 def _points_to(reference: Any, targets: set[str]) -> bool:
     if reference is None or not reference.reference:
         return False
-    ref = str(reference.reference)
+    return _ref_matches(str(reference.reference), targets)
+
+
+def _ref_matches(ref: str, targets: set[str]) -> bool:
     if ref in targets:
         return True
     # An absolute URL ending in Type/id names the same resource.
@@ -324,11 +375,16 @@ def _categories(resource: Any) -> set[str]:
 class _Assembler:
     def __init__(self, entries: list[_Entry], params: CaseParameters) -> None:
         self.params = params
+        self.entries: list[_Entry] = []
         self.by_type: dict[str, list[_Entry]] = {}
-        for entry in entries:
-            self.by_type.setdefault(entry.resource.get_resource_type(), []).append(entry)
+        self.add(entries)
         # CaseInput field path → the FHIR location it came from, to name errors properly.
         self.sources: dict[tuple[Any, ...], list[Any]] = {}
+
+    def add(self, entries: list[_Entry]) -> None:
+        for entry in entries:
+            self.by_type.setdefault(entry.resource.get_resource_type(), []).append(entry)
+        self.entries.extend(entries)
 
     def of(self, resource_type: str) -> list[_Entry]:
         return self.by_type.get(resource_type, [])
@@ -405,7 +461,7 @@ class _Assembler:
                 continue
             mine = every_encounter or _points_to(obs.encounter, encounter_refs)
             codes = _codes(obs.code, LOINC)
-            if not mine and not (at is not None and codes & {"29463-7", "3141-9"}):
+            if not mine and not (at is not None and codes & WEIGHT_LOINC):
                 continue
             when = _observation_time(obs) or floor
             for code in codes & VITAL_BY_LOINC.keys():
@@ -614,7 +670,11 @@ def _encounter_summary(encounter: Any, start: datetime | None) -> tuple[str, str
 
 def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) -> FhirIntake:
     """Map a FHIR R4 Bundle to a validated ``CaseInput`` (raises ``FhirIntakeError``)."""
-    entries, ignored = _validated_entries(bundle)
+    found, ignored = _bundle_entries(bundle)
+    # Observations are most of a record; only those that can feed the case are validated
+    # (and mapped), once the case's encounter is known. The rest are counted as skipped.
+    observations = [r for r in found if r.resource_type == "Observation"]
+    entries = _validated([r for r in found if r.resource_type != "Observation"])
     assembler = _Assembler(entries, params or CaseParameters())
     params = assembler.parameters()
     patient_entry = assembler.patient()
@@ -624,6 +684,13 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
         if params.encounter_id
         else assembler.latest_encounter()
     )
+    if encounter_entry is not None:
+        refs = _refs(encounter_entry)
+        wanted = [r for r in observations if _raw_may_matter(r.resource, refs)]
+    else:
+        wanted = observations  # no encounter: the latest reading of each test is wanted
+    assembler.add(_validated(wanted))
+    skipped = len(observations) - len(wanted)
     start = _encounter_start(encounter_entry) if encounter_entry else None
     birth = _birth_date(patient.birthDate)
     if birth is None:
@@ -650,7 +717,6 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
     complaint = params.chief_complaint.strip()
     if encounter_entry is not None:
         encounter = encounter_entry.resource
-        refs = _refs(encounter_entry)
         setting = SETTING_BY_CLASS.get(str(encounter.class_fhir.code or "").upper())
         if setting:
             data["setting"] = setting
@@ -679,12 +745,13 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
         case_input = CaseInput.model_validate(data)
     except ValidationError as exc:
         raise FhirIntakeError(_case_errors(exc, assembler.sources)) from exc
-    mapped = Counter(e.resource.get_resource_type() for e in entries)
+    mapped = Counter(e.resource.get_resource_type() for e in assembler.entries)
     return FhirIntake(
         case_input=case_input,
         encounter=encounter_ref,
         mapped=dict(sorted(mapped.items())),
         ignored=dict(sorted(ignored.items())),
+        skipped={"Observation": skipped} if skipped else {},
     )
 
 

@@ -144,6 +144,7 @@ CASE = {
                         "encounter": {"type": "string"},
                         "mapped": {"type": "object", "additionalProperties": {"type": "integer"}},
                         "ignored": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "skipped": {"type": "object", "additionalProperties": {"type": "integer"}},
                     },
                 },
             },

@@ -280,7 +280,17 @@ def test_hand_made_ed_visit_maps_every_section_and_converts_units(ehr_client: AP
         {"substance": "penicillin", "reaction": "rash", "severity": "mild"}
     ]
     assert body["fhir"]["ignored"] == {"Claim": 2, "Provenance": 1}
+    assert body["fhir"]["skipped"] == {"Observation": 1}  # the older visit's heart rate
     assert body["fhir"]["encounter"] == "Encounter/enc-1"
+
+
+def test_observations_of_other_encounters_are_neither_read_nor_validated() -> None:
+    bundle = hand_made_bundle()
+    old_hr = next(e["resource"] for e in bundle["entry"] if e["resource"]["id"] == "old-hr")
+    old_hr["valueQuantity"]["value"] = "not a number"
+    intake = case_input_from_bundle(bundle)
+    assert intake.skipped == {"Observation": 1}
+    assert intake.case_input.vitals is not None and intake.case_input.vitals.heart_rate == 112
 
 
 def test_question_and_complaint_may_come_in_a_parameters_resource() -> None:
