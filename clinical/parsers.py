@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django.conf import settings
@@ -35,11 +36,37 @@ class StrictJSONParser(JSONParser):
         except UnicodeDecodeError as exc:
             raise ParseError(f"body is not valid UTF-8 (byte {exc.start})") from exc
         try:
-            return json.loads(text, parse_constant=_refuse_constant)
+            data = json.loads(text, parse_constant=_refuse_constant)
         except RecursionError as exc:
             raise ParseError("JSON is nested too deeply") from exc
         except ValueError as exc:
             raise ParseError(f"body is not valid JSON: {exc}") from exc
+        if _SUSPECT_ESCAPE.search(text):
+            _refuse_unstorable_text(data, [])
+        return data
+
+
+# JSON may escape a NUL or half a surrogate pair into a string; PostgreSQL cannot store
+# either in text or jsonb, so they are refused here (400) rather than failing at the
+# database (500). Only bodies that contain such an escape are walked.
+_SUSPECT_ESCAPE = re.compile(r"\\u(0000|d[89a-f])", re.IGNORECASE)
+
+
+def _refuse_unstorable_text(value: Any, path: list[Any]) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ParseError(f"text may not contain NUL characters (at {path})")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ParseError(f"text has an unpaired surrogate escape (at {path})") from exc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_unstorable_text(key, path)
+            _refuse_unstorable_text(item, [*path, key])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_unstorable_text(item, [*path, index])
 
 
 class FhirJSONParser(StrictJSONParser):
