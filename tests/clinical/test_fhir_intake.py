@@ -429,3 +429,15 @@ def test_without_encounters_the_latest_reading_of_each_test_is_used() -> None:
     assert case.vitals is not None and case.vitals.heart_rate == 112  # the latest reading
     assert case.vitals.temperature_c == 38.0
     assert [(lab.loinc, lab.value) for lab in case.labs] == [("10839-9", 2.3)]
+
+
+def test_bench_fhir_inflates_a_record_and_reports_its_timing() -> None:
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("bench_fhir", "--megabytes", "1.5", "--runs", "1", stdout=out)
+    report = out.getvalue()
+    assert "1.5 MB" in report or "1.6 MB" in report
+    assert "skipped {'Observation':" in report
