@@ -153,7 +153,7 @@ def case_representation(case: Case, request: Request, *, full: bool) -> dict[str
     return data
 
 
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 FHIR_PARAMETERS = ("question", "chief_complaint", "priority", "external_id", "encounter_id")
 
 
@@ -204,7 +204,7 @@ class CaseListCreate(APIView):
     )
     def post(self, request: Request) -> Response:
         idempotency_key = request.headers.get("Idempotency-Key")
-        if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+        if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
             return _bad_request(
                 ["header", "Idempotency-Key"], "must be 1 to 255 visible ASCII characters"
             )
