@@ -47,6 +47,9 @@ OVERRIDE_REASON_CODES = (
 )
 ALGORITHMS = ["ES384", "RS384", "ES256", "RS256", "ES512", "RS512"]
 JWT_LEEWAY_S = 30
+# Assessments tried for one context (EHR, service, patient, record) before the hook answers
+# with the failure instead of queueing another.
+ATTEMPTS_PER_CONTEXT = 3
 
 
 def _prefetch(*, patient: bool = True) -> dict[str, str]:
@@ -508,14 +511,21 @@ def hook_call(
     intake = case_input_for(hook)
     content = intake.case_input.model_dump_json()
     content_sha = hashlib.sha256(content.encode()).hexdigest()
-    submission = services.case_submit_once(
-        case_input=intake.case_input,
-        actor=actor,
-        submitted_by=user,
-        idempotency_key=f"cds:{service.id}:{hook.context.patientId}:{content_sha}",
-        body_sha256=content_sha,
-        intake="cds-hooks",
-    )
+    key = f"cds:{service.id}:{hook.context.patientId}:{content_sha}"
+    for _ in range(ATTEMPTS_PER_CONTEXT):
+        submission = services.case_submit_once(
+            case_input=intake.case_input,
+            actor=actor,
+            submitted_by=user,
+            idempotency_key=key,
+            body_sha256=content_sha,
+            intake="cds-hooks",
+        )
+        if not (submission.replayed and submission.case.status == CaseStatus.FAILED):
+            break
+        # The earlier assessment of this context failed: the next call queues a new one
+        # (keyed after the failed case, so racing calls still make only one).
+        key = f"cds:{service.id}:{hook.context.patientId}:{content_sha}:after:{submission.case.id}"
     case = submission.case
     link = case_link(case)
     run = None

@@ -319,3 +319,15 @@ def test_the_charts_open_encounter_is_the_case_not_the_latest(ehr_key: Any) -> N
     }
     assert call(ehr_key, PATIENT_VIEW, request).status_code == 200
     assert Case.objects.get().input["setting"] == "emergency"
+
+
+def test_a_failed_assessment_is_queued_again_a_few_times_then_reported(ehr_key: Any) -> None:
+    request = example("hl7spec__L219.json")
+    indicators = []
+    for _ in range(4):
+        cards = call(ehr_key, PATIENT_VIEW, request).json()["cards"]
+        indicators.append(cards[0]["indicator"])
+        Case.objects.update(status=CaseStatus.FAILED)  # the model server gave up on it
+    # Three assessments were tried; the fourth call reports the failure instead of a fourth.
+    assert Case.objects.count() == 3
+    assert indicators == ["info", "info", "info", "warning"]
