@@ -6,22 +6,28 @@ validation errors never echo the submitted values back (they may be patient data
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from pydantic import ValidationError
 from rest_framework import status
 from rest_framework.exceptions import APIException
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from clinical import roles, services
+from clinical import fhir, openapi, roles, services
+from clinical.authentication import SCOPE_CASES_READ, SCOPE_CASES_SUBMIT, key_allows
 from clinical.models import Case, CaseStatus, ClinicianReview, ReviewSource
+from clinical.pagination import CasePagination
+from clinical.parsers import FhirJSONParser, StrictJSONParser
 from clinical.reasons import reason_display
 from clinical.schemas import CaseInput, ReviewInput
 from reasoning.models import ReasoningRun
@@ -54,19 +60,17 @@ def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-class CasePagination(PageNumberPagination):
-    page_size = 25
-    page_size_query_param = "page_size"
-    max_page_size = 100
-
-
 class CanSubmitCases(BasePermission):
     message = "your role may not submit cases"
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if request.method != "POST":
-            return bool(roles.roles_of(request.user) & roles.CASE_READERS)
-        return bool(roles.roles_of(request.user) & roles.SUBMITTERS)
+            return bool(roles.roles_of(request.user) & roles.CASE_READERS) and key_allows(
+                request, SCOPE_CASES_READ
+            )
+        return bool(roles.roles_of(request.user) & roles.SUBMITTERS) and key_allows(
+            request, SCOPE_CASES_SUBMIT
+        )
 
 
 def visible_cases(user: Any) -> QuerySet[Case]:
@@ -161,24 +165,113 @@ def case_representation(case: Case, request: Request, *, full: bool) -> dict[str
     return data
 
 
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+FHIR_PARAMETERS = ("question", "chief_complaint", "priority", "external_id", "encounter_id")
+
+
+def _bad_request(loc: list[Any], msg: str, code: int = status.HTTP_400_BAD_REQUEST) -> Response:
+    return Response({"errors": [{"loc": loc, "msg": msg}]}, status=code)
+
+
+def _media_type(request: Request) -> str:
+    return (request.content_type or "").split(";")[0].strip().lower()
+
+
+def _request_sha256(request: Request) -> str:
+    """What makes two submissions 'the same body': the parsed body (whitespace and key
+    order do not matter), its media type and the FHIR case parameters."""
+    canonical = json.dumps(
+        {
+            "media_type": _media_type(request),
+            "body": request.data,
+            "params": {name: request.query_params.get(name, "") for name in FHIR_PARAMETERS},
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 class CaseListCreate(APIView):
     permission_classes = [CanSubmitCases]
+    parser_classes = [StrictJSONParser, FhirJSONParser]
 
+    @extend_schema(
+        operation_id="case_submit",
+        summary="Submit a case (our JSON, or a FHIR R4 Bundle)",
+        description="Validated into `CaseInput`, saved as `queued` and reasoned over "
+        "asynchronously: poll `links.self`. A FHIR Bundle (`application/fhir+json`) is read "
+        "from its latest encounter; the answer lists the resource types it ignored.",
+        request={
+            "application/json": openapi.ref("CaseInput"),
+            "application/fhir+json": openapi.ref("FhirBundle"),
+        },
+        parameters=[openapi.IDEMPOTENCY_KEY, *openapi.FHIR_PARAMETERS],
+        examples=[openapi.CASE_EXAMPLE],
+        responses={
+            202: OpenApiResponse(openapi.ref("Case"), description="Accepted and queued."),
+            **openapi.errors(400, 401, 403, 409, 413, 415, 429),
+        },
+    )
     def post(self, request: Request) -> Response:
-        try:
-            case_input = CaseInput.model_validate(request.data)
-        except ValidationError as exc:
-            return Response({"errors": validation_errors(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        case = services.case_submit(
-            case_input=case_input,
-            actor=services.actor_for(request.user, request),
-            submitted_by=request.user,
-        )
+        idempotency_key = request.headers.get("Idempotency-Key")
+        if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            return _bad_request(
+                ["header", "Idempotency-Key"], "must be 1 to 255 visible ASCII characters"
+            )
+        fhir_summary: dict[str, Any] | None = None
+        if _media_type(request) == FhirJSONParser.media_type:
+            params = fhir.CaseParameters(
+                **{name: request.query_params.get(name, "") for name in FHIR_PARAMETERS}
+            )
+            try:
+                intake = fhir.case_input_from_bundle(request.data, params)
+            except fhir.FhirIntakeError as exc:
+                return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+            case_input, fhir_summary, source = intake.case_input, intake.summary(), "fhir"
+        else:
+            try:
+                case_input = CaseInput.model_validate(request.data)
+            except ValidationError as exc:
+                return Response(
+                    {"errors": validation_errors(exc)}, status=status.HTTP_400_BAD_REQUEST
+                )
+            source = "json"
+        actor = services.actor_for(request.user, request)
+        headers: dict[str, str] = {}
+        if idempotency_key is None:
+            case = services.case_submit(
+                case_input=case_input, actor=actor, submitted_by=request.user, intake=source
+            )
+        else:
+            try:
+                submission = services.case_submit_once(
+                    case_input=case_input,
+                    actor=actor,
+                    submitted_by=request.user,
+                    idempotency_key=idempotency_key,
+                    body_sha256=_request_sha256(request),
+                    intake=source,
+                )
+            except services.IdempotencyConflict as exc:
+                return _bad_request(
+                    ["header", "Idempotency-Key"], str(exc), status.HTTP_409_CONFLICT
+                )
+            case = submission.case
+            headers["Idempotent-Replayed"] = "true" if submission.replayed else "false"
         body = case_representation(case, request, full=True)
-        return Response(
-            body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["links"]["self"]}
-        )
+        if fhir_summary is not None:
+            body["fhir"] = fhir_summary
+        headers["Location"] = body["links"]["self"]
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
 
+    @extend_schema(
+        operation_id="case_list",
+        summary="List the cases this user may see, newest first",
+        parameters=openapi.LIST_PARAMETERS,
+        responses={200: openapi.ref("CasePage"), **openapi.errors(400, 401, 403, 429)},
+    )
     def get(self, request: Request) -> Response:
         cases = visible_cases(request.user)
         status_filter = request.query_params.get("status")
@@ -203,6 +296,11 @@ class CaseListCreate(APIView):
 class CaseDetail(APIView):
     permission_classes = [CanSubmitCases]
 
+    @extend_schema(
+        operation_id="case_detail",
+        summary="One case: status, input, and when completed the answer, trace, confidence",
+        responses={200: openapi.ref("Case"), **openapi.errors(401, 403, 404, 429)},
+    )
     def get(self, request: Request, case_id: str) -> Response:
         case = get_object_or_404(visible_cases(request.user), id=case_id)
         services.case_viewed(case=case, actor=services.actor_for(request.user, request))
@@ -214,7 +312,9 @@ class CanReview(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if request.method != "POST":
-            return bool(roles.roles_of(request.user) & roles.CASE_READERS)
+            return bool(roles.roles_of(request.user) & roles.CASE_READERS) and key_allows(
+                request, SCOPE_CASES_READ
+            )
         return roles.CLINICIAN in roles.roles_of(request.user)
 
 
@@ -223,11 +323,25 @@ class CaseReviews(APIView):
 
     permission_classes = [CanReview]
 
+    @extend_schema(
+        operation_id="case_reviews",
+        summary="A case's clinician reviews, newest first",
+        responses={200: openapi.ref("ReviewList"), **openapi.errors(401, 403, 404, 429)},
+    )
     def get(self, request: Request, case_id: str) -> Response:
         case = get_object_or_404(visible_cases(request.user), id=case_id)
         reviews = case.reviews.select_related("reviewer")
         return Response({"results": [review_representation(r) for r in reviews]})
 
+    @extend_schema(
+        operation_id="case_review_record",
+        summary="Accept, modify or reject the model's answer (clinicians)",
+        description="`modify` and `reject` need a CDS Hooks non-adherence reason code and the "
+        "reason in words; `modify` carries the clinician's own differential or plan. A later "
+        "review supersedes an earlier one. 409 while the case has no completed answer.",
+        request={"application/json": openapi.ref("ReviewInput")},
+        responses={201: openapi.ref("Review"), **openapi.errors(400, 401, 403, 404, 409, 429)},
+    )
     def post(self, request: Request, case_id: str) -> Response:
         case = get_object_or_404(visible_cases(request.user), id=case_id)
         try:
@@ -255,6 +369,14 @@ class CaseRerun(APIView):
 
     permission_classes = [CanSubmitCases]
 
+    @extend_schema(
+        operation_id="case_rerun",
+        summary="Run a failed case again (its submitter)",
+        description="Only a `failed` case is re-run (409 otherwise); its failed run stays on "
+        "record beside the new one.",
+        request=None,
+        responses={202: openapi.ref("Case"), **openapi.errors(401, 403, 404, 409, 429)},
+    )
     def post(self, request: Request, case_id: str) -> Response:
         case = get_object_or_404(visible_cases(request.user), id=case_id)
         try:

@@ -15,6 +15,11 @@ from rest_framework.request import Request
 from clinical.models import ApiKey
 
 KEY_PREFIX = "bsk"
+# What an integration key may be limited to; a key with no scopes has all of its role's.
+SCOPE_CASES_SUBMIT = "cases:submit"
+SCOPE_CASES_READ = "cases:read"
+SCOPE_CDS_HOOKS = "cds-hooks"
+SCOPES = (SCOPE_CASES_SUBMIT, SCOPE_CASES_READ, SCOPE_CDS_HOOKS)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -31,6 +36,8 @@ def split_key(key: str) -> str | None:
 
 
 class ApiKeyAuthentication(BaseAuthentication):
+    """Every request looks the key up afresh, so a revocation or expiry holds at once."""
+
     keyword = "Bearer"
 
     def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
@@ -38,23 +45,27 @@ class ApiKeyAuthentication(BaseAuthentication):
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
         if len(header) != 2:
+            _refused(request, "malformed_header", "")
             raise AuthenticationFailed("Authorization header must be 'Bearer <api key>'")
         try:
             key = header[1].decode("ascii")
         except UnicodeDecodeError as exc:
+            _refused(request, "malformed_key", "")
             raise AuthenticationFailed("invalid API key") from exc
         prefix = split_key(key)
         api_key = (
             ApiKey.objects.select_related("user").filter(prefix=prefix).first() if prefix else None
         )
-        if (
-            api_key is None
-            or api_key.revoked_at is not None
-            or not api_key.user.is_active
-            or not hmac.compare_digest(api_key.key_hash, hash_key(key))
-        ):
-            raise AuthenticationFailed("invalid or revoked API key")
         now = timezone.now()
+        if api_key is None or not hmac.compare_digest(api_key.key_hash, hash_key(key)):
+            _refused(request, "unknown_key", prefix or "")
+            raise AuthenticationFailed("invalid or revoked API key")
+        if api_key.revoked_at is not None or not api_key.user.is_active:
+            _refused(request, "revoked", api_key.prefix, api_key)
+            raise AuthenticationFailed("invalid or revoked API key")
+        if api_key.is_expired(now):
+            _refused(request, "expired", api_key.prefix, api_key)
+            raise AuthenticationFailed("this API key has expired")
         if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
             # At most one write a minute per key, not one per request on the intake path.
             ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
@@ -62,3 +73,39 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+def _refused(request: Request, reason: str, prefix: str, api_key: ApiKey | None = None) -> None:
+    """Audit a refused key: which key (by its public prefix) and why, never the secret."""
+    # Imported here: audit imports nothing of clinical, and this module loads early.
+    from audit.models import Action, Outcome
+    from audit.services import Actor, record
+
+    actor = Actor(
+        label=f"key:{api_key.name}" if api_key else "anonymous",
+        role="none",
+        user_id=None,
+        source_address=request.META.get("REMOTE_ADDR") or None,
+        request_id=getattr(request, "request_id", ""),
+    )
+    record(
+        actor=actor,
+        action=Action.EXECUTE,
+        code="auth.failed",
+        outcome=Outcome.FAILURE,
+        object_type="api_key" if api_key else "",
+        object_id=str(api_key.pk) if api_key else "",
+        details={"reason": reason, "prefix": prefix[:16]},
+    )
+
+
+def key_allows(request: Any, scope: str) -> bool:
+    """Whether the request's API key (if it came with one) carries ``scope``.
+
+    Keys without scopes have every scope their role allows; people (sessions) are
+    governed by their role alone.
+    """
+    api_key = getattr(request, "auth", None)
+    if not isinstance(api_key, ApiKey) or not api_key.scopes:
+        return True
+    return scope in api_key.scopes

@@ -8,4 +8,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clinical.settings")
 
 app = Celery("bedside")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["reasoning"])
+app.autodiscover_tasks(["reasoning", "clinical"])

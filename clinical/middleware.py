@@ -11,6 +11,7 @@ from django.db import close_old_connections
 from django.db.utils import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+FHIR_JSON = "application/fhir+json"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -41,6 +42,9 @@ class BodySizeLimitMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         limit = settings.BEDSIDE_MAX_BODY_BYTES
+        if request.META.get("CONTENT_TYPE", "").lower().startswith(FHIR_JSON):
+            # A patient's FHIR record is larger than a case in our shape.
+            limit = settings.BEDSIDE_MAX_FHIR_BODY_BYTES
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

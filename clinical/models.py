@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -76,9 +77,94 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # What the key may do (``clinical.authentication.SCOPES``); empty means every scope of
+    # its role, which is how keys issued before scopes existed keep working.
+    scopes = models.JSONField(default=list, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # Requests a minute; null means the site default BEDSIDE_KEY_RATE_LIMIT_PER_MIN.
+    rate_limit_per_min = models.PositiveIntegerField(null=True, blank=True)
+    # Where a completed or failed case is announced (on-premises hosts only).
+    callback_url = models.URLField(max_length=500, blank=True)
 
     def __str__(self) -> str:
         return f"API key {self.name} ({self.prefix}…)"
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+class IdempotencyRecord(models.Model):
+    """One ``Idempotency-Key`` a submitter used, the body it came with, and the case it made.
+
+    The unique constraint is what makes retries safe under concurrency: of two requests
+    racing with the same key, PostgreSQL lets one insert win and the other sees the winner.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="idempotency_records"
+    )
+    key = models.CharField(max_length=255)
+    body_sha256 = models.CharField(max_length=64)
+    case = models.OneToOneField(Case, on_delete=models.PROTECT, related_name="idempotency")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"Idempotency-Key {self.key!r} of user {self.user_id}"
+
+
+class RateLimitWindow(models.Model):
+    """A fixed one-minute window of requests counted per integration key."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_key", "window_start"], name="rate_limit_window_per_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} requests of key {self.api_key_id} from {self.window_start}"
+
+
+class CdsCard(models.Model):
+    """A card Bedside gave an EHR in answer to a CDS Hooks call, so that the EHR's feedback
+    (which names only the card's uuid) finds its case and ``hookInstance``."""
+
+    uuid = models.CharField(max_length=64, unique=True)
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="cds_cards")
+    service_id = models.CharField(max_length=64)
+    hook_instance = models.CharField(max_length=64)
+    kind = models.CharField(max_length=16)  # "assessment" or "status"
+    run = models.ForeignKey(
+        "reasoning.ReasoningRun", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"CDS card {self.uuid} ({self.kind}) for case {self.case_id}"
+
+
+class CdsTokenUse(models.Model):
+    """A CDS Hooks JWT's ``jti``, kept until the token expires, so a token is used once."""
+
+    issuer = models.CharField(max_length=255)
+    jti = models.CharField(max_length=255)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "jti"], name="cds_jti_once")]
+
+    def __str__(self) -> str:
+        return f"JWT {self.jti} of {self.issuer}"
 
 
 class ReviewDecision(models.TextChoices):

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
 from audit.models import Action
 from audit.services import Actor, record
 from clinical import roles
-from clinical.authentication import KEY_PREFIX, hash_key
-from clinical.models import ApiKey, Case, CaseStatus, ClinicianReview, ReviewSource
+from clinical.authentication import KEY_PREFIX, SCOPES, hash_key
+from clinical.models import (
+    ApiKey,
+    Case,
+    CaseStatus,
+    ClinicianReview,
+    IdempotencyRecord,
+    ReviewSource,
+)
 from clinical.schemas import CaseInput, Decision, ReviewInput
 
 logger = logging.getLogger(__name__)
@@ -44,25 +55,13 @@ def _enqueue(case_id: str) -> None:
         logger.exception("case %s saved but not enqueued; the sweeper will re-send it", case_id)
 
 
-def case_submit(*, case_input: CaseInput, actor: Actor, submitted_by: Any) -> Case:
+def case_submit(
+    *, case_input: CaseInput, actor: Actor, submitted_by: Any, intake: str = "json"
+) -> Case:
     """Save a validated case as `queued` and send its task once the row is committed."""
     with transaction.atomic():
-        case = Case.objects.create(
-            external_id=case_input.external_id,
-            priority=case_input.priority.value,
-            status=CaseStatus.QUEUED,
-            input=case_input.model_dump(mode="json"),
-            submitted_by=submitted_by,
-        )
-        record(
-            actor=actor,
-            action=Action.CREATE,
-            code="case.submitted",
-            case_id=case.id,
-            details={"priority": case.priority, "setting": case_input.setting},
-        )
-        case_id = str(case.id)
-        transaction.on_commit(lambda: _enqueue(case_id))
+        case = _case_create(case_input=case_input, submitted_by=submitted_by)
+        _case_submitted(case=case, case_input=case_input, actor=actor, intake=intake)
     return case
 
 
@@ -96,6 +95,100 @@ def case_rerun(*, case: Case, actor: Actor) -> Case:
         case_id = str(locked.id)
         transaction.on_commit(lambda: _enqueue(case_id))
     return locked
+
+
+def _case_create(*, case_input: CaseInput, submitted_by: Any) -> Case:
+    """The case row of a submission; the caller holds the transaction."""
+    case = Case.objects.create(
+        external_id=case_input.external_id,
+        priority=case_input.priority.value,
+        status=CaseStatus.QUEUED,
+        input=case_input.model_dump(mode="json"),
+        submitted_by=submitted_by,
+    )
+    return case
+
+
+def _case_submitted(*, case: Case, case_input: CaseInput, actor: Actor, intake: str) -> None:
+    record(
+        actor=actor,
+        action=Action.CREATE,
+        code="case.submitted",
+        case_id=case.id,
+        details={"priority": case.priority, "setting": case_input.setting, "intake": intake},
+    )
+    case_id = str(case.id)
+    transaction.on_commit(lambda: _enqueue(case_id))
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was already used by this submitter with a different body."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    case: Case
+    replayed: bool  # True: an earlier request with the same key and body made this case
+
+
+def case_submit_once(
+    *,
+    case_input: CaseInput,
+    actor: Actor,
+    submitted_by: Any,
+    idempotency_key: str,
+    body_sha256: str,
+    intake: str = "json",
+) -> Submission:
+    """Submit a case at most once per (submitter, Idempotency-Key).
+
+    A retry with the same key and body gets the original case back; the same key with
+    another body raises ``IdempotencyConflict``. Concurrent retries are settled by the
+    unique constraint on ``IdempotencyRecord``: the losers' transactions roll back whole
+    (their case rows with them) and they answer with the winner's case.
+    """
+    earlier = _idempotent_original(
+        user=submitted_by, key=idempotency_key, body_sha256=body_sha256, actor=actor
+    )
+    if earlier is not None:
+        return earlier
+    try:
+        with transaction.atomic():
+            case = _case_create(case_input=case_input, submitted_by=submitted_by)
+            # Before the audit record: the audit chain's lock must be taken after the
+            # key's row lock, or two racing requests could wait on each other.
+            IdempotencyRecord.objects.create(
+                user=submitted_by, key=idempotency_key, body_sha256=body_sha256, case=case
+            )
+            _case_submitted(case=case, case_input=case_input, actor=actor, intake=intake)
+    except IntegrityError:
+        earlier = _idempotent_original(
+            user=submitted_by, key=idempotency_key, body_sha256=body_sha256, actor=actor
+        )
+        if earlier is None:
+            raise
+        return earlier
+    return Submission(case=case, replayed=False)
+
+
+def _idempotent_original(
+    *, user: Any, key: str, body_sha256: str, actor: Actor
+) -> Submission | None:
+    used = IdempotencyRecord.objects.select_related("case").filter(user=user, key=key).first()
+    if used is None:
+        return None
+    if not hmac.compare_digest(used.body_sha256, body_sha256):
+        raise IdempotencyConflict(
+            "this Idempotency-Key was already used with a different request body"
+        )
+    record(
+        actor=actor,
+        action=Action.READ,
+        code="case.submission_replayed",
+        case_id=used.case_id,
+        details={"status": used.case.status},
+    )
+    return Submission(case=used.case, replayed=True)
 
 
 def case_viewed(*, case: Case, actor: Actor) -> None:
@@ -179,25 +272,107 @@ class IssuedKey:
     key: str  # shown once, never stored
 
 
-def api_key_issue(*, name: str, role: str, actor: Actor) -> IssuedKey:
+class KeyRefused(ValueError):
+    """An API key setting that cannot be accepted (unknown scope, off-premises callback...)."""
+
+
+def api_key_settings_check(*, scopes: list[str], callback_url: str) -> None:
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise KeyRefused(f"unknown scope(s) {', '.join(unknown)}; expected {', '.join(SCOPES)}")
+    if callback_url:
+        from reasoning.hosts import EndpointRefused, check_model_endpoint
+
+        try:
+            check_model_endpoint(
+                callback_url, allowed_hosts=settings.BEDSIDE_CALLBACK_ALLOWED_HOSTS
+            )
+        except EndpointRefused as exc:
+            raise KeyRefused(f"callback URL refused: {exc}") from exc
+
+
+def api_key_issue(
+    *,
+    name: str,
+    role: str,
+    actor: Actor,
+    scopes: list[str] | None = None,
+    expires_at: datetime | None = None,
+    rate_limit_per_min: int | None = None,
+    callback_url: str = "",
+) -> IssuedKey:
     if role not in roles.ALL_ROLES:
         raise ValueError(f"unknown role {role!r}; expected one of {', '.join(roles.ALL_ROLES)}")
+    scopes = sorted(set(scopes or []))
+    api_key_settings_check(scopes=scopes, callback_url=callback_url)
     prefix = secrets.token_hex(6)
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     user_model = get_user_model()
     with transaction.atomic():
         user = user_model.objects.create_user(username=f"key:{name}"[:150], password=None)
         roles.grant_role(user, role)
-        api_key = ApiKey.objects.create(name=name, prefix=prefix, key_hash=hash_key(key), user=user)
+        api_key = ApiKey.objects.create(
+            name=name,
+            prefix=prefix,
+            key_hash=hash_key(key),
+            user=user,
+            scopes=scopes,
+            expires_at=expires_at,
+            rate_limit_per_min=rate_limit_per_min,
+            callback_url=callback_url,
+        )
         record(
             actor=actor,
             action=Action.CREATE,
             code="key.issued",
             object_type="api_key",
             object_id=str(api_key.pk),
-            details={"name": name, "role": role, "prefix": prefix},
+            details={
+                "name": name,
+                "role": role,
+                "prefix": prefix,
+                "scopes": scopes,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+                "rate_limit_per_min": rate_limit_per_min,
+                "callback": bool(callback_url),
+            },
         )
     return IssuedKey(api_key=api_key, key=key)
+
+
+def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> bool:
+    """Revoke a key at once (the next request with it is refused). False if it already was."""
+    with transaction.atomic():
+        revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if revoked:
+            record(
+                actor=actor,
+                action=Action.UPDATE,
+                code="key.revoked",
+                object_type="api_key",
+                object_id=str(api_key.pk),
+                details={"name": api_key.name, "prefix": api_key.prefix},
+            )
+    api_key.refresh_from_db()
+    return bool(revoked)
+
+
+def api_key_update(*, api_key: ApiKey, actor: Actor, changed: list[str]) -> ApiKey:
+    """Save settings changed on a key (the admin page), audited with the field names."""
+    api_key_settings_check(scopes=list(api_key.scopes or []), callback_url=api_key.callback_url)
+    with transaction.atomic():
+        api_key.save()
+        record(
+            actor=actor,
+            action=Action.UPDATE,
+            code="key.changed",
+            object_type="api_key",
+            object_id=str(api_key.pk),
+            details={"name": api_key.name, "prefix": api_key.prefix, "fields": sorted(changed)},
+        )
+    return api_key
 
 
 def user_ensure(*, username: str, password: str, role: str, actor: Actor) -> Any:

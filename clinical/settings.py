@@ -7,6 +7,7 @@ The names are the contract in DESIGN.md and the README's settings table.
 
 from __future__ import annotations
 
+import json
 import secrets
 
 import dj_database_url
@@ -50,6 +51,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "audit",
     "clinical",
     "reasoning",
@@ -124,7 +127,9 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns at every star
 
 # Requests: case bodies are small; anything larger is refused with 413 by our middleware.
 BEDSIDE_MAX_BODY_BYTES = env_int("BEDSIDE_MAX_BODY_BYTES", 1_048_576, minimum=1024)
-DATA_UPLOAD_MAX_MEMORY_SIZE = BEDSIDE_MAX_BODY_BYTES
+# FHIR Bundles (application/fhir+json) are a patient's record: several MB is normal.
+BEDSIDE_MAX_FHIR_BODY_BYTES = env_int("BEDSIDE_MAX_FHIR_BODY_BYTES", 8_388_608, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(BEDSIDE_MAX_BODY_BYTES, BEDSIDE_MAX_FHIR_BODY_BYTES)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -134,9 +139,30 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["clinical.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PAGINATION_CLASS": "clinical.api.CasePagination",
+    "DEFAULT_PAGINATION_CLASS": "clinical.pagination.CasePagination",
     "EXCEPTION_HANDLER": "clinical.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": ["clinical.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# --- OpenAPI (/api/v1/schema/), Swagger UI and Redoc served from our own static files ------
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Bedside API",
+    "DESCRIPTION": "On-premises clinical decision support: submit cases (our JSON or FHIR R4), "
+    "read the model's answer with its reasoning trace and confidence, record clinician "
+    'reviews. Errors are always `{"errors": [{"loc": [...], "msg": "..."}]}`.',
+    "VERSION": "1",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "clinical.openapi.append_components",
+    ],
 }
 
 # --- Celery -----------------------------------------------------------------------------
@@ -219,3 +245,34 @@ if env_bool("BEDSIDE_BEHIND_TLS_PROXY", False):
     # HSTS preload is a public list of internet domains; a hospital's internal host name
     # has no place on it, so the check that asks for it is silenced, not satisfied.
     SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# --- EHR integration --------------------------------------------------------------------------
+# Requests a minute per integration key (a key may set its own; 0 means unlimited).
+BEDSIDE_KEY_RATE_LIMIT_PER_MIN = env_int("BEDSIDE_KEY_RATE_LIMIT_PER_MIN", 600, minimum=0)
+# Completion callbacks go to loopback/private addresses, or to hosts named here.
+BEDSIDE_CALLBACK_ALLOWED_HOSTS = env_list("BEDSIDE_CALLBACK_ALLOWED_HOSTS", [])
+BEDSIDE_CALLBACK_TIMEOUT_S = env_int("BEDSIDE_CALLBACK_TIMEOUT_S", 10, minimum=1)
+# Attempts per callback; the wait doubles from BASE between attempts (at most an hour).
+BEDSIDE_CALLBACK_MAX_ATTEMPTS = env_int("BEDSIDE_CALLBACK_MAX_ATTEMPTS", 6, minimum=1)
+BEDSIDE_CALLBACK_BACKOFF_BASE_S = env_int("BEDSIDE_CALLBACK_BACKOFF_BASE_S", 30, minimum=1)
+
+# --- CDS Hooks ----------------------------------------------------------------------------------
+# The EHRs allowed to call, as JSON: {"<JWT iss>": {"jwks": {"keys": [<public JWK>, ...]}}}.
+# Keys are configured here, never fetched (give BEDSIDE_CDS_HOOKS_CLIENTS_FILE for a file).
+try:
+    BEDSIDE_CDS_HOOKS_CLIENTS = json.loads(env_str("BEDSIDE_CDS_HOOKS_CLIENTS") or "{}")
+except ValueError as exc:
+    raise ImproperlyConfigured(f"BEDSIDE_CDS_HOOKS_CLIENTS is not JSON: {exc}") from exc
+if not isinstance(BEDSIDE_CDS_HOOKS_CLIENTS, dict) or not all(
+    isinstance(v, dict) and isinstance(v.get("jwks", {}).get("keys"), list)
+    for v in BEDSIDE_CDS_HOOKS_CLIENTS.values()
+):
+    raise ImproperlyConfigured(
+        'BEDSIDE_CDS_HOOKS_CLIENTS must be {"<issuer>": {"jwks": {"keys": [...]}}}'
+    )
+# A card whose confidence is below this is a warning, not info (red flags make it critical).
+BEDSIDE_CDS_LOW_CONFIDENCE = env_float("BEDSIDE_CDS_LOW_CONFIDENCE", 0.5)
+# How the model's answers are labelled to clinicians (on every CDS Hooks card's source).
+BEDSIDE_MODEL_VALIDATION_LABEL = env_str(
+    "BEDSIDE_MODEL_VALIDATION_LABEL", "not validated for clinical use"
+)

@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from clinical import api, ops, views
+from clinical import api, cds_hooks_views, ops, views
 from clinical.sign_in import SignInView
 from reasoning import views as model_views
 
@@ -26,6 +27,16 @@ urlpatterns = [
     path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("cds-services", cds_hooks_views.Discovery.as_view(), name="cds-discovery"),
+    path("cds-services/<str:service_id>", cds_hooks_views.HookCall.as_view(), name="cds-hook"),
+    path(
+        "cds-services/<str:service_id>/feedback",
+        cds_hooks_views.HookFeedback.as_view(),
+        name="cds-feedback",
+    ),
 ]
 
 # The clinician's screens (clinical/screens/).

@@ -132,6 +132,15 @@ def _finish(case: Case, status: str, detail: str) -> None:
     case.claim_token = None
     case.claimed_until = None
     case.save()
+    case_id = str(case.id)
+    transaction.on_commit(lambda: _announce_finished(case_id))
+
+
+def _announce_finished(case_id: str) -> None:
+    # Imported here: the integration's callback is clinical's business, told after commit.
+    from clinical.callbacks import callback_enqueue
+
+    callback_enqueue(case_id)
 
 
 def _finish_without_run(case: Case, reason: str) -> None:

@@ -9,12 +9,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clinical import roles
+from clinical import openapi, roles
 from reasoning import services
 from reasoning.models import Calibration, ServedModel, ValidationReport
 
@@ -63,6 +64,14 @@ class ModelValidation(APIView):
 
     permission_classes = [CanReadValidation]
 
+    @extend_schema(
+        operation_id="model_validation",
+        summary="Each model revision served here, its latest validation report and calibration",
+        responses={
+            200: OpenApiResponse(description="`{results: [...]}`, newest revision first"),
+            **openapi.errors(401, 403),
+        },
+    )
     def get(self, request: Request) -> Response:
         out = []
         for card in model_cards():

@@ -1,0 +1,162 @@
+"""Completion callbacks: a signed POST to the key's on-premises URL when its case finishes,
+retried with backoff, every attempt audited; nothing for keys without a callback."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from pytest_django.fixtures import DjangoCaptureOnCommitCallbacks
+
+from audit.models import AuditEvent
+from clinical import callbacks, roles, services
+from clinical.models import Case, CaseStatus
+from clinical.schemas import CaseInput
+from reasoning import services as reasoning_services
+from tests.conftest import TEST_ACTOR, load_case
+from tests.fakes import FakeModelServer, agreeing_completion
+
+
+class Receiver:
+    """The integrator's endpoint: real HTTP on loopback, answering with scripted statuses."""
+
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/bedside-events"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.server.shutdown()
+
+
+def finished_case(key: services.IssuedKey, fake_model: FakeModelServer) -> Case:
+    case = services.case_submit(
+        case_input=CaseInput.model_validate(load_case()),
+        actor=TEST_ACTOR,
+        submitted_by=key.api_key.user,
+    )
+    fake_model.push(agreeing_completion(["Acute MI"] * 3))
+    reasoning_services.case_run(case_id=case.id)
+    case.refresh_from_db()
+    assert case.status == CaseStatus.COMPLETED
+    return case
+
+
+@pytest.fixture
+def hooked_key(db: None, receiver: Receiver) -> services.IssuedKey:
+    return services.api_key_issue(
+        name="lab-system", role=roles.INTEGRATION, actor=TEST_ACTOR, callback_url=receiver.url
+    )
+
+
+def test_completed_case_is_announced_signed_and_audited(
+    hooked_key: services.IssuedKey, receiver: Receiver, fake_model: FakeModelServer
+) -> None:
+    case = finished_case(hooked_key, fake_model)
+    delivery = callbacks.callback_deliver(case_id=str(case.id), attempt=1)
+    assert delivery.delivered and delivery.retry_in is None
+    headers, body = receiver.received[0]
+    payload = json.loads(body)
+    assert payload == {
+        "event": "case.completed",
+        "case": {
+            "id": str(case.id),
+            "external_id": case.external_id,
+            "status": "completed",
+            "finished_at": case.finished_at.isoformat(),
+            "links": {"self": f"/api/v1/cases/{case.id}/"},
+        },
+    }
+    # The integrator checks the signature with the SHA-256 of its own key.
+    parts = dict(p.split("=", 1) for p in headers["X-Bedside-Signature"].split(","))
+    timestamp, signed = parts["t"], parts["v1"]
+    secret = hashlib.sha256(hooked_key.key.encode()).hexdigest().encode()
+    expected = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(signed, expected)
+    event = AuditEvent.objects.get(code="callback.delivered")
+    assert event.details["attempt"] == 1 and event.details["status_code"] == 200
+
+
+def test_failed_delivery_backs_off_then_gives_up_audited(
+    hooked_key: services.IssuedKey, receiver: Receiver, fake_model: FakeModelServer, settings: Any
+) -> None:
+    settings.BEDSIDE_CALLBACK_MAX_ATTEMPTS = 3
+    settings.BEDSIDE_CALLBACK_BACKOFF_BASE_S = 10
+    case = finished_case(hooked_key, fake_model)
+    receiver.statuses = [503, 500, 502]
+    waits = [
+        callbacks.callback_deliver(case_id=str(case.id), attempt=n).retry_in for n in (1, 2, 3)
+    ]
+    assert waits == [10, 20, None]
+    failures = AuditEvent.objects.filter(code="callback.failed").order_by("id")
+    assert [e.details["status_code"] for e in failures] == [503, 500, 502]
+    assert failures.last().details["gave_up"] is True  # type: ignore[union-attr]
+
+
+def test_callback_to_a_public_address_is_refused_at_send_time(
+    hooked_key: services.IssuedKey, fake_model: FakeModelServer
+) -> None:
+    case = finished_case(hooked_key, fake_model)
+    type(hooked_key.api_key).objects.filter(pk=hooked_key.api_key.pk).update(
+        callback_url="http://8.8.8.8/hook"
+    )
+    delivery = callbacks.callback_deliver(case_id=str(case.id), attempt=1)
+    assert not delivery.delivered and delivery.retry_in is None
+    assert AuditEvent.objects.get(code="callback.failed").details["error"] == "refused"
+
+
+def test_finishing_a_case_enqueues_its_callback_after_commit(
+    hooked_key: services.IssuedKey,
+    fake_model: FakeModelServer,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from clinical.tasks import send_case_callback_task
+
+    sent: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(send_case_callback_task, "delay", lambda *args: sent.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        case = finished_case(hooked_key, fake_model)
+    assert sent == [(str(case.id), 1)]
+
+
+def test_keys_without_a_callback_url_send_nothing(
+    integration_key: services.IssuedKey,
+    fake_model: FakeModelServer,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from clinical.tasks import send_case_callback_task
+
+    sent: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(send_case_callback_task, "delay", lambda *args: sent.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        case = finished_case(integration_key, fake_model)
+    assert sent == []
+    assert not callbacks.callback_deliver(case_id=str(case.id), attempt=1).delivered
+    assert not AuditEvent.objects.filter(code__startswith="callback.").exists()
