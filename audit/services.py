@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -105,11 +107,224 @@ def record(
         return event
 
 
+# The columns the hash covers, in ``event_payload`` order, plus id and the two hashes.
+_VERIFY_COLUMNS = (
+    "id",
+    "recorded_at",
+    "actor_id",
+    "actor_label",
+    "role",
+    "action",
+    "code",
+    "outcome",
+    "object_type",
+    "object_id",
+    "case_id",
+    "source_address",
+    "request_id",
+    "details",
+    "prev_hash",
+    "hash",
+)
+
+
+def _row_hash(row: tuple[Any, ...], prev_hash: str) -> str:
+    """``compute_hash`` over a ``values_list`` row: no model instance per event."""
+    payload = {
+        "recorded_at": row[1].isoformat(timespec="microseconds"),
+        "actor_id": row[2],
+        "actor_label": row[3],
+        "role": row[4],
+        "action": row[5],
+        "code": row[6],
+        "outcome": row[7],
+        "object_type": row[8],
+        "object_id": row[9],
+        "case_id": str(row[10]) if row[10] else None,
+        "source_address": row[11],
+        "request_id": row[12],
+        "details": row[13],
+    }
+    digest = hashlib.sha256()
+    digest.update(prev_hash.encode())
+    digest.update(canonical_json(payload).encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The chain head as an auditor saw it: kept outside the database (a file, a ticket,
+    paper), it shows a later reader whether events were cut off the end of the chain."""
+
+    head_id: int
+    head_hash: str
+    count: int
+    created_at: str
+    signature: str = ""  # HMAC-SHA256 over the other fields, when a key is configured
+
+    def signed_fields(self) -> dict[str, Any]:
+        return {
+            "head_id": self.head_id,
+            "head_hash": self.head_hash,
+            "count": self.count,
+            "created_at": self.created_at,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.signed_fields(), "signature": self.signature}
+
+
+def _sign(fields: dict[str, Any], key: str) -> str:
+    return hmac.new(key.encode(), canonical_json(fields).encode(), hashlib.sha256).hexdigest()
+
+
+def checkpoint_create(*, key: str = "") -> Checkpoint:
+    """The current head of the chain, signed with ``key`` when one is given."""
+    head = AuditEvent.objects.order_by("-id").values_list("id", "hash").first()
+    head_id, head_hash = head if head else (0, GENESIS_HASH)
+    checkpoint = Checkpoint(
+        head_id=head_id,
+        head_hash=head_hash,
+        count=AuditEvent.objects.filter(id__lte=head_id).count(),
+        created_at=timezone.now().isoformat(timespec="seconds"),
+    )
+    if key:
+        checkpoint = Checkpoint(
+            **checkpoint.signed_fields(), signature=_sign(checkpoint.signed_fields(), key)
+        )
+    return checkpoint
+
+
+class CheckpointInvalid(ValueError):
+    """The checkpoint file is malformed, or its signature does not match the key."""
+
+
+def checkpoint_load(data: dict[str, Any], *, key: str = "") -> Checkpoint:
+    try:
+        checkpoint = Checkpoint(
+            head_id=int(data["head_id"]),
+            head_hash=str(data["head_hash"]),
+            count=int(data["count"]),
+            created_at=str(data["created_at"]),
+            signature=str(data.get("signature") or ""),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointInvalid(f"not a checkpoint: {exc}") from exc
+    if checkpoint.signature:
+        if not key:
+            raise CheckpointInvalid("the checkpoint is signed but no key was given to check it")
+        expected = _sign(checkpoint.signed_fields(), key)
+        if not hmac.compare_digest(expected, checkpoint.signature):
+            raise CheckpointInvalid("the checkpoint's signature does not match: it was altered")
+    return checkpoint
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What a walk of the chain found. ``broken_id`` names the first event that fails."""
+
+    ok: bool
+    events_checked: int
+    head_id: int | None
+    head_hash: str
+    broken_id: int | None = None
+    problem: str = ""  # edited | inserted | removed | truncated
+    reason: str = ""
+    checkpoint: Checkpoint | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "events_checked": self.events_checked,
+            "head_id": self.head_id,
+            "head_hash": self.head_hash,
+            "broken_id": self.broken_id,
+            "problem": self.problem,
+            "reason": self.reason,
+            "checkpoint": self.checkpoint.as_dict() if self.checkpoint else None,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def chain_verify(*, checkpoint: Checkpoint | None = None, chunk_size: int = 5000) -> ChainReport:
+    """Walk the whole chain in id order, streaming rows (one query, no model instances).
+
+    - a row whose content no longer matches its own hash was **edited**;
+    - a row whose ``prev_hash`` is the hash of the row two back follows a row that was
+      **inserted** (that row is named);
+    - any other broken link means rows before it were **removed** or reordered;
+    - with a checkpoint, a chain that no longer reaches the checkpoint's head (or reaches
+      it with a different hash or count) was **truncated** or rewritten.
+    """
+    started = time.monotonic()
+    prev_hash = before_prev_hash = GENESIS_HASH
+    prev_id: int | None = None
+    count = 0
+    checkpoint_seen = checkpoint is None or checkpoint.head_id == 0
+
+    def report(broken_id: int | None, problem: str, reason: str) -> ChainReport:
+        return ChainReport(
+            ok=not problem,
+            events_checked=count,
+            head_id=prev_id,
+            head_hash=prev_hash,
+            broken_id=broken_id,
+            problem=problem,
+            reason=reason,
+            checkpoint=checkpoint,
+            seconds=time.monotonic() - started,
+        )
+
+    rows = AuditEvent.objects.order_by("id").values_list(*_VERIFY_COLUMNS)
+    for row in rows.iterator(chunk_size=chunk_size):
+        event_id, stored_prev, stored_hash = row[0], row[14], row[15]
+        if stored_prev != prev_hash:
+            if prev_id is not None and stored_prev == before_prev_hash:
+                return report(
+                    prev_id,
+                    "inserted",
+                    f"event #{event_id} is chained to the event before #{prev_id}: "
+                    f"#{prev_id} was inserted afterwards",
+                )
+            after = f"#{prev_id}" if prev_id is not None else "the start of the chain"
+            return report(
+                event_id,
+                "removed",
+                f"event #{event_id} does not follow {after}: the event(s) it was chained to "
+                "were removed or moved",
+            )
+        if _row_hash(row, prev_hash) != stored_hash:
+            return report(
+                event_id, "edited", f"event #{event_id} no longer matches its hash: it was edited"
+            )
+        count += 1
+        before_prev_hash, prev_hash, prev_id = prev_hash, stored_hash, event_id
+        if checkpoint is not None and event_id == checkpoint.head_id:
+            checkpoint_seen = True
+            if stored_hash != checkpoint.head_hash or count != checkpoint.count:
+                return report(
+                    event_id,
+                    "truncated",
+                    f"event #{event_id} is the checkpoint's head but the chain up to it differs "
+                    f"(hash or count {count} != {checkpoint.count}): it was rewritten",
+                )
+    if not checkpoint_seen:
+        assert checkpoint is not None
+        last = f"#{prev_id}" if prev_id is not None else "nothing"
+        return report(
+            checkpoint.head_id,
+            "truncated",
+            f"the checkpoint of {checkpoint.created_at} names event #{checkpoint.head_id} "
+            f"({checkpoint.count} events) but the chain ends at {last} ({count} events): "
+            "the tail was removed",
+        )
+    return report(None, "", "")
+
+
 def verify_chain() -> AuditEvent | None:
     """Walk the chain; return the first event whose link or hash is wrong, else None."""
-    prev_hash = GENESIS_HASH
-    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
-        if event.prev_hash != prev_hash or compute_hash(event, prev_hash) != event.hash:
-            return event
-        prev_hash = event.hash
-    return None
+    result = chain_verify()
+    if result.ok or result.broken_id is None:
+        return None
+    return AuditEvent.objects.get(id=result.broken_id)

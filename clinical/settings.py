@@ -208,3 +208,8 @@ if env_bool("BEDSIDE_BEHIND_TLS_PROXY", False):
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = 31_536_000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+
+# --- Audit trail ----------------------------------------------------------------------------
+# HMAC key that signs `manage.py audit_checkpoint` files (empty: unsigned; the auditor keeps
+# the file somewhere the database's administrators cannot write).
+BEDSIDE_AUDIT_CHECKPOINT_KEY = env_str("BEDSIDE_AUDIT_CHECKPOINT_KEY")
