@@ -7,6 +7,9 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +35,24 @@ class Actor:
 
 
 SYSTEM = Actor(label="system:worker", role="system")
+
+# Who is acting in this request or command, for events written from signals (privilege
+# changes made through the admin site, say), where no caller can pass an actor.
+_current_actor: ContextVar[Actor | None] = ContextVar("bedside_audit_actor", default=None)
+
+
+@contextmanager
+def acting_as(actor: Actor) -> Iterator[None]:
+    token = _current_actor.set(actor)
+    try:
+        yield
+    finally:
+        _current_actor.reset(token)
+
+
+def current_actor() -> Actor | None:
+    """The actor set by ``acting_as`` around this code, if any."""
+    return _current_actor.get()
 
 
 def canonical_json(payload: dict[str, Any]) -> str:
@@ -328,3 +349,35 @@ def verify_chain() -> AuditEvent | None:
     if result.ok or result.broken_id is None:
         return None
     return AuditEvent.objects.get(id=result.broken_id)
+
+
+def audit_viewed(*, actor: Actor, view: str, filters: dict[str, Any], count: int) -> None:
+    """An auditor read the trail (a list, a screen): who looked at what, with which filters."""
+    record(
+        actor=actor,
+        action=Action.READ,
+        code="audit.viewed",
+        object_type="audit_view",
+        object_id=view,
+        details={"filters": filters, "count": count},
+    )
+
+
+def chain_verify_recorded(*, actor: Actor) -> ChainReport:
+    """Verify the chain and record that someone did, with the result."""
+    report = chain_verify()
+    record(
+        actor=actor,
+        action=Action.EXECUTE,
+        code="audit.verified",
+        outcome=Outcome.SUCCESS if report.ok else Outcome.FAILURE,
+        object_type="audit_chain",
+        object_id=str(report.head_id or ""),
+        details={
+            "ok": report.ok,
+            "events_checked": report.events_checked,
+            "broken_id": report.broken_id,
+            "problem": report.problem,
+        },
+    )
+    return report

@@ -38,21 +38,28 @@ class ApiKeyAuthentication(BaseAuthentication):
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
         if len(header) != 2:
+            _refuse(request, "malformed header", "")
             raise AuthenticationFailed("Authorization header must be 'Bearer <api key>'")
         try:
             key = header[1].decode("ascii")
         except UnicodeDecodeError as exc:
+            _refuse(request, "malformed key", "")
             raise AuthenticationFailed("invalid API key") from exc
         prefix = split_key(key)
         api_key = (
             ApiKey.objects.select_related("user").filter(prefix=prefix).first() if prefix else None
         )
-        if (
-            api_key is None
-            or api_key.revoked_at is not None
-            or not api_key.user.is_active
-            or not hmac.compare_digest(api_key.key_hash, hash_key(key))
-        ):
+        reason = ""
+        if api_key is None:
+            reason = "unknown key" if prefix else "malformed key"
+        elif api_key.revoked_at is not None:
+            reason = "revoked key"
+        elif not api_key.user.is_active:
+            reason = "inactive key user"
+        elif not hmac.compare_digest(api_key.key_hash, hash_key(key)):
+            reason = "wrong secret"
+        if reason:
+            _refuse(request, reason, prefix or "")
             raise AuthenticationFailed("invalid or revoked API key")
         now = timezone.now()
         if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
@@ -62,3 +69,10 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+def _refuse(request: Request, reason: str, prefix: str) -> None:
+    """Every refused key writes one ``auth.failed`` event (the prefix only, never the key)."""
+    from clinical.access_audit import auth_failure_record
+
+    auth_failure_record(method="api_key", reason=reason, request=request, claimed=prefix)

@@ -213,3 +213,6 @@ if env_bool("BEDSIDE_BEHIND_TLS_PROXY", False):
 # HMAC key that signs `manage.py audit_checkpoint` files (empty: unsigned; the auditor keeps
 # the file somewhere the database's administrators cannot write).
 BEDSIDE_AUDIT_CHECKPOINT_KEY = env_str("BEDSIDE_AUDIT_CHECKPOINT_KEY")
+# Lets audit events written from signals (sign-in failures, admin role changes) name the
+# person behind the request.
+MIDDLEWARE.append("audit.middleware.AuditRequestMiddleware")
