@@ -381,3 +381,16 @@ def chain_verify_recorded(*, actor: Actor) -> ChainReport:
         },
     )
     return report
+
+
+def export_created(
+    *, actor: Actor, export_format: str, filters: dict[str, Any], count: int
+) -> None:
+    record(
+        actor=actor,
+        action=Action.READ,
+        code="export.created",
+        object_type="audit_export",
+        object_id=export_format,
+        details={"format": export_format, "filters": filters, "count": count},
+    )

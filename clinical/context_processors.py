@@ -12,6 +12,11 @@ from clinical import roles
 NAV = [
     ("Home", "/", set(roles.ALL_ROLES)),
     ("Administration", "/admin/", {roles.ADMIN}),
+    # The auditors' screens (audit/views.py).
+    ("Audit overview", "/audit/", {roles.AUDITOR, roles.ADMIN}),
+    ("Audited cases", "/audit/cases/", {roles.AUDITOR, roles.ADMIN}),
+    ("Audit events", "/audit/events/", {roles.AUDITOR, roles.ADMIN}),
+    ("Chain status", "/audit/chain/", {roles.AUDITOR, roles.ADMIN}),
 ]
 
 
