@@ -4,6 +4,7 @@ the same figures in a table beside it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,7 +12,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 560, 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 16, 56
+LEFT, RIGHT, TOP, BOTTOM = 48, 24, 16, 56
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 BAR = "#0b5cad"
 ACCENT = "#cf222e"
@@ -44,6 +45,13 @@ def _svg(title: str, description: str, body: list[str]) -> SafeString:
     return mark_safe(head + "".join(body) + "</svg>")  # noqa: S308 (every text is escaped)
 
 
+def _nice_top(value: float, ticks: int = 4) -> float:
+    """A count axis whose four ticks are whole numbers: 1..4 → 4, 5..8 → 8, 9..12 → 12, ..."""
+    step = max(1, math.ceil(value / ticks))
+    magnitude = 10 ** max(0, len(str(step)) - 2)
+    return ticks * math.ceil(step / magnitude) * magnitude
+
+
 def _y_axis(y_max: float, fmt: Callable[[float], str], ticks: int = 4) -> list[str]:
     parts = []
     for i in range(ticks + 1):
@@ -65,7 +73,7 @@ def bar_chart(
     y_max: float | None = None,
     fmt: Callable[[float], str] = percent,
 ) -> SafeString:
-    top = y_max if y_max is not None else max([b.value for b in bars] + [1])
+    top = y_max if y_max is not None else _nice_top(max([b.value for b in bars] + [1]))
     body = _y_axis(top, fmt)
     if not bars:
         body.append(
@@ -74,7 +82,7 @@ def bar_chart(
         )
         return _svg(title, description, body)
     slot = PLOT_W / len(bars)
-    width = max(2.0, slot * 0.7)
+    width = min(64.0, max(2.0, slot * 0.7))
     rotate = len(bars) > 8
     for i, bar in enumerate(bars):
         height = PLOT_H * (bar.value / top if top else 0)
