@@ -7,14 +7,33 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import Case as CaseWhen
-from django.db.models import F, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models import F, QuerySet
 
-from audit.models import AuditEvent
+from audit.models import AuditEvent, CaseFacts
 from audit.schemas import CONFIDENCE_BANDS, CaseListQuery, ConfidenceBand, EventQuery
+from clinical import roles
 from clinical.models import Case, ClinicianReview
-from reasoning.models import ReasoningRun, RunOutcome
+from reasoning.models import ReasoningRun
+
+# Columns that may be empty: sorted last either way. The others sort plainly, so that
+# PostgreSQL can walk their index in either direction instead of sorting every row.
+NULLABLE_FACTS = {"confidence", "decision"}
+
+
+def _ordering(sort: str, *, tiebreak: str, nullable: set[str]) -> list[Any]:
+    column = sort.removeprefix("-")
+    descending = sort.startswith("-")
+    if column in nullable:
+        first: Any = (
+            F(column).desc(nulls_last=True) if descending else F(column).asc(nulls_last=True)
+        )
+    else:
+        first = f"-{column}" if descending else column
+    if column == tiebreak:
+        return [first]
+    return [first, f"-{tiebreak}" if descending else tiebreak]
 
 
 def events_filtered(query: EventQuery) -> QuerySet[AuditEvent]:
@@ -31,41 +50,25 @@ def events_filtered(query: EventQuery) -> QuerySet[AuditEvent]:
         events = events.filter(case_id=query.case)
     if query.outcome:
         events = events.filter(outcome=query.outcome.value)
-    column = query.sort.removeprefix("-")
-    descending = query.sort.startswith("-")
-    order = F(column).desc(nulls_last=True) if descending else F(column).asc(nulls_last=True)
-    return events.order_by(order, "-id" if descending else "id")
+    return events.order_by(*_ordering(query.sort, tiebreak="id", nullable={"case_id"}))
 
 
 def _start_of(day: Any) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def cases_for_audit(query: CaseListQuery) -> QuerySet[Case]:
+def cases_for_audit(query: CaseListQuery) -> QuerySet[CaseFacts]:
     """Every case with its latest run's model and confidence and its latest review's
-    decision, filtered and sorted as the auditor asked."""
-    latest_run = ReasoningRun.objects.filter(case=OuterRef("pk")).order_by("-created_at", "-id")
-    latest_review = ClinicianReview.objects.filter(case=OuterRef("pk")).order_by(
-        "-created_at", "-id"
-    )
-    cases = Case.objects.annotate(
-        submitter=F("submitted_by__username"),
-        system=CaseWhen(
-            When(submitted_by__api_key__isnull=False, then=Value("api")), default=Value("person")
-        ),
-        model_name=Subquery(latest_run.values("model_name")[:1]),
-        model_revision=Subquery(latest_run.values("model_revision")[:1]),
-        confidence=Subquery(latest_run.values("confidence")[:1]),
-        decision=Subquery(latest_review.values("decision")[:1]),
-    )
+    decision (kept in ``CaseFacts`` by triggers), filtered and sorted as the auditor asked."""
+    cases = CaseFacts.objects.all()
     if query.since:
         cases = cases.filter(created_at__gte=_start_of(query.since))
     if query.until:
         cases = cases.filter(created_at__lt=_start_of(query.until) + timedelta(days=1))
     if query.clinician:
-        cases = cases.filter(submitted_by__username=query.clinician)
+        cases = cases.filter(submitter=query.clinician)
     if query.system:
-        cases = cases.filter(submitted_by__api_key__isnull=query.system.value == "person")
+        cases = cases.filter(system=query.system.value)
     if query.status:
         cases = cases.filter(status=query.status)
     if query.model_revision:
@@ -79,23 +82,32 @@ def cases_for_audit(query: CaseListQuery) -> QuerySet[Case]:
         cases = cases.filter(decision__isnull=True)
     elif query.decision:
         cases = cases.filter(decision=query.decision)
-    column = query.sort.removeprefix("-")
-    descending = query.sort.startswith("-")
-    order = F(column).desc(nulls_last=True) if descending else F(column).asc(nulls_last=True)
-    return cases.order_by(order, "-id" if descending else "id")
+    return cases.order_by(*_ordering(query.sort, tiebreak="case_id", nullable=NULLABLE_FACTS))
 
 
 def filter_choices() -> dict[str, list[str]]:
     """What the case list's selects offer: submitters and model revisions seen so far."""
+    # People and keys that may submit (a small table), not a scan of every case.
     submitters = list(
-        Case.objects.order_by().values_list("submitted_by__username", flat=True).distinct()
-    )
-    revisions = list(
-        ReasoningRun.objects.order_by()
-        .exclude(model_revision="")
-        .values_list("model_revision", flat=True)
+        User.objects.filter(groups__name__in=sorted(roles.SUBMITTERS))
+        .values_list("username", flat=True)
         .distinct()
     )
+    # A loose index scan: one index probe per distinct revision, not a scan of every case.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH RECURSIVE revision(value) AS (
+                SELECT min(model_revision) FROM audit_casefacts WHERE model_revision <> ''
+                UNION ALL
+                SELECT (SELECT min(model_revision) FROM audit_casefacts
+                         WHERE model_revision > revision.value)
+                  FROM revision WHERE revision.value IS NOT NULL
+            )
+            SELECT value FROM revision WHERE value IS NOT NULL
+            """
+        )
+        revisions = [row[0] for row in cursor.fetchall()]
     return {"submitters": sorted(submitters), "model_revisions": sorted(revisions)}
 
 
@@ -120,20 +132,12 @@ def case_record(case: Case) -> CaseRecord:
 
 # --- figures for the overview charts ---------------------------------------------------------
 
-_LATEST_REVIEWS = """
-    SELECT DISTINCT ON (r.case_id)
-           r.decision, r.created_at, run.model_revision, run.model_name, run.confidence
-      FROM clinical_clinicianreview r
-      JOIN reasoning_reasoningrun run ON run.id = r.run_id
-     ORDER BY r.case_id, r.created_at DESC, r.id DESC
-"""
-
 
 @dataclass(frozen=True)
 class Overview:
     by_revision: list[tuple[str, int, int]]  # revision, reviewed cases, overridden
     by_week: list[tuple[str, int, int]]  # ISO week start, reviewed cases, overridden
-    confidence_histogram: list[int]  # completed runs per tenth of confidence
+    confidence_histogram: list[int]  # cases' latest answers per tenth of confidence
     reliability: list[tuple[float, int, int]]  # bin centre, reviewed cases, accepted
     reviewed: int
     overridden: int
@@ -141,45 +145,43 @@ class Overview:
 
 
 def overview(*, weeks: int = 26) -> Overview:
-    """Override = the clinician's latest review of a case modified or rejected the answer."""
+    """Override = the clinician's latest review of a case modified or rejected the answer.
+    Read from ``CaseFacts``: one narrow row per case, no join or DISTINCT ON per request."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"""
-            WITH latest AS ({_LATEST_REVIEWS})
+            """
             SELECT coalesce(nullif(model_revision, ''), model_name), count(*),
                    count(*) FILTER (WHERE decision <> 'accept')
-              FROM latest GROUP BY 1 ORDER BY 1
-            """  # noqa: S608 (constant SQL)
+              FROM audit_casefacts WHERE decision IS NOT NULL GROUP BY 1 ORDER BY 1
+            """
         )
         by_revision = [(str(r[0]), int(r[1]), int(r[2])) for r in cursor.fetchall()]
         cursor.execute(
-            f"""
-            WITH latest AS ({_LATEST_REVIEWS})
-            SELECT date_trunc('week', created_at AT TIME ZONE 'UTC')::date, count(*),
+            """
+            SELECT date_trunc('week', reviewed_at AT TIME ZONE 'UTC')::date, count(*),
                    count(*) FILTER (WHERE decision <> 'accept')
-              FROM latest GROUP BY 1 ORDER BY 1 DESC LIMIT %s
-            """,  # noqa: S608
+              FROM audit_casefacts WHERE decision IS NOT NULL
+             GROUP BY 1 ORDER BY 1 DESC LIMIT %s
+            """,
             [weeks],
         )
         by_week = [(r[0].isoformat(), int(r[1]), int(r[2])) for r in reversed(cursor.fetchall())]
         cursor.execute(
             """
             SELECT least(width_bucket(confidence, 0, 1, 10), 10), count(*)
-              FROM reasoning_reasoningrun
-             WHERE outcome = %s AND confidence IS NOT NULL GROUP BY 1
-            """,
-            [RunOutcome.COMPLETED],
+              FROM audit_casefacts WHERE confidence IS NOT NULL GROUP BY 1
+            """
         )
         histogram = [0] * 10
         for bucket, count in cursor.fetchall():
             histogram[max(1, int(bucket)) - 1] += int(count)
         cursor.execute(
-            f"""
-            WITH latest AS ({_LATEST_REVIEWS})
+            """
             SELECT least(width_bucket(confidence, 0, 1, 10), 10), count(*),
                    count(*) FILTER (WHERE decision = 'accept')
-              FROM latest WHERE confidence IS NOT NULL GROUP BY 1 ORDER BY 1
-            """  # noqa: S608
+              FROM audit_casefacts
+             WHERE decision IS NOT NULL AND confidence IS NOT NULL GROUP BY 1 ORDER BY 1
+            """
         )
         reliability = [((int(b) - 0.5) / 10, int(n), int(a)) for b, n, a in cursor.fetchall()]
     return Overview(

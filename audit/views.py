@@ -131,7 +131,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "chart_histogram": charts.bar_chart(
             histogram,
             title="Confidence of the model's answers",
-            description="How many completed answers fall in each tenth of confidence.",
+            description="How many answered cases (latest answer) fall in each tenth of confidence.",
             fmt=charts.count,
         ),
         "chart_reliability": charts.reliability_plot(
