@@ -257,7 +257,7 @@ def _stamp() -> str:
 def export_csv(request: HttpRequest) -> HttpResponse:
     query, errors = _event_query(request)
     if errors:
-        return render(request, "audit/events.html", {"errors": errors, "query": query}, status=400)
+        return _refused_export(request, query, errors)
     events = selectors.events_filtered(query)
     services.export_created(
         actor=actor_for(request.user, request),
@@ -287,7 +287,7 @@ def export_fhir(request: HttpRequest) -> HttpResponse:
                 }
             ]
     if errors:
-        return render(request, "audit/events.html", {"errors": errors, "query": query}, status=400)
+        return _refused_export(request, query, errors)
     bundle = exports.fhir_bundle(events)
     services.export_created(
         actor=actor_for(request.user, request),
@@ -298,6 +298,13 @@ def export_fhir(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(json.dumps(bundle, indent=1), content_type="application/fhir+json")
     response["Content-Disposition"] = f'attachment; filename="bedside-audit-{_stamp()}.json"'
     return response
+
+
+def _refused_export(
+    request: HttpRequest, query: EventQuery, errors: list[dict[str, str]]
+) -> HttpResponse:
+    context = {"errors": errors, "query": query, "page": None, "columns": []}
+    return render(request, "audit/events.html", context, status=400)
 
 
 # --- chain status -----------------------------------------------------------------------------

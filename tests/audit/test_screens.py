@@ -179,3 +179,25 @@ def test_clinicians_cannot_open_audit_screens(alice: User, reviewed_case: Any) -
     client.force_login(alice)
     for path in ("/audit/", "/audit/cases/", f"/audit/cases/{reviewed_case.id}/", "/audit/chain/"):
         assert client.get(path).status_code == 403, path
+
+
+def test_exports_refuse_bad_filters_with_the_field_named(auditor: Client, db: None) -> None:
+    for path in ("/audit/events/export.csv", "/audit/events/export.fhir.json"):
+        response = auditor.get(path, {"case": "not-a-uuid"})
+        assert response.status_code == 400
+        assert "case" in response.content.decode()
+    assert not AuditEvent.objects.filter(code="export.created").exists()
+
+
+def test_events_api_filters_and_refuses_bad_input(carol: User, reviewed_case: Case) -> None:
+    from tests.conftest import client_for
+
+    client = client_for(carol)
+    body = client.get("/api/v1/audit/events/", {"case": str(reviewed_case.id)}).json()
+    codes = [e["code"] for e in body["results"]]
+    assert codes[0] == "case.submitted" and "review.recorded" in codes
+    assert {e["case_id"] for e in body["results"]} == {str(reviewed_case.id)}
+    bad = client.get("/api/v1/audit/events/", {"since": "yesterday", "colour": "red"})
+    assert bad.status_code == 400
+    locs = {tuple(e["loc"]) for e in bad.json()["errors"]}
+    assert ("query", "since") in locs and ("query", "colour") in locs
