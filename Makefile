@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # pip here warns about every package missing from a local index; the failure status stays.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install install-browser run test test-e2e lint migrations-check clean
+.PHONY: install install-browser run test test-e2e lint migrations-check clean bench
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,3 +49,6 @@ migrations-check: install
 clean:  ## stop local services and remove local state (database, broker, converted model)
 	-$(PY) -m clinical.localstack down
 	rm -rf .bedside
+
+bench: install  ## audit trail at scale: fill bedside_bench_audit (1M events) and time screens + verify
+	$(PY) bench/audit_scale.py

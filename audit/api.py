@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from pydantic import ValidationError
 from rest_framework import status
 from rest_framework.permissions import BasePermission
@@ -80,8 +81,25 @@ class EventList(APIView):
 
 
 class ChainVerify(APIView):
+    """GET walks the chain; POST a checkpoint (``manage.py audit_checkpoint``'s JSON) to also
+    prove that nothing after it was cut off."""
+
     permission_classes = [IsAuditor]
 
     def get(self, request: Request) -> Response:
         report = services.chain_verify_recorded(actor=actor_for(request.user, request))
+        return Response(report.as_dict())
+
+    def post(self, request: Request) -> Response:
+        data = request.data if isinstance(request.data, dict) else {}
+        try:
+            checkpoint = services.checkpoint_load(data, key=settings.BEDSIDE_AUDIT_CHECKPOINT_KEY)
+        except services.CheckpointInvalid as exc:
+            return Response(
+                {"errors": [{"loc": ["body"], "msg": str(exc)}]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        report = services.chain_verify_recorded(
+            actor=actor_for(request.user, request), checkpoint=checkpoint
+        )
         return Response(report.as_dict())

@@ -369,9 +369,9 @@ def audit_viewed(*, actor: Actor, view: str, filters: dict[str, Any], count: int
     )
 
 
-def chain_verify_recorded(*, actor: Actor) -> ChainReport:
-    """Verify the chain and record that someone did, with the result."""
-    report = chain_verify()
+def chain_verify_recorded(*, actor: Actor, checkpoint: Checkpoint | None = None) -> ChainReport:
+    """Verify the chain (against a checkpoint, if given) and record that someone did."""
+    report = chain_verify(checkpoint=checkpoint)
     record(
         actor=actor,
         action=Action.EXECUTE,
@@ -384,6 +384,7 @@ def chain_verify_recorded(*, actor: Actor) -> ChainReport:
             "events_checked": report.events_checked,
             "broken_id": report.broken_id,
             "problem": report.problem,
+            "checkpoint_head_id": checkpoint.head_id if checkpoint else None,
         },
     )
     return report

@@ -188,3 +188,20 @@ def test_verify_audit_command_exit_status_and_names_the_event(
         call_command("verify_audit", checkpoint=checkpoint)
     assert exit_status.value.code == 1
     assert f"BROKEN at event #{events[1].id} (edited)" in capsys.readouterr().err
+
+
+def test_verify_api_checks_a_posted_checkpoint(carol: Any, settings: Any) -> None:
+    from tests.conftest import client_for
+
+    settings.BEDSIDE_AUDIT_CHECKPOINT_KEY = "c" * 32
+    events = _events(4)
+    checkpoint = checkpoint_create(key=settings.BEDSIDE_AUDIT_CHECKPOINT_KEY).as_dict()
+    client = client_for(carol)
+    assert client.post("/api/v1/audit/verify/", checkpoint, format="json").json()["ok"] is True
+    _bypass_triggers()
+    AuditEvent.objects.filter(id__gte=events[2].id).delete()
+    assert client.get("/api/v1/audit/verify/").json()["ok"] is True  # a shorter valid chain
+    report = client.post("/api/v1/audit/verify/", checkpoint, format="json").json()
+    assert (report["ok"], report["problem"]) == (False, "truncated")
+    forged = client.post("/api/v1/audit/verify/", {**checkpoint, "count": 2}, format="json")
+    assert forged.status_code == 400 and "altered" in forged.json()["errors"][0]["msg"]
