@@ -23,6 +23,7 @@ from audit.models import AuditEvent
 from audit.schemas import CONFIDENCE_BANDS, CaseListQuery, ConfidenceBand, EventQuery
 from clinical import roles
 from clinical.models import Case, CaseStatus, ReviewDecision
+from clinical.reasons import reason_display
 from clinical.services import actor_for, case_viewed
 
 AUDIT_ROLES = {roles.AUDITOR, roles.ADMIN}
@@ -210,6 +211,14 @@ def case_detail(request: HttpRequest, case_id: str) -> HttpResponse:
             for run in record.runs
         ],
         "system": "api" if hasattr(case.submitted_by, "api_key") else "person",
+        "timeline": [
+            (event, json.dumps(event.details, sort_keys=True, ensure_ascii=False))
+            for event in record.events
+        ],
+        "reviews": [
+            (review, reason_display(review.reason_code) if review.reason_code else "")
+            for review in record.reviews
+        ],
     }
     return render(request, "audit/case_detail.html", context)
 

@@ -43,6 +43,7 @@ def test_auditor_filters_opens_a_timeline_exports_and_checks_the_chain(
     expect(page.get_by_text("No cases match these filters")).to_be_visible()
     page.get_by_label("Review decision").select_option("reject")
     page.get_by_role("button", name="Filter").click()
+    screenshot(page, "audit-cases")
 
     # Open the case: its timeline names every step, the review included.
     page.locator("table.audit-table tbody tr").first.get_by_role("link").first.click()
@@ -51,6 +52,7 @@ def test_auditor_filters_opens_a_timeline_exports_and_checks_the_chain(
     for code in ("case.submitted", "run.started", "run.completed", "review.recorded"):
         expect(timeline.get_by_text(code, exact=True)).to_be_visible()
     expect(page.get_by_text("Rejected")).to_be_visible()
+    screenshot(page, "audit-case")
 
     # Export the case's events in both formats.
     page.goto(f"{live_server.url}/audit/events/?case={completed_case.id}")
@@ -68,6 +70,7 @@ def test_auditor_filters_opens_a_timeline_exports_and_checks_the_chain(
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Chain status").click()
     page.get_by_role("button", name="Verify the whole chain now").click()
     expect(page.get_by_role("status")).to_contain_text("Intact")
+    screenshot(page, "audit-chain")
 
     # The overview's four charts, kept as the test's screenshot.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit overview").click()
