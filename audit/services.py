@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import time
 import uuid
@@ -85,6 +86,17 @@ def compute_hash(event: AuditEvent, prev_hash: str) -> str:
     return digest.hexdigest()
 
 
+def _address(value: str | None) -> str | None:
+    """The address as PostgreSQL will give it back (so the hash still matches on reading),
+    or None when it is not an IP address at all (never a failed write)."""
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
+
+
 def record(
     *,
     actor: Actor,
@@ -118,7 +130,7 @@ def record(
             object_type=object_type,
             object_id=str(object_id),
             case_id=uuid.UUID(str(case_id)) if case_id else None,
-            source_address=actor.source_address,
+            source_address=_address(actor.source_address),
             request_id=actor.request_id,
             details=json.loads(canonical_json(details or {})),
             prev_hash=prev_hash,

@@ -57,3 +57,18 @@ def test_concurrent_writers_never_fork_the_chain() -> None:
     assert AuditEvent.objects.count() == 40
     assert AuditEvent.objects.values("prev_hash").distinct().count() == 40
     assert verify_chain() is None
+
+
+def test_source_addresses_are_stored_as_postgresql_returns_them(db: None) -> None:
+    from dataclasses import replace
+
+    for written, stored in (
+        ("2001:DB8:0:0::1", "2001:db8::1"),
+        ("10.0.0.7", "10.0.0.7"),
+        ("unknown", None),
+    ):
+        event = record(
+            actor=replace(SYSTEM, source_address=written), action=Action.READ, code="test.addr"
+        )
+        assert AuditEvent.objects.get(id=event.id).source_address == stored
+    assert verify_chain() is None
