@@ -14,9 +14,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
 from fhir.resources.R4B.bundle import Bundle
-from fhir.resources.R4B.provenance import Provenance
 
 from audit.models import Action, AuditEvent, Outcome
 from clinical.models import ClinicianReview
@@ -144,8 +142,7 @@ def audit_event_resource(event: AuditEvent) -> dict[str, Any]:
             "system": "urn:bedside:request-id",
             "value": event.request_id,
         }
-    # Validate now: an export an auditor cannot load elsewhere is worse than none.
-    return FhirAuditEvent.model_validate(resource).model_dump(mode="json", exclude_none=True)
+    return resource
 
 
 def provenance_resource(run: ReasoningRun, review: ClinicianReview | None) -> dict[str, Any]:
@@ -215,7 +212,7 @@ def provenance_resource(run: ReasoningRun, review: ClinicianReview | None) -> di
         resource["extension"] = [{"url": AI_CONFIDENCE, "valueDecimal": run.confidence}]
     if review is not None:
         resource["reason"] = [{"text": f"clinician review: {review.decision}"}]
-    return Provenance.model_validate(resource).model_dump(mode="json", exclude_none=True)
+    return resource
 
 
 def fhir_bundle(events: list[AuditEvent]) -> dict[str, Any]:
@@ -246,4 +243,7 @@ def fhir_bundle(events: list[AuditEvent]) -> dict[str, Any]:
         if run_id in runs
     ]
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
-    return Bundle.model_validate(bundle).model_dump(mode="json", exclude_none=True)
+    # Validated once, whole, by the R4B models (every entry's resource with it): an export an
+    # auditor cannot load elsewhere is worse than none, and a bad one raises here.
+    Bundle.model_validate(bundle)
+    return bundle

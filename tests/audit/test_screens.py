@@ -201,3 +201,15 @@ def test_events_api_filters_and_refuses_bad_input(carol: User, reviewed_case: Ca
     assert bad.status_code == 400
     locs = {tuple(e["loc"]) for e in bad.json()["errors"]}
     assert ("query", "since") in locs and ("query", "colour") in locs
+
+
+def test_fhir_export_of_too_many_events_asks_for_a_narrower_range(
+    auditor: Client, reviewed_case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audit import views
+
+    monkeypatch.setattr(views, "FHIR_EXPORT_MAX_EVENTS", 2)
+    response = auditor.get("/audit/events/export.fhir.json", {"case": str(reviewed_case.id)})
+    assert response.status_code == 400
+    assert "more than 2 events: narrow the time range" in response.content.decode()
+    assert not AuditEvent.objects.filter(code="export.created").exists()
