@@ -68,8 +68,14 @@ class CaseFacts(models.Model):
     so the list is one narrow table instead of a subquery per case for every page.
     """
 
+    # No database constraint: the facts follow the case (a trigger removes them with it)
+    # and must never stand in the way of the clinical app's own writes.
     case = models.OneToOneField(
-        "clinical.Case", primary_key=True, on_delete=models.DO_NOTHING, related_name="+"
+        "clinical.Case",
+        primary_key=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
     )
     created_at = models.DateTimeField(db_index=True)
     external_id = models.CharField(max_length=64, blank=True)

@@ -46,8 +46,18 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION audit_casefacts_forget_case() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM audit_casefacts WHERE case_id = OLD.id;
+    RETURN NULL;
+END;
+$$;
+
 CREATE TRIGGER clinical_case_facts AFTER INSERT OR UPDATE OF status, priority, external_id
     ON clinical_case FOR EACH ROW EXECUTE FUNCTION audit_casefacts_from_case();
+CREATE TRIGGER clinical_case_facts_forget AFTER DELETE
+    ON clinical_case FOR EACH ROW EXECUTE FUNCTION audit_casefacts_forget_case();
 CREATE TRIGGER reasoning_reasoningrun_facts AFTER INSERT
     ON reasoning_reasoningrun FOR EACH ROW EXECUTE FUNCTION audit_casefacts_from_run();
 CREATE TRIGGER clinical_clinicianreview_facts AFTER INSERT
@@ -72,9 +82,11 @@ ON CONFLICT (case_id) DO NOTHING;
 
 FACTS_DROP = """
 DROP TRIGGER IF EXISTS clinical_case_facts ON clinical_case;
+DROP TRIGGER IF EXISTS clinical_case_facts_forget ON clinical_case;
 DROP TRIGGER IF EXISTS reasoning_reasoningrun_facts ON reasoning_reasoningrun;
 DROP TRIGGER IF EXISTS clinical_clinicianreview_facts ON clinical_clinicianreview;
 DROP FUNCTION IF EXISTS audit_casefacts_from_case();
+DROP FUNCTION IF EXISTS audit_casefacts_forget_case();
 DROP FUNCTION IF EXISTS audit_casefacts_from_run();
 DROP FUNCTION IF EXISTS audit_casefacts_from_review();
 """
@@ -93,7 +105,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='CaseFacts',
             fields=[
-                ('case', models.OneToOneField(on_delete=django.db.models.deletion.DO_NOTHING, primary_key=True, related_name='+', serialize=False, to='clinical.case')),
+                ('case', models.OneToOneField(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, primary_key=True, related_name='+', serialize=False, to='clinical.case')),
                 ('created_at', models.DateTimeField(db_index=True)),
                 ('external_id', models.CharField(blank=True, max_length=64)),
                 ('priority', models.CharField(max_length=8)),

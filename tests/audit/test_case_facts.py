@@ -52,3 +52,16 @@ def test_cases_from_an_integration_key_are_marked_api(
     assert response.status_code == 202
     facts = CaseFacts.objects.get(case_id=response.json()["id"])
     assert (facts.system, facts.status, facts.submitter) == ("api", "queued", "key:ehr-test")
+
+
+def test_facts_go_with_a_deleted_case(alice: User) -> None:
+    from clinical.schemas import CaseInput
+    from clinical.services import case_submit
+    from tests.conftest import load_case
+
+    case = case_submit(
+        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
+    )
+    assert CaseFacts.objects.filter(case_id=case.id).exists()
+    Case.objects.filter(id=case.id).delete()  # a queued case nothing else refers to
+    assert not CaseFacts.objects.filter(case_id=case.id).exists()
