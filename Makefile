@@ -55,3 +55,6 @@ migrations-check: install
 clean:  ## stop local services and remove local state (database, broker, converted model)
 	-$(PY) -m clinical.localstack down
 	rm -rf .bedside
+
+bench: install  ## audit trail at scale: fill bedside_bench_audit (1M events) and time screens + verify
+	$(PY) bench/audit_scale.py

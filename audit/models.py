@@ -49,6 +49,52 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            # The auditors' event filters over a time range: by actor, by event code.
+            models.Index(fields=["actor_label", "recorded_at"], name="audit_event_actor_time"),
+            models.Index(fields=["code", "recorded_at"], name="audit_event_code_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.recorded_at:%Y-%m-%d %H:%M:%S} {self.code} by {self.actor_label}"
+
+
+class CaseFacts(models.Model):
+    """One row per case with what the auditors' case list filters and sorts by: the case,
+    its submitter, its latest run's model and confidence, its latest review's decision.
+
+    A read model, not part of the record: PostgreSQL triggers (migration
+    ``0003_case_facts``) keep it in step with cases, runs and reviews, whoever writes them,
+    so the list is one narrow table instead of a subquery per case for every page.
+    """
+
+    # No database constraint: the facts follow the case (a trigger removes them with it)
+    # and must never stand in the way of the clinical app's own writes.
+    case = models.OneToOneField(
+        "clinical.Case",
+        primary_key=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+    )
+    created_at = models.DateTimeField(db_index=True)
+    external_id = models.CharField(max_length=64, blank=True)
+    priority = models.CharField(max_length=8)
+    status = models.CharField(max_length=10, db_index=True)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
+    submitter = models.CharField(max_length=150, db_index=True)
+    system = models.CharField(max_length=10)  # person | api
+    run_id = models.BigIntegerField(null=True)
+    model_name = models.CharField(max_length=200, blank=True)
+    model_revision = models.CharField(max_length=200, blank=True, db_index=True)
+    confidence = models.FloatField(null=True, db_index=True)
+    decision = models.CharField(max_length=10, null=True, db_index=True)  # noqa: DJ001 (NULL: not reviewed)
+    reviewed_at = models.DateTimeField(null=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Facts of case {self.case_id}"

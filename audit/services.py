@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
+import ipaddress
 import json
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +36,24 @@ class Actor:
 
 
 SYSTEM = Actor(label="system:worker", role="system")
+
+# Who is acting in this request or command, for events written from signals (privilege
+# changes made through the admin site, say), where no caller can pass an actor.
+_current_actor: ContextVar[Actor | None] = ContextVar("bedside_audit_actor", default=None)
+
+
+@contextmanager
+def acting_as(actor: Actor) -> Iterator[None]:
+    token = _current_actor.set(actor)
+    try:
+        yield
+    finally:
+        _current_actor.reset(token)
+
+
+def current_actor() -> Actor | None:
+    """The actor set by ``acting_as`` around this code, if any."""
+    return _current_actor.get()
 
 
 def canonical_json(payload: dict[str, Any]) -> str:
@@ -60,6 +84,17 @@ def compute_hash(event: AuditEvent, prev_hash: str) -> str:
     digest.update(prev_hash.encode())
     digest.update(canonical_json(event_payload(event)).encode())
     return digest.hexdigest()
+
+
+def _address(value: str | None) -> str | None:
+    """The address as PostgreSQL will give it back (so the hash still matches on reading),
+    or None when it is not an IP address at all (never a failed write)."""
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
 
 
 def record(
@@ -95,7 +130,7 @@ def record(
             object_type=object_type,
             object_id=str(object_id),
             case_id=uuid.UUID(str(case_id)) if case_id else None,
-            source_address=actor.source_address,
+            source_address=_address(actor.source_address),
             request_id=actor.request_id,
             details=json.loads(canonical_json(details or {})),
             prev_hash=prev_hash,
@@ -105,11 +140,276 @@ def record(
         return event
 
 
+# One chunk of the chain, as text PostgreSQL renders exactly the way ``event_payload`` does
+# (no per-row type conversion in Python): the time as isoformat with microseconds in UTC,
+# the case id as its canonical UUID text, the address as Django stores it.
+_CHAIN_CHUNK_SQL = """
+    SELECT id,
+           to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
+           actor_id, actor_label, role, action, code, outcome, object_type, object_id,
+           case_id::text, host(source_address), request_id, details::text, prev_hash, hash
+      FROM audit_auditevent
+     WHERE id > %s
+     ORDER BY id
+     LIMIT %s
+"""
+
+
+def _row_hash(row: tuple[Any, ...], prev_hash: str) -> str:
+    """``compute_hash`` over one row of ``_CHAIN_CHUNK_SQL``: no model instance per event."""
+    payload = {
+        "recorded_at": row[1],
+        "actor_id": row[2],
+        "actor_label": row[3],
+        "role": row[4],
+        "action": row[5],
+        "code": row[6],
+        "outcome": row[7],
+        "object_type": row[8],
+        "object_id": row[9],
+        "case_id": row[10],
+        "source_address": row[11],
+        "request_id": row[12],
+        "details": json.loads(row[13]),
+    }
+    digest = hashlib.sha256()
+    digest.update(prev_hash.encode())
+    digest.update(canonical_json(payload).encode())
+    return digest.hexdigest()
+
+
+def _chain_rows(chunk_size: int) -> Iterator[tuple[Any, ...]]:
+    """Every event in id order, a chunk at a time (keyset pages: no long transaction)."""
+    last_id = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(_CHAIN_CHUNK_SQL, [last_id, chunk_size])
+            rows = cursor.fetchall()
+        yield from rows
+        if len(rows) < chunk_size:
+            return
+        last_id = rows[-1][0]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The chain head as an auditor saw it: kept outside the database (a file, a ticket,
+    paper), it shows a later reader whether events were cut off the end of the chain."""
+
+    head_id: int
+    head_hash: str
+    count: int
+    created_at: str
+    signature: str = ""  # HMAC-SHA256 over the other fields, when a key is configured
+
+    def signed_fields(self) -> dict[str, Any]:
+        return {
+            "head_id": self.head_id,
+            "head_hash": self.head_hash,
+            "count": self.count,
+            "created_at": self.created_at,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.signed_fields(), "signature": self.signature}
+
+
+def _sign(fields: dict[str, Any], key: str) -> str:
+    return hmac.new(key.encode(), canonical_json(fields).encode(), hashlib.sha256).hexdigest()
+
+
+def checkpoint_create(*, key: str = "") -> Checkpoint:
+    """The current head of the chain, signed with ``key`` when one is given."""
+    head = AuditEvent.objects.order_by("-id").values_list("id", "hash").first()
+    head_id, head_hash = head if head else (0, GENESIS_HASH)
+    checkpoint = Checkpoint(
+        head_id=head_id,
+        head_hash=head_hash,
+        count=AuditEvent.objects.filter(id__lte=head_id).count(),
+        created_at=timezone.now().isoformat(timespec="seconds"),
+    )
+    if key:
+        checkpoint = Checkpoint(
+            **checkpoint.signed_fields(), signature=_sign(checkpoint.signed_fields(), key)
+        )
+    return checkpoint
+
+
+class CheckpointInvalid(ValueError):
+    """The checkpoint file is malformed, or its signature does not match the key."""
+
+
+def checkpoint_load(data: dict[str, Any], *, key: str = "") -> Checkpoint:
+    try:
+        checkpoint = Checkpoint(
+            head_id=int(data["head_id"]),
+            head_hash=str(data["head_hash"]),
+            count=int(data["count"]),
+            created_at=str(data["created_at"]),
+            signature=str(data.get("signature") or ""),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointInvalid(f"not a checkpoint: {exc}") from exc
+    if checkpoint.signature:
+        if not key:
+            raise CheckpointInvalid("the checkpoint is signed but no key was given to check it")
+        expected = _sign(checkpoint.signed_fields(), key)
+        if not hmac.compare_digest(expected, checkpoint.signature):
+            raise CheckpointInvalid("the checkpoint's signature does not match: it was altered")
+    return checkpoint
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What a walk of the chain found. ``broken_id`` names the first event that fails."""
+
+    ok: bool
+    events_checked: int
+    head_id: int | None
+    head_hash: str
+    broken_id: int | None = None
+    problem: str = ""  # edited | inserted | removed | truncated
+    reason: str = ""
+    checkpoint: Checkpoint | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "events_checked": self.events_checked,
+            "head_id": self.head_id,
+            "head_hash": self.head_hash,
+            "broken_id": self.broken_id,
+            "problem": self.problem,
+            "reason": self.reason,
+            "checkpoint": self.checkpoint.as_dict() if self.checkpoint else None,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def chain_verify(*, checkpoint: Checkpoint | None = None, chunk_size: int = 10000) -> ChainReport:
+    """Walk the whole chain in id order, streaming rows (one query, no model instances).
+
+    - a row whose content no longer matches its own hash was **edited**;
+    - a row whose ``prev_hash`` is the hash of the row two back follows a row that was
+      **inserted** (that row is named);
+    - any other broken link means rows before it were **removed** or reordered;
+    - with a checkpoint, a chain that no longer reaches the checkpoint's head (or reaches
+      it with a different hash or count) was **truncated** or rewritten.
+    """
+    started = time.monotonic()
+    prev_hash = before_prev_hash = GENESIS_HASH
+    prev_id: int | None = None
+    count = 0
+    checkpoint_seen = checkpoint is None or checkpoint.head_id == 0
+
+    def report(broken_id: int | None, problem: str, reason: str) -> ChainReport:
+        return ChainReport(
+            ok=not problem,
+            events_checked=count,
+            head_id=prev_id,
+            head_hash=prev_hash,
+            broken_id=broken_id,
+            problem=problem,
+            reason=reason,
+            checkpoint=checkpoint,
+            seconds=time.monotonic() - started,
+        )
+
+    for row in _chain_rows(chunk_size):
+        event_id, stored_prev, stored_hash = row[0], row[14], row[15]
+        if stored_prev != prev_hash:
+            if prev_id is not None and stored_prev == before_prev_hash:
+                return report(
+                    prev_id,
+                    "inserted",
+                    f"event #{event_id} is chained to the event before #{prev_id}: "
+                    f"#{prev_id} was inserted afterwards",
+                )
+            after = f"#{prev_id}" if prev_id is not None else "the start of the chain"
+            return report(
+                event_id,
+                "removed",
+                f"event #{event_id} does not follow {after}: the event(s) it was chained to "
+                "were removed or moved",
+            )
+        if _row_hash(row, prev_hash) != stored_hash:
+            return report(
+                event_id, "edited", f"event #{event_id} no longer matches its hash: it was edited"
+            )
+        count += 1
+        before_prev_hash, prev_hash, prev_id = prev_hash, stored_hash, event_id
+        if checkpoint is not None and event_id == checkpoint.head_id:
+            checkpoint_seen = True
+            if stored_hash != checkpoint.head_hash or count != checkpoint.count:
+                return report(
+                    event_id,
+                    "truncated",
+                    f"event #{event_id} is the checkpoint's head but the chain up to it differs "
+                    f"(hash or count {count} != {checkpoint.count}): it was rewritten",
+                )
+    if not checkpoint_seen:
+        assert checkpoint is not None
+        last = f"#{prev_id}" if prev_id is not None else "nothing"
+        return report(
+            checkpoint.head_id,
+            "truncated",
+            f"the checkpoint of {checkpoint.created_at} names event #{checkpoint.head_id} "
+            f"({checkpoint.count} events) but the chain ends at {last} ({count} events): "
+            "the tail was removed",
+        )
+    return report(None, "", "")
+
+
 def verify_chain() -> AuditEvent | None:
     """Walk the chain; return the first event whose link or hash is wrong, else None."""
-    prev_hash = GENESIS_HASH
-    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
-        if event.prev_hash != prev_hash or compute_hash(event, prev_hash) != event.hash:
-            return event
-        prev_hash = event.hash
-    return None
+    result = chain_verify()
+    if result.ok or result.broken_id is None:
+        return None
+    return AuditEvent.objects.get(id=result.broken_id)
+
+
+def audit_viewed(*, actor: Actor, view: str, filters: dict[str, Any], count: int) -> None:
+    """An auditor read the trail (a list, a screen): who looked at what, with which filters."""
+    record(
+        actor=actor,
+        action=Action.READ,
+        code="audit.viewed",
+        object_type="audit_view",
+        object_id=view,
+        details={"filters": filters, "count": count},
+    )
+
+
+def chain_verify_recorded(*, actor: Actor, checkpoint: Checkpoint | None = None) -> ChainReport:
+    """Verify the chain (against a checkpoint, if given) and record that someone did."""
+    report = chain_verify(checkpoint=checkpoint)
+    record(
+        actor=actor,
+        action=Action.EXECUTE,
+        code="audit.verified",
+        outcome=Outcome.SUCCESS if report.ok else Outcome.FAILURE,
+        object_type="audit_chain",
+        object_id=str(report.head_id or ""),
+        details={
+            "ok": report.ok,
+            "events_checked": report.events_checked,
+            "broken_id": report.broken_id,
+            "problem": report.problem,
+            "checkpoint_head_id": checkpoint.head_id if checkpoint else None,
+        },
+    )
+    return report
+
+
+def export_created(
+    *, actor: Actor, export_format: str, filters: dict[str, Any], count: int
+) -> None:
+    record(
+        actor=actor,
+        action=Action.READ,
+        code="export.created",
+        object_type="audit_export",
+        object_id=export_format,
+        details={"format": export_format, "filters": filters, "count": count},
+    )

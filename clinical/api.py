@@ -288,6 +288,11 @@ class CaseListCreate(APIView):
         paginator = CasePagination()
         page = paginator.paginate_queryset(cases.order_by("-created_at", "id"), request, view=self)
         assert page is not None
+        services.cases_listed(
+            actor=services.actor_for(request.user, request),
+            count=len(page),
+            filters={"status": status_filter or None, "external_id": bool(external_id)},
+        )
         return paginator.get_paginated_response(
             [case_representation(case, request, full=False) for case in page]
         )
@@ -330,7 +335,10 @@ class CaseReviews(APIView):
     )
     def get(self, request: Request, case_id: str) -> Response:
         case = get_object_or_404(visible_cases(request.user), id=case_id)
-        reviews = case.reviews.select_related("reviewer")
+        reviews = list(case.reviews.select_related("reviewer"))
+        services.reviews_viewed(
+            case=case, actor=services.actor_for(request.user, request), count=len(reviews)
+        )
         return Response({"results": [review_representation(r) for r in reviews]})
 
     @extend_schema(

@@ -5,3 +5,8 @@ class ClinicalConfig(AppConfig):
     name = "clinical"
     verbose_name = "Clinical cases"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from clinical import access_audit
+
+        access_audit.connect()

@@ -77,25 +77,14 @@ class ApiKeyAuthentication(BaseAuthentication):
 
 def _refused(request: Request, reason: str, prefix: str, api_key: ApiKey | None = None) -> None:
     """Audit a refused key: which key (by its public prefix) and why, never the secret."""
-    # Imported here: audit imports nothing of clinical, and this module loads early.
-    from audit.models import Action, Outcome
-    from audit.services import Actor, record
+    from clinical.access_audit import auth_failure_record
 
-    actor = Actor(
-        label=f"key:{api_key.name}" if api_key else "anonymous",
-        role="none",
-        user_id=None,
-        source_address=request.META.get("REMOTE_ADDR") or None,
-        request_id=getattr(request, "request_id", ""),
-    )
-    record(
-        actor=actor,
-        action=Action.EXECUTE,
-        code="auth.failed",
-        outcome=Outcome.FAILURE,
-        object_type="api_key" if api_key else "",
-        object_id=str(api_key.pk) if api_key else "",
-        details={"reason": reason, "prefix": prefix[:16]},
+    auth_failure_record(
+        method="api_key",
+        reason=reason,
+        request=request,
+        claimed=prefix[:16],
+        extra={"prefix": prefix[:16]},
     )
 
 

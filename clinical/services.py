@@ -16,7 +16,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from audit.models import Action
-from audit.services import Actor, record
+from audit.services import Actor, acting_as, record
 from clinical import roles
 from clinical.authentication import KEY_PREFIX, SCOPES, hash_key
 from clinical.models import (
@@ -201,6 +201,27 @@ def case_viewed(*, case: Case, actor: Actor) -> None:
     )
 
 
+def cases_listed(*, actor: Actor, count: int, filters: dict[str, Any]) -> None:
+    """A list of cases was read (ids, statuses, external ids: no clinical content)."""
+    record(
+        actor=actor,
+        action=Action.READ,
+        code="case.listed",
+        object_type="case_list",
+        details={"count": count, "filters": filters},
+    )
+
+
+def reviews_viewed(*, case: Case, actor: Actor, count: int) -> None:
+    record(
+        actor=actor,
+        action=Action.READ,
+        code="review.viewed",
+        case_id=case.id,
+        details={"count": count},
+    )
+
+
 class ReviewNotPossible(Exception):
     """The case has no completed answer to review (still queued, running, or failed)."""
 
@@ -310,7 +331,8 @@ def api_key_issue(
     user_model = get_user_model()
     with transaction.atomic():
         user = user_model.objects.create_user(username=f"key:{name}"[:150], password=None)
-        roles.grant_role(user, role)
+        with acting_as(actor):
+            roles.grant_role(user, role)
         api_key = ApiKey.objects.create(
             name=name,
             prefix=prefix,
@@ -379,30 +401,14 @@ def user_ensure(*, username: str, password: str, role: str, actor: Actor) -> Any
     """Create or reset a person's login with one role (used for the demo accounts)."""
     user_model = get_user_model()
     with transaction.atomic():
-        user, created = user_model.objects.get_or_create(username=username)
+        user, _ = user_model.objects.get_or_create(username=username)
         user.set_password(password)
         user.is_staff = role == roles.ADMIN
         user.is_superuser = role == roles.ADMIN
-        user.save()
-        if not user.groups.filter(name=role).exists():
-            roles.grant_role(user, role)
-            record(
-                actor=actor,
-                action=Action.UPDATE,
-                code="role.changed",
-                object_type="user",
-                object_id=str(user.pk),
-                details={"granted": role, "created": created},
-            )
+        # Privilege changes (the role's group, the admin flags) are recorded as
+        # `role.changed` by clinical.access_audit, with this actor.
+        with acting_as(actor):
+            user.save()
+            if not user.groups.filter(name=role).exists():
+                roles.grant_role(user, role)
     return user
-
-
-def cases_listed(*, actor: Actor, shown: int, page: int) -> None:
-    """A person's case list was shown (it names chief complaints: a read of patient data)."""
-    record(
-        actor=actor,
-        action=Action.READ,
-        code="cases.listed",
-        object_type="case_list",
-        details={"shown": shown, "page": page},
-    )

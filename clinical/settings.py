@@ -276,3 +276,11 @@ BEDSIDE_CDS_LOW_CONFIDENCE = env_float("BEDSIDE_CDS_LOW_CONFIDENCE", 0.5)
 BEDSIDE_MODEL_VALIDATION_LABEL = env_str(
     "BEDSIDE_MODEL_VALIDATION_LABEL", "not validated for clinical use"
 )
+
+# --- Audit trail ----------------------------------------------------------------------------
+# HMAC key that signs `manage.py audit_checkpoint` files (empty: unsigned; the auditor keeps
+# the file somewhere the database's administrators cannot write).
+BEDSIDE_AUDIT_CHECKPOINT_KEY = env_str("BEDSIDE_AUDIT_CHECKPOINT_KEY")
+# Lets audit events written from signals (sign-in failures, admin role changes) name the
+# person behind the request.
+MIDDLEWARE.append("audit.middleware.AuditRequestMiddleware")

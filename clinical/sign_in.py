@@ -2,7 +2,8 @@
 username within ``BEDSIDE_LOGIN_LOCKOUT_S``, that username is refused for the same period
 after the last failure, whatever password is given.
 
-The failures are counted from the audit chain itself (``login.failed`` events, reset by a
+The failures are counted from the audit chain itself (the ``auth.failed`` events that every
+failed password sign-in writes, see ``clinical/access_audit.py``, reset by a
 ``login.succeeded``), so every web process sees the same count and there is no second
 record of sign-in attempts to keep consistent with the audit trail.
 """
@@ -21,7 +22,7 @@ from django.utils import timezone
 from audit.models import Action, AuditEvent, Outcome
 from audit.services import Actor, record
 
-FAILED = "login.failed"
+FAILED = "auth.failed"  # written by the user_login_failed signal (clinical/access_audit.py)
 SUCCEEDED = "login.succeeded"
 REFUSED = "login.refused"  # a locked username tried again; not counted as a failure
 
@@ -43,8 +44,8 @@ def login_locked_until(*, username: str, now: dt.datetime | None = None) -> dt.d
     # all within one period, the last of them less than a period ago.
     latest = list(
         AuditEvent.objects.filter(
-            object_type="login",
-            object_id=_key(username),
+            object_type="user",
+            object_id__iexact=_key(username),
             code__in=(FAILED, SUCCEEDED),
             recorded_at__gte=now - 2 * window,
             recorded_at__lte=now,
@@ -59,13 +60,14 @@ def login_locked_until(*, username: str, now: dt.datetime | None = None) -> dt.d
     return until if last - first <= window and until > now else None
 
 
-def login_attempt_record(*, username: str, succeeded: bool, source_address: str | None) -> None:
+def login_success_record(*, username: str, source_address: str | None) -> None:
+    """A successful sign-in; failures are recorded by the ``user_login_failed`` signal."""
     record(
         actor=_actor(source_address),
         action=Action.EXECUTE,
-        code=SUCCEEDED if succeeded else FAILED,
-        outcome=Outcome.SUCCESS if succeeded else Outcome.FAILURE,
-        object_type="login",
+        code=SUCCEEDED,
+        outcome=Outcome.SUCCESS,
+        object_type="user",
         object_id=_key(username),
     )
 
@@ -76,7 +78,7 @@ def login_refusal_record(*, username: str, source_address: str | None) -> None:
         action=Action.EXECUTE,
         code=REFUSED,
         outcome=Outcome.FAILURE,
-        object_type="login",
+        object_type="user",
         object_id=_key(username),
         details={"reason": "locked"},
     )
@@ -102,14 +104,13 @@ class SignInForm(AuthenticationForm):
         try:
             cleaned = super().clean()
         except ValidationError as exc:
-            if exc.code == "invalid_login":
-                login_attempt_record(username=username, succeeded=False, source_address=source)
+            if exc.code == "invalid_login":  # the failure's audit event is already written
                 until = login_locked_until(username=username)
                 if until is not None:
                     raise ValidationError(locked_message(until), code="locked") from exc
             raise
         if self.user_cache is not None:
-            login_attempt_record(username=username, succeeded=True, source_address=source)
+            login_success_record(username=username, source_address=source)
         return cleaned
 
 

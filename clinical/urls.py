@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from clinical import api, cds_hooks_views, ops, views
@@ -49,4 +49,5 @@ urlpatterns += [
     path("cases/<uuid:case_id>/status.json", screens.case_status, name="case-status"),
     path("cases/<uuid:case_id>/reviews/", screens.case_review, name="case-review"),
     path("cases/<uuid:case_id>/rerun/", screens.case_rerun, name="case-rerun-page"),
+    path("", include("audit.urls")),
 ]

@@ -98,3 +98,17 @@ def completed_case(alice: User, fake_model: FakeModelServer) -> Any:
     case.refresh_from_db()
     assert case.status == CaseStatus.COMPLETED
     return case
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
+    """Let pytest-django empty the append-only tables of the TEST database between
+    transactional tests (it flushes with TRUNCATE, which the audit triggers refuse unless
+    ``bedside.allow_truncate`` is on). Only this throw-away database gets the setting."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        name = connection.settings_dict["NAME"]
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER DATABASE "{name}" SET bedside.allow_truncate = on')
+            cursor.execute("SET bedside.allow_truncate = on")  # this open session too

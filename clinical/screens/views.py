@@ -133,10 +133,11 @@ def case_status(request: HttpRequest, case_id: uuid.UUID) -> JsonResponse:
 def case_list(request: HttpRequest) -> HttpResponse:
     search = CaseSearch.from_query(request.GET)
     page = search.page(presenting.my_cases(request.user), request.GET.get("page"))
+    # The list names chief complaints: a read of patient data.
     services.cases_listed(
         actor=services.actor_for(request.user, request),
-        shown=len(page.object_list),
-        page=page.number,
+        count=len(page.object_list),
+        filters={"page": page.number, "screen": "my-cases"},
     )
     return render(
         request,

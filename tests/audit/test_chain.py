@@ -22,6 +22,8 @@ def test_events_chain_from_genesis(db: None) -> None:
 def test_edited_event_is_named(db: None) -> None:
     events = [record(actor=SYSTEM, action=Action.EXECUTE, code=f"test.{i}") for i in range(4)]
     with connection.cursor() as cursor:
+        # A superuser switching the append-only triggers off for the session.
+        cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute(
             "UPDATE audit_auditevent SET code = 'tampered' WHERE id = %s", [events[2].id]
         )
@@ -31,6 +33,8 @@ def test_edited_event_is_named(db: None) -> None:
 
 def test_removed_event_is_named(db: None) -> None:
     events = [record(actor=SYSTEM, action=Action.EXECUTE, code=f"test.{i}") for i in range(4)]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
     AuditEvent.objects.filter(id=events[1].id).delete()
     broken = verify_chain()
     assert broken is not None and broken.id == events[2].id
@@ -52,4 +56,19 @@ def test_concurrent_writers_never_fork_the_chain() -> None:
         thread.join()
     assert AuditEvent.objects.count() == 40
     assert AuditEvent.objects.values("prev_hash").distinct().count() == 40
+    assert verify_chain() is None
+
+
+def test_source_addresses_are_stored_as_postgresql_returns_them(db: None) -> None:
+    from dataclasses import replace
+
+    for written, stored in (
+        ("2001:DB8:0:0::1", "2001:db8::1"),
+        ("10.0.0.7", "10.0.0.7"),
+        ("unknown", None),
+    ):
+        event = record(
+            actor=replace(SYSTEM, source_address=written), action=Action.READ, code="test.addr"
+        )
+        assert AuditEvent.objects.get(id=event.id).source_address == stored
     assert verify_chain() is None

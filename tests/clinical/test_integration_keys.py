@@ -81,7 +81,8 @@ def test_revoked_key_is_refused_at_once_and_both_are_audited(db: None) -> None:
     assert AuditEvent.objects.filter(code="key.revoked").count() == 1
     failed = AuditEvent.objects.get(code="auth.failed")
     assert failed.outcome == "failure"
-    assert failed.details == {"reason": "revoked", "prefix": ApiKey.objects.get().prefix}
+    prefix = ApiKey.objects.get().prefix
+    assert failed.details == {"method": "api_key", "reason": "revoked", "prefix": prefix}
     assert key not in str(failed.details)
     again = io.StringIO()
     call_command("revoke_api_key", "--prefix", ApiKey.objects.get().prefix, stdout=again)
@@ -104,7 +105,11 @@ def test_unknown_key_is_audited_without_the_secret(db: None) -> None:
     response = bearer("bsk_abcdef123456_notthesecret").get(URL)
     assert response.status_code == 401
     event = AuditEvent.objects.get(code="auth.failed")
-    assert event.details == {"reason": "unknown_key", "prefix": "abcdef123456"}
+    assert event.details == {
+        "method": "api_key",
+        "reason": "unknown_key",
+        "prefix": "abcdef123456",
+    }
     assert "notthesecret" not in str(event.details)
 
 

@@ -309,7 +309,7 @@ def test_my_cases_is_empty_then_paginated_by_25(alice: User, bob: User) -> None:
     second = client.get("/cases/?page=2").content.decode()
     assert "ED-0000" in second and "ED-0001" in second and "ED-0026" not in second
     assert client.get("/cases/?page=banana").status_code == 200
-    assert AuditEvent.objects.filter(code="cases.listed").count() == 4  # one per page shown
+    assert AuditEvent.objects.filter(code="case.listed").count() == 4  # one per page shown
 
 
 def test_my_cases_searches_by_external_id_and_date(alice: User) -> None:

@@ -1,0 +1,144 @@
+"""The audit REST API for auditors: the event list and the chain check. Thin views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from pydantic import ValidationError
+from rest_framework import status
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit import services
+from audit.models import AuditEvent
+from audit.schemas import EventQuery
+from audit.selectors import events_filtered
+from clinical import openapi, roles
+from clinical.api import CasePagination, validation_errors
+from clinical.services import actor_for
+
+AUDIT_ROLES = {roles.AUDITOR, roles.ADMIN}
+
+
+class IsAuditor(BasePermission):
+    message = "only auditors and administrators read the audit trail"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(roles.roles_of(request.user) & AUDIT_ROLES)
+
+
+def event_representation(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "recorded_at": event.recorded_at.isoformat(),
+        "actor": event.actor_label,
+        "actor_id": event.actor_id,
+        "role": event.role,
+        "action": event.action,
+        "code": event.code,
+        "outcome": event.outcome,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "case_id": str(event.case_id) if event.case_id else None,
+        "source_address": event.source_address,
+        "request_id": event.request_id,
+        "details": event.details,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
+def query_params(request: Request, *, ignore: tuple[str, ...]) -> dict[str, str]:
+    return {k: v for k, v in request.query_params.items() if k not in ignore and v != ""}
+
+
+class EventList(APIView):
+    permission_classes = [IsAuditor]
+
+    @extend_schema(
+        operation_id="audit_events",
+        summary="Audit events, oldest first, filtered (auditors and administrators)",
+        parameters=[
+            OpenApiParameter(name, str, description=text)
+            for name, text in (
+                ("since", "ISO 8601 time, inclusive"),
+                ("until", "ISO 8601 time, exclusive"),
+                ("actor", "actor label"),
+                ("code", "event code, e.g. case.viewed"),
+                ("case", "case id"),
+                ("outcome", "success or failure"),
+            )
+        ],
+        responses={
+            200: OpenApiResponse(
+                description="A page of events: `{count, next, previous, results}`"
+            ),
+            **openapi.errors(400, 401, 403),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        try:
+            query = EventQuery.model_validate(query_params(request, ignore=("page", "page_size")))
+        except ValidationError as exc:
+            errors = validation_errors(exc)
+            for error in errors:
+                error["loc"] = ["query", *error["loc"]]
+            return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+        paginator = CasePagination()
+        page = paginator.paginate_queryset(
+            events_filtered(query).order_by("id"), request, view=self
+        )
+        assert page is not None
+        services.audit_viewed(
+            actor=actor_for(request.user, request),
+            view="events-api",
+            filters=query.model_dump(mode="json", exclude_none=True),
+            count=len(page),
+        )
+        return paginator.get_paginated_response([event_representation(e) for e in page])
+
+
+class ChainVerify(APIView):
+    """GET walks the chain; POST a checkpoint (``manage.py audit_checkpoint``'s JSON) to also
+    prove that nothing after it was cut off."""
+
+    permission_classes = [IsAuditor]
+
+    @extend_schema(
+        operation_id="audit_verify",
+        summary="Walk the hash chain; name the first broken event",
+        responses={
+            200: OpenApiResponse(description="`{ok, events_checked, head_id, ...}`"),
+            **openapi.errors(401, 403),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        report = services.chain_verify_recorded(actor=actor_for(request.user, request))
+        return Response(report.as_dict())
+
+    @extend_schema(
+        operation_id="audit_verify_checkpoint",
+        summary="Walk the chain and check it against a checkpoint (detects a cut-off tail)",
+        request={"application/json": {"type": "object"}},
+        responses={
+            200: OpenApiResponse(description="`{ok, events_checked, head_id, ...}`"),
+            **openapi.errors(400, 401, 403),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = request.data if isinstance(request.data, dict) else {}
+        try:
+            checkpoint = services.checkpoint_load(data, key=settings.BEDSIDE_AUDIT_CHECKPOINT_KEY)
+        except services.CheckpointInvalid as exc:
+            return Response(
+                {"errors": [{"loc": ["body"], "msg": str(exc)}]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        report = services.chain_verify_recorded(
+            actor=actor_for(request.user, request), checkpoint=checkpoint
+        )
+        return Response(report.as_dict())

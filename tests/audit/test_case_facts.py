@@ -1,0 +1,67 @@
+"""The auditors' case list reads CaseFacts, which PostgreSQL triggers keep in step with
+cases, runs and reviews."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+
+from audit.models import CaseFacts
+from clinical.models import Case
+from clinical.schemas import ReviewInput
+from clinical.services import review_record
+from tests.conftest import TEST_ACTOR
+
+
+def test_facts_follow_the_case_its_run_and_its_latest_review(
+    completed_case: Case, alice: User
+) -> None:
+    run = completed_case.runs.get()
+    facts = CaseFacts.objects.get(case_id=completed_case.id)
+    assert (facts.status, facts.submitter, facts.system) == ("completed", "alice", "person")
+    assert (facts.run_id, facts.model_revision, facts.confidence) == (
+        run.pk,
+        run.model_revision,
+        run.confidence,
+    )
+    assert facts.decision is None
+    for decision in ("accept", "modify"):
+        body = {"decision": decision}
+        if decision == "modify":
+            body |= {
+                "reason_code": "cds-not-applicable",
+                "reason_text": "different plan",
+                "differential": [{"diagnosis": "Unstable angina", "likelihood": "high"}],
+                "plan": ["serial troponins"],
+            }
+        review_record(
+            case=completed_case,
+            review=ReviewInput.model_validate(body),
+            actor=TEST_ACTOR,
+            reviewer=alice,
+        )
+    facts.refresh_from_db()
+    assert facts.decision == "modify"  # the latest review wins
+
+
+def test_cases_from_an_integration_key_are_marked_api(
+    ehr_client: object, integration_key: object
+) -> None:
+    from tests.conftest import load_case
+
+    response = ehr_client.post("/api/v1/cases/", load_case(), format="json")  # type: ignore[attr-defined]
+    assert response.status_code == 202
+    facts = CaseFacts.objects.get(case_id=response.json()["id"])
+    assert (facts.system, facts.status, facts.submitter) == ("api", "queued", "key:ehr-test")
+
+
+def test_facts_go_with_a_deleted_case(alice: User) -> None:
+    from clinical.schemas import CaseInput
+    from clinical.services import case_submit
+    from tests.conftest import load_case
+
+    case = case_submit(
+        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
+    )
+    assert CaseFacts.objects.filter(case_id=case.id).exists()
+    Case.objects.filter(id=case.id).delete()  # a queued case nothing else refers to
+    assert not CaseFacts.objects.filter(case_id=case.id).exists()
