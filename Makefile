@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # pip here warns about every package missing from a local index; the failure status stays.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install install-browser run test test-e2e lint migrations-check clean
+.PHONY: install install-browser install-deploy-tools run test test-e2e lint migrations-check clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,10 +30,20 @@ install-browser:  ## the screen tests drive Debian's Chromium headless (BEDSIDE_
 	  else echo "install Debian's chromium (sudo apt-get install chromium) for the screen tests" >&2; exit 1; fi; \
 	fi
 
+install-deploy-tools:  ## the deploy tests run nginx -t and systemd-analyze verify (Debian packages)
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null \
+	      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null; }; \
+	  else echo "install Debian's nginx (sudo apt-get install nginx-light) for the deploy tests" >&2; exit 1; fi; \
+	fi
+	@command -v systemd-analyze >/dev/null || { echo "the deploy tests need systemd-analyze (package systemd)" >&2; exit 1; }
+	@command -v openssl >/dev/null || { echo "the deploy tests need openssl" >&2; exit 1; }
+
 run: install  ## start PostgreSQL, broker, vLLM, worker and web on http://127.0.0.1:8000
 	$(PY) -m clinical.localstack run
 
-test: install install-browser  ## the whole suite, the real-stack end-to-end tests included
+test: install install-browser install-deploy-tools  ## the whole suite, the real-stack end-to-end tests included
 	$(PY) -m clinical.localstack exec --no-wait-model -- $(PY) -m pytest $(PYTEST_ARGS)
 
 test-e2e: install  ## only the end-to-end tests through the real stack
