@@ -187,6 +187,9 @@ BEDSIDE_RETRY_BACKOFF_BASE_S = env_int("BEDSIDE_RETRY_BACKOFF_BASE_S", 5, minimu
 BEDSIDE_RETRY_BACKOFF_MAX_S = env_int("BEDSIDE_RETRY_BACKOFF_MAX_S", 300, minimum=1)
 # A case that keeps killing its worker ends `failed` after this many claims.
 BEDSIDE_MAX_ATTEMPTS = env_int("BEDSIDE_MAX_ATTEMPTS", 5, minimum=1)
+# Several model servers (BEDSIDE_MODEL_BASE_URL comma-separated): one that cannot be reached
+# is left alone this long, then asked /models before it gets requests again.
+BEDSIDE_MODEL_COOLDOWN_S = env_int("BEDSIDE_MODEL_COOLDOWN_S", 30, minimum=1)
 
 # --- Logging: structured enough to grep, never patient data (we log ids, not inputs) ---------
 LOGGING = {
