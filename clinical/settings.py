@@ -162,6 +162,20 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
 
+# Stat cases on a queue of their own (e.g. "cases.stat"), consumed ahead of routine ones;
+# empty: one queue for all. Workers must list it (deploy/README.md, "Queues").
+BEDSIDE_STAT_QUEUE = env_str("BEDSIDE_STAT_QUEUE", "")
+BEDSIDE_STAT_PRIORITIES = env_list("BEDSIDE_STAT_PRIORITIES", ["stat"])
+CELERY_TASK_ROUTES = ("reasoning.routing.route_case_task",)
+if BEDSIDE_STAT_QUEUE and BEDSIDE_STAT_QUEUE != CELERY_TASK_DEFAULT_QUEUE:
+    from kombu import Queue
+
+    # A worker started without --queues consumes both, the stat queue first.
+    CELERY_TASK_QUEUES = (Queue(BEDSIDE_STAT_QUEUE), Queue(CELERY_TASK_DEFAULT_QUEUE))
+# Redis: a worker on several queues empties them in the order given (stat first) rather than
+# in turn. RabbitMQ ignores this; there, dedicated stat workers keep stat cases ahead.
+CELERY_BROKER_TRANSPORT_OPTIONS["queue_order_strategy"] = "priority"
+
 # The sweeper (Celery beat) re-sends cases left `queued` longer than this with no retry due.
 BEDSIDE_STALE_QUEUED_S = env_int("BEDSIDE_STALE_QUEUED_S", 300, minimum=10)
 CELERY_BEAT_SCHEDULE = {
