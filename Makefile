@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # pip here warns about every package missing from a local index; the failure status stays.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install install-browser install-deploy-tools run test test-e2e lint migrations-check clean
+.PHONY: install install-browser install-deploy-tools run test test-e2e lint migrations-check backup restore clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,25 @@ lint: install
 
 migrations-check: install
 	$(PY) -m clinical.localstack exec -- $(PY) manage.py makemigrations --check --dry-run
+
+# Backups of DATABASE_URL (unset: the embedded database). PG_BIN: folder of pg_dump/pg_restore
+# of the server's major version or newer, with a trailing slash; empty: found on PATH.
+BACKUP_DIR ?= backups
+PG_BIN ?=
+DB_URL = $${DATABASE_URL:-$$($(PY) -c 'from clinical import paths; print(paths.default_database_url())')}
+
+backup:  ## pg_dump DATABASE_URL to $(BACKUP_DIR)/bedside-<UTC time>.dump, with its SHA-256
+	@mkdir -p "$(BACKUP_DIR)"
+	@out="$(BACKUP_DIR)/bedside-$$(date -u +%Y%m%dT%H%M%SZ).dump"; \
+	  $(PG_BIN)pg_dump --format=custom --no-owner --no-privileges --file "$$out" "$(DB_URL)"; \
+	  sha256sum "$$out" > "$$out.sha256"; echo "$$out"
+
+restore:  ## pg_restore BACKUP=FILE into DATABASE_URL, an empty database (deploy/README.md)
+	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=backups/bedside-<time>.dump" >&2; exit 1; }
+	@if [ -f "$(BACKUP).sha256" ]; then sha256sum --quiet -c "$(BACKUP).sha256"; \
+	  else echo "no $(BACKUP).sha256: the file's integrity is not checked" >&2; fi
+	$(PG_BIN)pg_restore --no-owner --no-privileges --exit-on-error --single-transaction \
+	  --dbname "$(DB_URL)" "$(BACKUP)"
 
 clean:  ## stop local services and remove local state (database, broker, converted model)
 	-$(PY) -m clinical.localstack down

@@ -228,3 +228,18 @@ if env_bool("BEDSIDE_BEHIND_TLS_PROXY", False):
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = 31_536_000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+
+# --- Operations: metrics and log format --------------------------------------------------------
+# /metrics answers a direct request from this host, or anyone with this bearer token.
+BEDSIDE_METRICS_TOKEN = env_str("BEDSIDE_METRICS_TOKEN")
+# Health, readiness and metrics stay plain HTTP on loopback for probes and scrapers.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# json: one JSON object per line (clinical/logformat.py), for the hospital's log collector.
+BEDSIDE_LOG_FORMAT = env_str("BEDSIDE_LOG_FORMAT", "plain")
+if BEDSIDE_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"BEDSIDE_LOG_FORMAT={BEDSIDE_LOG_FORMAT!r}: use plain or json")
+if BEDSIDE_LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {"()": "clinical.logformat.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+    # Celery's workers log through the same handler instead of their own format.
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False
