@@ -241,5 +241,4 @@ if BEDSIDE_LOG_FORMAT not in ("plain", "json"):
 if BEDSIDE_LOG_FORMAT == "json":
     LOGGING["formatters"]["json"] = {"()": "clinical.logformat.JsonFormatter"}
     LOGGING["handlers"]["console"]["formatter"] = "json"
-    # Celery's workers log through the same handler instead of their own format.
-    CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+    # Celery's worker and beat then log through this configuration too (clinical/celery.py).

@@ -6,11 +6,13 @@ over real HTTP, one per worker, so that each server's requests count that worker
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
@@ -122,3 +124,22 @@ def test_cases_spread_over_workers_and_none_is_lost_when_workers_leave(
         runs = ReasoningRun.objects.filter(case=case)
         assert [r.outcome for r in runs] == [RunOutcome.COMPLETED], case.id  # exactly once
         assert case.attempts == (2 if case.id in running else 1)
+
+
+def test_workers_log_json_lines_when_asked(
+    alice: User,
+    queues: tuple[str, str],
+    start_worker: Callable[..., WorkerProcess],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BEDSIDE_LOG_FORMAT", "json")
+    worker = start_worker("json", queues[0])
+    cases = submit(alice, 1)
+    wait_until(lambda: all_completed(cases), "the case to complete", worker)
+    wait_until(lambda: "succeeded" in worker.log(), "the task's log line", worker)
+    entries = [json.loads(line) for line in worker.log().splitlines() if line.startswith("{")]
+    messages = [e["message"] for e in entries]
+    assert any(m.endswith(" ready.") for m in messages)
+    assert any("reasoning.run_case" in m and "succeeded" in m for m in messages)
+    assert {"time", "level", "logger", "message"} <= set(entries[0])
+    assert not any("Crushing chest pain" in m for m in messages)
