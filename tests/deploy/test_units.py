@@ -139,10 +139,9 @@ def test_web_and_workers_run_as_the_local_stack_runs_them() -> None:
 def test_model_server_unit_is_offline_and_serves_an_r1_distill_from_a_local_path() -> None:
     values = unit_settings(UNITS / "bedside-vllm.service")
     command = " ".join(values["ExecStart"])
-    assert "vllm.entrypoints.openai.api_server" in command
+    assert command.startswith("/opt/vllm/venv/bin/vllm serve ${BEDSIDE_VLLM_MODEL_PATH} ")
     assert "--reasoning-parser deepseek_r1" in command
     assert "--served-model-name ${BEDSIDE_MODEL_NAME}" in command
-    assert "--model ${BEDSIDE_VLLM_MODEL_PATH}" in command
     assert '"temperature": 0.6' in command and '"top_p": 0.95' in command
     environment = " ".join(values["Environment"])
     for flag in (
