@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # pip here warns about every package missing from a local index; the failure status stays.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install install-browser install-deploy-tools run test test-e2e lint migrations-check backup restore clean
+.PHONY: install install-browser install-deploy-tools bench run test test-offline test-e2e lint migrations-check backup restore clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ test: install install-browser install-deploy-tools  ## the whole suite, the real
 
 test-e2e: install  ## only the end-to-end tests through the real stack
 	$(PY) -m clinical.localstack exec --no-wait-model -- $(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+bench: install  ## pipeline vs raw vLLM throughput, Bedside's own time, intake (BENCHMARKS.md)
+	$(PY) -m clinical.localstack exec -- $(PY) bench/pipeline.py
+
+test-offline: install  ## the spine end to end in a loopback-only network namespace (root)
+	tests/offline/run-isolated.sh
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -13,6 +13,8 @@ NAV = [
     ("Home", "/", set(roles.ALL_ROLES)),
     ("The model", "/model/", {roles.CLINICIAN, roles.AUDITOR, roles.ADMIN}),
     ("Administration", "/admin/", {roles.ADMIN}),
+    ("New case", "/cases/new/", {roles.CLINICIAN}),
+    ("My cases", "/cases/", {roles.CLINICIAN}),
 ]
 
 

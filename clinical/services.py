@@ -220,3 +220,14 @@ def user_ensure(*, username: str, password: str, role: str, actor: Actor) -> Any
                 details={"granted": role, "created": created},
             )
     return user
+
+
+def cases_listed(*, actor: Actor, shown: int, page: int) -> None:
+    """A person's case list was shown (it names chief complaints: a read of patient data)."""
+    record(
+        actor=actor,
+        action=Action.READ,
+        code="cases.listed",
+        object_type="case_list",
+        details={"shown": shown, "page": page},
+    )

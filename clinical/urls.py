@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from clinical import api, ops, views
+from clinical.sign_in import SignInView
 from reasoning import views as model_views
 
 urlpatterns = [
@@ -23,7 +24,19 @@ urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
     path("metrics", ops.metrics, name="metrics"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+]
+
+# The clinician's screens (clinical/screens/).
+from clinical.screens import views as screens  # noqa: E402
+
+urlpatterns += [
+    path("cases/", screens.case_list, name="case-list-page"),
+    path("cases/new/", screens.case_new, name="case-new"),
+    path("cases/<uuid:case_id>/", screens.case_page, name="case-page"),
+    path("cases/<uuid:case_id>/status.json", screens.case_status, name="case-status"),
+    path("cases/<uuid:case_id>/reviews/", screens.case_review, name="case-review"),
+    path("cases/<uuid:case_id>/rerun/", screens.case_rerun, name="case-rerun-page"),
 ]

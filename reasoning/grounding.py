@@ -3,9 +3,10 @@ case: a differential "supported" by findings the patient does not have, reasonin
 another patient. Such a sample is a recorded failure, like invalid JSON.
 
 The check is lexical and deliberately lenient (a small model paraphrases): word stems of the
-facts the answer cites and of its reasoning steps are compared with the stems of the case's
-own values. An answer none of whose cited facts or steps shares a single stem with the case
-ignores it. The share of cited facts that match the case is kept on every sample.
+answer's diagnoses, actions and red flags, of the facts it cites and of its reasoning steps
+are compared with the stems of the case's own values. An answer none of whose parts shares a
+single stem with the case ignores it. The share of cited facts that match the case is kept
+on every sample.
 """
 
 from __future__ import annotations
@@ -183,14 +184,19 @@ class Grounding:
         return round(self.matching_facts / self.cited_facts, 4) if self.cited_facts else None
 
 
-def check(*, cited_facts: list[str], steps: list[str], facts: CaseFacts) -> Grounding:
+def check(
+    *, cited_facts: list[str], steps: list[str], facts: CaseFacts, conclusions: list[str] = ()
+) -> Grounding:
+    """``conclusions`` are the answer's own findings (diagnoses, actions, red flags): an answer
+    whose conclusions, cited facts and steps all miss the case ignores it."""
     matching_facts = sum(1 for fact in cited_facts if facts.matches(fact))
     matching_steps = sum(1 for step in steps if facts.matches(step))
+    matching_conclusions = sum(1 for text in conclusions if facts.matches(text))
     error = ""
-    if matching_facts == 0 and matching_steps == 0:
+    if matching_facts == 0 and matching_steps == 0 and matching_conclusions == 0:
         error = (
             "ignores the case: none of its "
-            f"{len(cited_facts)} cited fact(s) or {len(steps)} reasoning step(s) "
-            "mentions anything in the case"
+            f"{len(conclusions)} diagnoses/steps/flags, {len(cited_facts)} cited fact(s) or "
+            f"{len(steps)} reasoning step(s) mentions anything in the case"
         )
     return Grounding(len(cited_facts), matching_facts, matching_steps, error)

@@ -118,7 +118,10 @@ def parse_choice(
             error = f"answer does not match the schema: {loc}: {first['msg']}"
     if assessment is not None and facts is not None:
         grounding = check(
-            cited_facts=assessment.cited_facts(), steps=assessment.reasoning_steps, facts=facts
+            cited_facts=assessment.cited_facts(),
+            steps=assessment.reasoning_steps,
+            conclusions=assessment.conclusions(),
+            facts=facts,
         )
         grounded_share = grounding.share
         if grounding.error:

@@ -57,6 +57,13 @@ class Assessment(_Answer):
         """What self-consistency compares across samples: the top diagnosis."""
         return self.differential[0].diagnosis
 
+    def conclusions(self) -> list[str]:
+        return [
+            *(d.diagnosis for d in self.differential),
+            *(step.action for step in self.next_steps),
+            *(flag.flag for flag in self.red_flags),
+        ]
+
     def cited_facts(self) -> list[str]:
         return [
             *(fact for d in self.differential for fact in d.supporting_facts),
@@ -78,6 +85,9 @@ class McqAnswer(_Answer):
 
     def top_answer(self) -> str:
         return self.answer
+
+    def conclusions(self) -> list[str]:
+        return []
 
     def cited_facts(self) -> list[str]:
         return []

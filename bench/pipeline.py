@@ -1,0 +1,504 @@
+"""Bedside's pipeline against raw vLLM, side by side, in one run (``make bench``).
+
+1. raw: the same case prompts straight to the model server with an async OpenAI-compatible
+   client, at each concurrency level (cases/s, output tokens/s, p50/p95 latency);
+2. pipeline: the same cases through HTTP POST → PostgreSQL → broker → Celery worker (a
+   thread pool as wide as the level) → vLLM → PostgreSQL + audit, cases/s from first
+   submit to last completion, and per case the split into queue wait, model time and
+   Bedside's own time; the model server's in-flight requests sampled from its /metrics;
+3. the ratio pipeline / raw at equal in-flight concurrency;
+4. intake alone: accepted cases/s on POST /api/v1/cases/ with no worker running.
+
+Writes ``bench/results/<UTC date and time>.json`` and prints a table. It runs against the
+services the settings name (``make bench`` starts the embedded ones) in a database of its
+own (``bedside_bench`` on the same server) and a queue of its own, so it never touches
+real cases. Sampling is shortened for the 2-core CPU (``BENCH_SAMPLES``,
+``BENCH_MAX_TOKENS``); on a GPU vLLM raise them to the production values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PYTHON = sys.executable
+
+LEVELS = [int(x) for x in os.environ.get("BENCH_LEVELS", "1,8,32").split(",")]
+SAMPLES = os.environ.get("BENCH_SAMPLES", "1")
+MAX_TOKENS = os.environ.get("BENCH_MAX_TOKENS", "160")
+INTAKE_CASES = int(os.environ.get("BENCH_INTAKE_CASES", "600"))
+INTAKE_CONCURRENCY = int(os.environ.get("BENCH_INTAKE_CONCURRENCY", "16"))
+QUEUE = f"bench-{uuid.uuid4().hex[:8]}"
+BENCH_DB = os.environ.get("BENCH_DATABASE_NAME", "bedside_bench")
+
+
+def requests_at(level: int) -> int:
+    """Enough cases that the level is held for a while, few enough for 2 CPU cores."""
+    return max(3, 2 * level)
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# --- set-up: a database and a queue of the benchmark's own -----------------------------------
+
+
+def bench_database_url() -> str:
+    from clinical import paths
+
+    base = os.environ.get("DATABASE_URL") or paths.default_database_url()
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
+
+
+def create_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+
+
+def service_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": bench_database_url(),
+            "BEDSIDE_QUEUE": QUEUE,
+            "BEDSIDE_SAMPLES": SAMPLES,
+            "BEDSIDE_MAX_TOKENS": MAX_TOKENS,
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def setup_django() -> None:
+    os.environ.update(service_env())
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clinical.settings")
+    create_database(os.environ["DATABASE_URL"])
+    subprocess.run([PYTHON, str(ROOT / "manage.py"), "migrate", "-v0"], check=True)
+    import django
+
+    django.setup()
+
+
+def bench_cases(count: int, *, age_offset: int = 0) -> list[dict[str, Any]]:
+    """Varied cases from the test data, so prompts differ as real ones do. The raw and the
+    pipeline runs get different ages (same prompt length), so neither finds the other's
+    prompts in vLLM's prefix cache."""
+    base = json.loads((ROOT / "tests" / "data" / "case_chest_pain.json").read_text())
+    variants = [
+        ("Crushing chest pain for 40 minutes", 64, "male"),
+        ("Sudden shortness of breath after a long flight", 41, "female"),
+        ("Fever and productive cough for three days", 72, "male"),
+        ("Severe headache, worst of her life, started an hour ago", 55, "female"),
+        ("Right lower abdominal pain and vomiting since last night", 23, "male"),
+    ]
+    cases = []
+    for i in range(count):
+        complaint, age, sex = variants[i % len(variants)]
+        case = json.loads(json.dumps(base))
+        case["external_id"] = f"BENCH-{QUEUE}-{i:05d}"
+        case["chief_complaint"] = complaint
+        case["patient"] = {"age_years": age + i % 7 + age_offset, "sex": sex, "pregnant": None}
+        if sex == "female":
+            case["patient"]["pregnant"] = False
+        cases.append(case)
+    return cases
+
+
+# --- 1. raw vLLM -----------------------------------------------------------------------------
+
+
+async def raw_level(level: int, cases: list[dict[str, Any]]) -> dict[str, Any]:
+    import httpx
+    from django.conf import settings
+
+    from reasoning import prompts
+    from reasoning.schemas import response_format
+    from reasoning.services import _sampling_parameters
+
+    url = settings.BEDSIDE_MODEL_BASE_URL.rstrip("/") + "/chat/completions"
+    semaphore = asyncio.Semaphore(level)
+    latencies: list[float] = []
+    tokens = 0
+
+    async def one(client: httpx.AsyncClient, case: dict[str, Any]) -> None:
+        nonlocal tokens
+        body = {
+            "model": settings.BEDSIDE_MODEL_NAME,
+            "messages": prompts.render(case).messages(),
+            "response_format": response_format(),
+            **_sampling_parameters(),
+        }
+        async with semaphore:
+            started = time.monotonic()
+            response = await client.post(url, json=body)
+            response.raise_for_status()
+            latencies.append(time.monotonic() - started)
+            tokens += response.json()["usage"]["completion_tokens"]
+
+    limits = httpx.Limits(max_connections=level, max_keepalive_connections=level)
+    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
+        started = time.monotonic()
+        await asyncio.gather(*(one(client, case) for case in cases))
+        wall = time.monotonic() - started
+    return {
+        "concurrency": level,
+        "cases": len(cases),
+        "seconds": round(wall, 2),
+        "cases_per_s": round(len(cases) / wall, 4),
+        "output_tokens_per_s": round(tokens / wall, 1),
+        "output_tokens": tokens,
+        "latency_p50_s": round(pct(latencies, 50), 2),
+        "latency_p95_s": round(pct(latencies, 95), 2),
+    }
+
+
+# --- web and worker processes ----------------------------------------------------------------
+
+
+class Process:
+    def __init__(self, name: str, command: list[str]) -> None:
+        self.name = name
+        self.logfile = open(ROOT / ".bedside" / "logs" / f"bench-{name}.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=service_env(),
+            stdout=self.logfile,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.logfile.close()
+
+
+def start_web(port: int) -> Process:
+    import httpx
+
+    web = Process(
+        "web",
+        [
+            PYTHON, "-m", "gunicorn", "clinical.wsgi", "--bind", f"127.0.0.1:{port}",
+            "--workers", os.environ.get("BENCH_WEB_WORKERS", "2"), "--threads", "8",
+            "--timeout", "60",
+        ],
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return web
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    web.stop()
+    raise RuntimeError("the benchmark's web server did not start")
+
+
+def start_worker(concurrency: int) -> Process:
+    from clinical import localstack
+
+    command = localstack.worker_command(concurrency=str(concurrency), beat=False)
+    worker = Process(f"worker-{concurrency}", command)
+    time.sleep(4)  # connects to the broker; cases submitted before then simply wait
+    return worker
+
+
+def issue_key() -> str:
+    from audit.services import Actor
+    from clinical import roles, services
+
+    issued = services.api_key_issue(
+        name=f"bench-{QUEUE}-{uuid.uuid4().hex[:4]}",
+        role=roles.INTEGRATION,
+        actor=Actor(label="bench", role="admin"),
+    )
+    return issued.key
+
+
+async def post_cases(
+    base_url: str, key: str, cases: list[dict[str, Any]], concurrency: int
+) -> tuple[list[str], list[float], float, int]:
+    import httpx
+
+    semaphore = asyncio.Semaphore(concurrency)
+    ids: list[str] = []
+    latencies: list[float] = []
+    refused = 0
+
+    async def one(client: httpx.AsyncClient, case: dict[str, Any]) -> None:
+        nonlocal refused
+        async with semaphore:
+            started = time.monotonic()
+            response = await client.post(f"{base_url}/api/v1/cases/", json=case)
+            latencies.append(time.monotonic() - started)
+            if response.status_code == 202:
+                ids.append(response.json()["id"])
+            else:
+                refused += 1
+
+    headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(timeout=60, headers=headers, limits=limits) as client:
+        started = time.monotonic()
+        await asyncio.gather(*(one(client, case) for case in cases))
+        wall = time.monotonic() - started
+    return ids, latencies, wall, refused
+
+
+# --- 2. the pipeline ---------------------------------------------------------------------------
+
+
+class InFlightSampler(threading.Thread):
+    """Samples vllm:num_requests_running from the model server's /metrics."""
+
+    def __init__(self, metrics_url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = metrics_url
+        self.samples: list[float] = []
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        import httpx
+
+        while not self.stopped.is_set():
+            try:
+                text = httpx.get(self.url, timeout=2).text
+                running = sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith("vllm:num_requests_running")
+                )
+                self.samples.append(running)
+            except (httpx.HTTPError, ValueError, IndexError):
+                pass
+            self.stopped.wait(0.25)
+
+
+def wait_done(ids: list[str], timeout_s: float) -> None:
+    from clinical.models import Case, CaseStatus
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pending = (
+            Case.objects.filter(id__in=ids)
+            .exclude(status__in=[CaseStatus.COMPLETED, CaseStatus.FAILED])
+            .count()
+        )
+        if not pending:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"cases still pending after {timeout_s} s")
+
+
+def pipeline_level(
+    level: int, web_url: str, key: str, cases: list[dict[str, Any]]
+) -> dict[str, Any]:
+    from django.conf import settings
+    from django.db.models import Max, Min
+
+    from clinical.models import Case, CaseStatus
+    from reasoning.models import ReasoningRun
+
+    worker = start_worker(level)
+    metrics_url = settings.BEDSIDE_MODEL_BASE_URL.rstrip("/").removesuffix("/v1") + "/metrics"
+    sampler = InFlightSampler(metrics_url)
+    sampler.start()
+    try:
+        ids, post_latencies, _, refused = asyncio.run(post_cases(web_url, key, cases, level))
+        wait_done(ids, timeout_s=900)
+    finally:
+        sampler.stopped.set()
+        sampler.join()
+        worker.stop()
+    cases_qs = Case.objects.filter(id__in=ids)
+    span = cases_qs.aggregate(first=Min("created_at"), last=Max("finished_at"))
+    wall = (span["last"] - span["first"]).total_seconds()
+    runs = {
+        str(r.case_id): r
+        for r in ReasoningRun.objects.filter(case_id__in=ids).order_by("created_at")
+    }
+    queue_wait, model_time, own_time = [], [], []
+    for case in cases_qs:
+        run = runs.get(str(case.id))
+        if run is None or case.started_at is None or case.finished_at is None:
+            continue
+        queue_wait.append((case.started_at - case.created_at).total_seconds())
+        model_s = run.latency_ms / 1000
+        model_time.append(model_s)
+        own_time.append((case.finished_at - case.started_at).total_seconds() - model_s)
+    completed = cases_qs.filter(status=CaseStatus.COMPLETED).count()
+    in_flight = [s for s in sampler.samples]
+    return {
+        "concurrency": level,
+        "cases": len(ids),
+        "refused": refused,
+        "completed": completed,
+        "failed": len(ids) - completed,
+        "seconds": round(wall, 2),
+        "cases_per_s": round(len(ids) / wall, 4),
+        "post_latency_p50_ms": round(pct(post_latencies, 50) * 1000, 1),
+        "queue_wait_p50_s": round(pct(queue_wait, 50), 2),
+        "model_time_p50_s": round(pct(model_time, 50), 2),
+        "bedside_own_time_p50_ms": round(pct(own_time, 50) * 1000, 1),
+        "bedside_own_time_p95_ms": round(pct(own_time, 95) * 1000, 1),
+        "model_in_flight_max": max(in_flight) if in_flight else None,
+        "model_in_flight_mean": round(statistics.mean(in_flight), 2) if in_flight else None,
+    }
+
+
+# --- 4. intake alone ---------------------------------------------------------------------------
+
+
+def intake(web_url: str, key: str) -> dict[str, Any]:
+    from clinical.celery import app as celery_app
+    from clinical.models import Case, CaseStatus
+
+    cases = bench_cases(INTAKE_CASES)
+    asyncio.run(post_cases(web_url, key, cases[:20], INTAKE_CONCURRENCY))  # warm-up
+    ids, latencies, wall, refused = asyncio.run(post_cases(web_url, key, cases, INTAKE_CONCURRENCY))
+    # These cases were only for intake: no worker will run them.
+    Case.objects.filter(external_id__startswith=f"BENCH-{QUEUE}-", status=CaseStatus.QUEUED).update(
+        status=CaseStatus.FAILED, status_detail="benchmark intake only; not run"
+    )
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(QUEUE)
+    return {
+        "cases": len(ids),
+        "refused": refused,
+        "concurrency": INTAKE_CONCURRENCY,
+        "seconds": round(wall, 2),
+        "accepted_per_s": round(len(ids) / wall, 1),
+        "latency_p50_ms": round(pct(latencies, 50) * 1000, 1),
+        "latency_p99_ms": round(pct(latencies, 99) * 1000, 1),
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        f"Bedside benchmark {result['started_at']} — model {result['model']['name']} "
+        f"({result['model']['base_url']}), n={SAMPLES}, max_tokens={MAX_TOKENS}",
+        "",
+        "conc | raw cases/s | raw tok/s | raw p50/p95 s | pipe cases/s | ratio | "
+        "queue p50 s | model p50 s | own p50 ms | vLLM in flight max/mean",
+    ]
+    for raw, pipe in zip(result["raw"], result["pipeline"], strict=True):
+        lines.append(
+            f"{raw['concurrency']:>4} | {raw['cases_per_s']:>11} | "
+            f"{raw['output_tokens_per_s']:>9} | "
+            f"{raw['latency_p50_s']}/{raw['latency_p95_s']:<8} | {pipe['cases_per_s']:>12} | "
+            f"{pipe['ratio_to_raw']:>5} | {pipe['queue_wait_p50_s']:>11} | "
+            f"{pipe['model_time_p50_s']:>11} | {pipe['bedside_own_time_p50_ms']:>10} | "
+            f"{pipe['model_in_flight_max']}/{pipe['model_in_flight_mean']}"
+        )
+    i = result["intake"]
+    lines += [
+        "",
+        f"intake (no worker): {i['accepted_per_s']} accepted cases/s over {i['cases']} POSTs at "
+        f"concurrency {i['concurrency']}; "
+        f"p50 {i['latency_p50_ms']} ms, p99 {i['latency_p99_ms']} ms",
+        "targets: ratio >= 0.9, own time p50 < 50 ms, intake >= 200/s",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    started_at = datetime.now(UTC)
+    setup_django()
+    from django.conf import settings
+
+    from clinical import localstack
+
+    if not localstack.model_healthy(settings.BEDSIDE_MODEL_BASE_URL):
+        log(f"the model server at {settings.BEDSIDE_MODEL_BASE_URL} does not answer")
+        return 2
+    (ROOT / ".bedside" / "logs").mkdir(parents=True, exist_ok=True)
+    key = issue_key()
+    port = free_port()
+    web = start_web(port)
+    web_url = f"http://127.0.0.1:{port}"
+    result: dict[str, Any] = {
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "model": {
+            "name": settings.BEDSIDE_MODEL_NAME,
+            "base_url": settings.BEDSIDE_MODEL_BASE_URL,
+            "samples": int(SAMPLES),
+            "max_tokens": int(MAX_TOKENS),
+        },
+        "levels": LEVELS,
+        "raw": [],
+        "pipeline": [],
+    }
+    try:
+        log(f"intake: {INTAKE_CASES} POSTs with no worker")
+        result["intake"] = intake(web_url, key)
+        for level in LEVELS:
+            cases = bench_cases(requests_at(level))
+            log(f"raw vLLM at concurrency {level}: {len(cases)} cases")
+            raw_cases = bench_cases(requests_at(level), age_offset=10)
+            result["raw"].append(asyncio.run(raw_level(level, raw_cases)))
+            log(f"pipeline at concurrency {level}: {len(cases)} cases")
+            pipe = pipeline_level(level, web_url, key, cases)
+            pipe["ratio_to_raw"] = round(pipe["cases_per_s"] / result["raw"][-1]["cases_per_s"], 3)
+            result["pipeline"].append(pipe)
+    finally:
+        web.stop()
+    result["seconds_total"] = round((datetime.now(UTC) - started_at).total_seconds(), 1)
+    out = ROOT / "bench" / "results" / f"{started_at:%Y-%m-%dT%H%M%SZ}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(table(result))
+    print(f"\nwritten: {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

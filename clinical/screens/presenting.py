@@ -1,0 +1,175 @@
+"""Reads for the clinician screens: which cases a person may open, where a case stands,
+and how its answer is put into words (confidence bands live here, in one place)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from clinical import roles
+from clinical.models import Case, CaseStatus, ClinicianReview
+from clinical.reasons import reason_display
+from reasoning import services as reasoning_services
+from reasoning.models import ReasoningRun, RunOutcome
+
+# Lower bounds of the plain-words confidence bands, highest first. One place, so the
+# screens, their tests and the calibration note agree on what "high" means.
+CONFIDENCE_BANDS: tuple[tuple[float, str], ...] = ((0.75, "high"), (0.5, "moderate"), (0.0, "low"))
+
+STATUS_WORDS = {
+    CaseStatus.QUEUED: "Waiting for the model",
+    CaseStatus.RUNNING: "The model is working on this case",
+    CaseStatus.COMPLETED: "Answer ready",
+    CaseStatus.FAILED: "The model could not answer this case",
+}
+
+NOT_VALIDATED_NOTE = "This model has not been validated on local cases yet."
+
+
+def screen_cases(user: Any) -> QuerySet[Case]:
+    """The cases a person may open on these screens: their own; an admin, every case."""
+    cases = Case.objects.select_related("submitted_by")
+    if roles.ADMIN in roles.roles_of(user):
+        return cases
+    return cases.filter(submitted_by=user)
+
+
+def my_cases(user: Any) -> QuerySet[Case]:
+    return Case.objects.filter(submitted_by=user).order_by("-created_at", "id")
+
+
+def case_for(user: Any, case_id: uuid.UUID) -> Case:
+    """The case, or 404 when it does not exist or is not this person's to open."""
+    case = screen_cases(user).filter(id=case_id).first()
+    if case is None:
+        raise Http404("no such case")
+    return case
+
+
+def confidence_band(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    for lower, band in CONFIDENCE_BANDS:
+        if value >= lower:
+            return band
+    return CONFIDENCE_BANDS[-1][1]
+
+
+def calibration_note(run: ReasoningRun) -> str | None:
+    """'On N validation cases, answers at this confidence were right X% of the time', from
+    the latest validation report of the run's model revision; None when there is none (the
+    page then says the model is not validated on local cases)."""
+    return reasoning_services.calibration_note(run)
+
+
+def elapsed_seconds(case: Case, now: dt.datetime | None = None) -> int:
+    end = case.finished_at if case.status in (CaseStatus.COMPLETED, CaseStatus.FAILED) else None
+    end = end or now or timezone.now()
+    return max(0, int((end - case.created_at).total_seconds()))
+
+
+def format_elapsed(seconds: int) -> str:
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def case_status(case: Case) -> dict[str, Any]:
+    """What the status endpoint answers and the page shows: no patient data in it."""
+    elapsed = elapsed_seconds(case)
+    return {
+        "status": case.status,
+        "label": case.get_status_display(),
+        "words": STATUS_WORDS[CaseStatus(case.status)],
+        "detail": case.status_detail,
+        "elapsed_s": elapsed,
+        "elapsed": format_elapsed(elapsed),
+        "finished": case.status in (CaseStatus.COMPLETED, CaseStatus.FAILED),
+        "attempts": case.attempts,
+        "retries": case.retries,
+        "next_retry_at": case.next_retry_at.isoformat() if case.next_retry_at else None,
+    }
+
+
+@dataclass(frozen=True)
+class ReviewEntry:
+    review: ClinicianReview
+    latest: bool
+
+    @property
+    def reason_display(self) -> str:
+        return reason_display(self.review.reason_code) if self.review.reason_code else ""
+
+
+def review_history(case: Case) -> list[ReviewEntry]:
+    reviews = list(case.reviews.select_related("reviewer").order_by("-created_at", "-id"))
+    return [ReviewEntry(review=r, latest=n == 0) for n, r in enumerate(reviews)]
+
+
+def latest_completed_run(case: Case) -> ReasoningRun | None:
+    return (
+        ReasoningRun.objects.filter(case=case, outcome=RunOutcome.COMPLETED)
+        .select_related("calibration")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def failure_reason(case: Case) -> str:
+    run = case.runs.order_by("-created_at", "-id").first()
+    reason = run.failure_reason if run is not None and run.failure_reason else case.status_detail
+    return reason or "no reason was recorded"
+
+
+def answer(case: Case) -> dict[str, Any] | None:
+    """The completed answer, shaped for the page; None unless the case is completed."""
+    if case.status != CaseStatus.COMPLETED:
+        return None
+    run = latest_completed_run(case)
+    if run is None or not run.assessment:
+        return None
+    assessment = run.assessment
+    confidence = run.confidence
+    return {
+        "run": run,
+        "differential": assessment.get("differential", []),
+        "next_steps": assessment.get("next_steps", []),
+        "red_flags": assessment.get("red_flags", []),
+        "reasoning_steps": assessment.get("reasoning_steps", []),
+        "stated_confidence": assessment.get("stated_confidence"),
+        "confidence": confidence,
+        "confidence_percent": round(confidence * 100) if confidence is not None else None,
+        "confidence_band": confidence_band(confidence),
+        "confidence_method": run.confidence_method,
+        "confidence_raw": run.confidence_raw,
+        "calibration": run.calibration,
+        "calibration_note": calibration_note(run),
+        "trace": run.reasoning_trace,
+        "trace_source": run.trace_source,
+    }
+
+
+def case_summary(case: Case) -> dict[str, Any]:
+    """The submitted case, as the page lists it back (the validated ``CaseInput``)."""
+    data = case.input
+    vitals = data.get("vitals") or {}
+    vitals_shown = [
+        (label, vitals[key], unit)
+        for key, label, unit in (
+            ("heart_rate", "Heart rate", "beats/min"),
+            ("systolic_bp", "Systolic BP", "mmHg"),
+            ("diastolic_bp", "Diastolic BP", "mmHg"),
+            ("respiratory_rate", "Respiratory rate", "breaths/min"),
+            ("temperature_c", "Temperature", "°C"),
+            ("spo2", "SpO₂", "%"),
+            ("weight_kg", "Weight", "kg"),
+        )
+        if vitals.get(key) is not None
+    ]
+    return {**data, "vitals_shown": vitals_shown}

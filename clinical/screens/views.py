@@ -1,0 +1,146 @@
+"""The clinician's pages. Thin: forms live in ``case_form``/``review_form``, reads in
+``presenting``, writes in ``clinical.services``."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from clinical import roles, services
+from clinical.models import Case, CaseStatus, ReviewSource
+from clinical.screens import presenting
+from clinical.screens.case_form import CaseForm
+from clinical.screens.case_list import CaseSearch
+from clinical.screens.review_form import ReviewForm
+
+
+def _require_clinician(request: HttpRequest) -> None:
+    if roles.CLINICIAN not in roles.roles_of(request.user):
+        raise PermissionDenied("only clinicians enter and review cases")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def case_new(request: HttpRequest) -> HttpResponse:
+    _require_clinician(request)
+    if request.method == "GET":
+        return render(request, "clinical/case_new.html", CaseForm.blank().context())
+    form = CaseForm.from_post(request.POST)
+    if form.apply_row_action(request.POST):
+        return render(request, "clinical/case_new.html", form.context())
+    case_input = form.validate()
+    if case_input is None:
+        return render(request, "clinical/case_new.html", form.context(), status=400)
+    case = services.case_submit(
+        case_input=case_input,
+        actor=services.actor_for(request.user, request),
+        submitted_by=request.user,
+    )
+    messages.success(request, "Case submitted. This page updates itself while the model works.")
+    return redirect("case-page", case_id=case.id)
+
+
+def _case_page(
+    request: HttpRequest, case: Case, review_form: ReviewForm | None, *, status: int = 200
+) -> HttpResponse:
+    services.case_viewed(case=case, actor=services.actor_for(request.user, request))
+    answer = presenting.answer(case)
+    may_review = answer is not None and roles.CLINICIAN in roles.roles_of(request.user)
+    if may_review and review_form is None:
+        review_form = ReviewForm.initial(answer)
+    context = {
+        "case": case,
+        "summary": presenting.case_summary(case),
+        "state": presenting.case_status(case),
+        "answer": answer,
+        "not_validated_note": presenting.NOT_VALIDATED_NOTE,
+        "calibration_note": answer["calibration_note"] if answer else None,
+        "may_rerun": case.status == CaseStatus.FAILED and case.submitted_by_id == request.user.pk,
+        "failure_reason": (
+            presenting.failure_reason(case) if case.status == CaseStatus.FAILED else ""
+        ),
+        "reviews": presenting.review_history(case),
+        "may_review": may_review,
+        **(review_form.context() if may_review and review_form else {}),
+    }
+    return render(request, "clinical/case_page.html", context, status=status)
+
+
+@login_required
+@require_GET
+def case_page(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
+    return _case_page(request, presenting.case_for(request.user, case_id), None)
+
+
+@login_required
+@require_POST
+def case_review(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
+    case = presenting.case_for(request.user, case_id)
+    _require_clinician(request)
+    form = ReviewForm.from_post(request.POST)
+    review = form.validate()
+    if review is None:
+        return _case_page(request, case, form, status=400)
+    try:
+        services.review_record(
+            case=case,
+            review=review,
+            actor=services.actor_for(request.user, request),
+            reviewer=request.user,
+            source=ReviewSource.FORM,
+        )
+    except services.ReviewNotPossible as exc:
+        messages.error(request, f"The review was not recorded: {exc}.")
+        return redirect("case-page", case_id=case.id)
+    messages.success(request, "Your review was recorded.")
+    return redirect(reverse("case-page", kwargs={"case_id": case.id}) + "#reviews")
+
+
+@login_required
+@require_POST
+def case_rerun(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
+    """A failed case, sent to the model again by the clinician who submitted it."""
+    case = presenting.case_for(request.user, case_id)
+    if case.submitted_by_id != request.user.pk:
+        raise PermissionDenied("only the clinician who submitted a case runs it again")
+    try:
+        services.case_rerun(case=case, actor=services.actor_for(request.user, request))
+    except services.RerunNotPossible as exc:
+        messages.error(request, f"The case was not sent again: {exc}.")
+    else:
+        messages.success(request, "The case was sent to the model again.")
+    return redirect("case-page", case_id=case.id)
+
+
+@require_GET
+def case_status(request: HttpRequest, case_id: uuid.UUID) -> JsonResponse:
+    """Polled by the case page's script: where the case stands, no patient data."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"errors": [{"loc": [], "msg": "sign in first"}]}, status=401)
+    case = presenting.case_for(request.user, case_id)
+    return JsonResponse(presenting.case_status(case))
+
+
+@login_required
+@require_GET
+def case_list(request: HttpRequest) -> HttpResponse:
+    search = CaseSearch.from_query(request.GET)
+    page = search.page(presenting.my_cases(request.user), request.GET.get("page"))
+    services.cases_listed(
+        actor=services.actor_for(request.user, request),
+        shown=len(page.object_list),
+        page=page.number,
+    )
+    return render(
+        request,
+        "clinical/case_list.html",
+        {"search": search, "page": page, "rows": search.rows(page)},
+        status=400 if search.errors else 200,
+    )

@@ -1,0 +1,410 @@
+"""The clinician's screens through Django's test client: the case form validated by
+``CaseInput``, the case page, the review form validated by ``ReviewInput``, 'My cases'."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from audit.models import AuditEvent
+from clinical.models import Case, CaseStatus, ClinicianReview
+from clinical.schemas import CaseInput
+from clinical.screens.presenting import CONFIDENCE_BANDS, confidence_band
+from clinical.services import case_submit
+from reasoning import services as reasoning_services
+from tests.conftest import TEST_ACTOR, load_case
+from tests.fakes import FakeModelServer
+
+pytestmark = pytest.mark.django_db
+
+
+def signed_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def form_data(case: dict[str, Any]) -> dict[str, str]:
+    """A case as a clinician would type it into the form's fields."""
+    data = {
+        "external_id": case.get("external_id", ""),
+        "priority": case.get("priority", "routine"),
+        "setting": case.get("setting") or "",
+        "patient.age_years": str(case["patient"]["age_years"]),
+        "patient.sex": case["patient"]["sex"],
+        "chief_complaint": case["chief_complaint"],
+        "history_of_present_illness": case.get("history_of_present_illness", ""),
+        "past_medical_history": "\n".join(case.get("past_medical_history", [])),
+        "question": case["question"],
+    }
+    for key, value in (case.get("vitals") or {}).items():
+        data[f"vitals.{key}"] = str(value)
+    for group in ("medications", "allergies", "labs"):
+        for i, item in enumerate(case.get(group, [])):
+            for key, value in item.items():
+                data[f"{group}.{i}.{key}"] = str(value)
+    return data
+
+
+def field_errors(html: str, field_id: str) -> str:
+    match = re.search(rf'<div class="field-error" id="{field_id}-error">(.*?)</div>', html, re.S)
+    return match.group(1) if match else ""
+
+
+def test_form_submits_the_same_case_the_api_would_take(alice: User) -> None:
+    response = signed_in(alice).post("/cases/new/", form_data(load_case()))
+    assert response.status_code == 302
+    case = Case.objects.get(submitted_by=alice)
+    assert response["Location"] == f"/cases/{case.id}/"
+    assert CaseInput.model_validate(case.input) == CaseInput.model_validate(load_case())
+    assert AuditEvent.objects.filter(code="case.submitted", case_id=case.id).count() == 1
+
+
+def test_wrong_value_comes_back_next_to_its_field_with_everything_typed_kept(
+    alice: User,
+) -> None:
+    data = form_data(load_case())
+    data["vitals.temperature_c"] = "98.6"  # Fahrenheit typed into the °C field
+    data["medications.5.dose"] = "10 mg"  # a second medication row without its name
+    response = signed_in(alice).post("/cases/new/", data)
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "less than or equal to 45" in field_errors(html, "f-vitals-temperature_c")
+    assert "Required" in field_errors(html, "f-medications-5-name")
+    assert 'aria-invalid="true"' in html
+    assert 'value="98.6"' in html and 'value="10 mg"' in html
+    assert 'value="Troponin I"' in html and "Pain radiates to the left arm" in html
+    assert "type 2 diabetes" in html
+    assert Case.objects.count() == 0
+
+
+def test_errors_in_later_rows_land_on_the_row_typed_not_the_row_sent(alice: User) -> None:
+    data = {
+        **form_data(load_case()),
+        "labs.1.name": "",  # a blank row between two filled ones is left out of the case
+        "labs.1.value": "",
+        "labs.2.name": "Lactate",
+        "labs.2.value": "4.1",  # numeric without a unit
+    }
+    html = signed_in(alice).post("/cases/new/", data).content.decode()
+    assert 'id="row-labs-2"' in html
+    row = html[html.index('id="row-labs-2"') :]
+    assert "a numeric lab value needs its unit" in row[: row.index("</div>") + 200]
+    assert "Lab result 3: a numeric lab value needs its unit" in html
+
+
+def test_missing_required_fields_and_model_level_errors_are_named(alice: User) -> None:
+    data = {"patient.sex": "male", "vitals.systolic_bp": "80", "vitals.diastolic_bp": "90"}
+    html = signed_in(alice).post("/cases/new/", data).content.decode()
+    for field in ("f-patient-age_years", "f-chief_complaint", "f-question"):
+        assert "Required" in field_errors(html, field)
+    data = {**data, "patient.age_years": "30", "patient.pregnant": "yes"}
+    html = signed_in(alice).post("/cases/new/", data).content.decode()
+    assert "Patient: pregnant is true but sex is male" in html
+    assert "diastolic_bp must be lower than systolic_bp" in html
+
+
+def test_rows_are_added_and_removed_without_javascript(alice: User) -> None:
+    client = signed_in(alice)
+    data = {**form_data(load_case()), "add_row": "medications"}
+    html = client.post("/cases/new/", data).content.decode()
+    assert 'name="medications.1.name"' in html
+    assert 'value="metformin"' in html
+    assert Case.objects.count() == 0
+    data = {**form_data(load_case()), "remove_row": "medications.0"}
+    html = client.post("/cases/new/", data).content.decode()
+    assert 'value="metformin"' not in html
+    assert 'value="penicillin"' in html
+
+
+def test_only_clinicians_enter_cases(carol: User) -> None:
+    assert signed_in(carol).get("/cases/new/").status_code == 403
+    assert Client().get("/cases/new/").status_code == 302  # to the sign-in page
+
+
+def test_navigation_offers_the_clinician_screens(alice: User, carol: User) -> None:
+    html = signed_in(alice).get("/").content.decode()
+    assert 'href="/cases/new/"' in html and 'href="/cases/"' in html
+    assert 'href="/cases/new/"' not in signed_in(carol).get("/").content.decode()
+
+
+def test_completed_case_page_shows_the_answer_with_its_grounds(
+    completed_case: Case, alice: User
+) -> None:
+    response = signed_in(alice).get(f"/cases/{completed_case.id}/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Decision support, not a decision" in html
+    assert "Acute MI" in html and "Pulmonary embolism" in html
+    assert "Raised troponin" in html and "Troponin I 2.3 ng/mL" in html
+    assert "12-lead ECG" in html
+    run = completed_case.runs.get()
+    band = confidence_band(run.confidence)
+    assert f"{run.confidence:.2f}" in html and f'<span class="band">{band}</span>' in html
+    assert "This model has not been validated on local cases yet." in html
+    assert '<details id="trace"' in html
+    assert run.model_name in html and run.prompt_version in html
+    assert 'name="decision"' in html  # the review form
+    assert AuditEvent.objects.filter(code="case.viewed", case_id=completed_case.id).count() == 1
+
+
+def test_confidence_bands_come_from_one_table() -> None:
+    assert [confidence_band(v) for v in (0.9, 0.75, 0.6, 0.5, 0.2, None)] == [
+        "high", "high", "moderate", "moderate", "low", "unknown"
+    ]  # fmt: skip
+    assert [lower for lower, _ in CONFIDENCE_BANDS] == sorted(
+        (lower for lower, _ in CONFIDENCE_BANDS), reverse=True
+    )
+
+
+def test_other_clinicians_cases_and_malformed_ids_are_not_found(
+    completed_case: Case, bob: User
+) -> None:
+    client = signed_in(bob)
+    assert client.get(f"/cases/{completed_case.id}/").status_code == 404
+    assert client.get(f"/cases/{completed_case.id}/status.json").status_code == 404
+    assert client.post(f"/cases/{completed_case.id}/reviews/", {}).status_code == 404
+    assert client.get("/cases/not-a-uuid/").status_code == 404
+    assert client.get(f"/cases/{uuid.uuid4()}/").status_code == 404
+    assert not AuditEvent.objects.filter(code="case.viewed").exists()
+
+
+def test_status_endpoint_says_where_the_case_stands_without_patient_data(
+    alice: User, fake_model: FakeModelServer
+) -> None:
+    case = case_submit(
+        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
+    )
+    client = signed_in(alice)
+    queued = client.get(f"/cases/{case.id}/status.json").json()
+    assert queued["status"] == "queued" and queued["finished"] is False
+    assert "chest" not in str(queued).lower()
+    html = client.get(f"/cases/{case.id}/").content.decode()
+    assert "refresh the page" in html and "The model&#x27;s answer" not in html
+    reasoning_services.case_run(case_id=case.id)
+    done = client.get(f"/cases/{case.id}/status.json").json()
+    assert done["status"] == "completed" and done["finished"] is True
+    assert Client().get(f"/cases/{case.id}/status.json").status_code == 401
+
+
+def test_failed_case_says_why(alice: User, fake_model: FakeModelServer) -> None:
+    case = case_submit(
+        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
+    )
+    fake_model.push({"error": {"message": "prompt too long"}}, status=400)
+    reasoning_services.case_run(case_id=case.id)
+    case.refresh_from_db()
+    assert case.status == CaseStatus.FAILED
+    html = signed_in(alice).get(f"/cases/{case.id}/").content.decode()
+    assert "No answer for this case" in html
+    reason = case.runs.get().failure_reason or case.status_detail
+    assert reason and reason[:30] in html.replace("&#x27;", "'").replace("&quot;", '"')
+    assert 'name="decision"' not in html
+
+
+def test_modify_without_reason_comes_back_with_field_errors(
+    completed_case: Case, alice: User
+) -> None:
+    response = signed_in(alice).post(
+        f"/cases/{completed_case.id}/reviews/",
+        {"decision": "modify", "differential.0.diagnosis": "", "plan.0": ""},
+    )
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "a modify needs a reason code" in field_errors(html, "f-reason_code")
+    assert "a modify needs the reason in words" in field_errors(html, "f-reason_text")
+    response = signed_in(alice).post(
+        f"/cases/{completed_case.id}/reviews/",
+        {"decision": "modify", "reason_code": "need-more-info", "reason_text": "Not yet."},
+    )
+    assert "Your changes: a modify needs the clinician&#x27;s own differential or plan" in (
+        response.content.decode()
+    )
+    assert ClinicianReview.objects.count() == 0
+
+
+def test_unknown_reason_code_and_missing_decision_are_refused(
+    completed_case: Case, alice: User
+) -> None:
+    response = signed_in(alice).post(
+        f"/cases/{completed_case.id}/reviews/", {"reason_code": "made-up"}
+    )
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Required" in field_errors(html, "f-decision")
+    assert "non-adherence reason code" in field_errors(html, "f-reason_code")
+
+
+def test_accept_ignores_the_prefilled_modify_rows(completed_case: Case, alice: User) -> None:
+    response = signed_in(alice).post(
+        f"/cases/{completed_case.id}/reviews/",
+        {"decision": "accept", "differential.0.diagnosis": "Acute MI", "plan.0": "ECG"},
+    )
+    assert response.status_code == 302
+    assert response["Location"].endswith("#reviews")
+    review = ClinicianReview.objects.get()
+    assert review.decision == "accept" and review.modified_assessment is None
+
+
+def test_reviews_show_newest_first_with_the_latest_marked(
+    completed_case: Case, alice: User
+) -> None:
+    client = signed_in(alice)
+    client.post(f"/cases/{completed_case.id}/reviews/", {"decision": "accept"})
+    response = client.post(
+        f"/cases/{completed_case.id}/reviews/",
+        {
+            "decision": "modify",
+            "reason_code": "need-more-info",
+            "reason_text": "Repeat troponin first.",
+            "differential.0.diagnosis": "Unstable angina",
+            "differential.0.likelihood": "high",
+            "differential.1.diagnosis": "",
+            "plan.0": "",
+            "plan.1": "Repeat troponin at 3 hours",
+        },
+    )
+    assert response.status_code == 302
+    latest = ClinicianReview.objects.order_by("-id").first()
+    assert latest is not None and latest.source == "form"
+    assert latest.modified_assessment == {
+        "differential": [{"diagnosis": "Unstable angina", "likelihood": "high"}],
+        "plan": ["Repeat troponin at 3 hours"],
+    }
+    html = client.get(f"/cases/{completed_case.id}/").content.decode()
+    history = html[html.index('id="reviews"') :]
+    assert history.index("Modified by alice") < history.index("Accepted by alice")
+    assert history.count("Latest</span>") == 1
+    assert history.index("Latest</span>") < history.index("Accepted by alice")
+    assert "Repeat troponin first." in history and "Repeat troponin at 3 hours" in history
+
+
+def test_auditor_is_refused_the_review(completed_case: Case, carol: User) -> None:
+    # Not this person's case to open on the clinician screens: not found, as for bob.
+    assert signed_in(carol).post(f"/cases/{completed_case.id}/reviews/", {}).status_code == 404
+
+
+def _many_cases(user: User, n: int, **changes: Any) -> None:
+    for i in range(n):
+        case_input = CaseInput.model_validate(
+            {**load_case(), "external_id": f"ED-{i:04d}", **changes}
+        )
+        case_submit(case_input=case_input, actor=TEST_ACTOR, submitted_by=user)
+
+
+def test_my_cases_is_empty_then_paginated_by_25(alice: User, bob: User) -> None:
+    client = signed_in(alice)
+    html = client.get("/cases/").content.decode()
+    assert "You have not submitted any cases yet" in html
+    _many_cases(alice, 27)
+    _many_cases(bob, 1, external_id="BOB-1")
+    first = client.get("/cases/").content.decode()
+    assert first.count('<td><a href="/cases/') == 25
+    assert "Page 1 of 2" in first and "BOB-1" not in first
+    second = client.get("/cases/?page=2").content.decode()
+    assert "ED-0000" in second and "ED-0001" in second and "ED-0026" not in second
+    assert client.get("/cases/?page=banana").status_code == 200
+    assert AuditEvent.objects.filter(code="cases.listed").count() == 4  # one per page shown
+
+
+def test_my_cases_searches_by_external_id_and_date(alice: User) -> None:
+    _many_cases(alice, 3)
+    client = signed_in(alice)
+    html = client.get("/cases/?external_id=ED-0002").content.decode()
+    assert "ED-0002" in html and "ED-0001" not in html and "1 case matches" in html
+    case = Case.objects.get(external_id="ED-0001")
+    day = case.created_at.date()
+    Case.objects.filter(pk=case.pk).update(created_at=case.created_at.replace(year=2020))
+    html = client.get(f"/cases/?from={day.isoformat()}&to={day.isoformat()}").content.decode()
+    assert "ED-0002" in html and "ED-0001" not in html
+    html = client.get("/cases/?from=2020-01-01&to=2020-12-31").content.decode()
+    assert "ED-0001" in html and "ED-0002" not in html
+    assert "No cases match this search" in client.get("/cases/?external_id=NOPE").content.decode()
+
+
+def test_bad_dates_in_the_search_are_field_errors_not_500s(alice: User) -> None:
+    response = signed_in(alice).get("/cases/?from=31/12/2026&to=2026-02-30")
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert html.count("Enter a date as YYYY-MM-DD") == 2
+    response = signed_in(alice).get("/cases/?from=2026-05-01&to=2026-04-01")
+    assert "The end date is before the start date" in response.content.decode()
+
+
+def test_calibration_note_from_the_models_validation_report(
+    completed_case: Case, alice: User
+) -> None:
+    from reasoning import evaluation
+    from reasoning.models import ValidationReport
+
+    run = completed_case.runs.get()
+    raw = run.confidence_raw if run.confidence_raw is not None else run.confidence
+    lower = min(int(raw * evaluation.BINS), evaluation.BINS - 1) / evaluation.BINS
+    ValidationReport.objects.create(
+        model_name=run.model_name,
+        model_revision=run.model_revision,
+        prompt_version=run.prompt_version,
+        prompt_sha256=run.prompt_sha256,
+        confidence_method=run.confidence_method,
+        dataset_name="test vignettes",
+        dataset_sha256="0" * 64,
+        items_total=40,
+        items_answered=40,
+        samples_per_item=3,
+        metrics={"accuracy": 0.6},
+        bins=[{"lower": lower, "count": 7, "accuracy": 5 / 7}],
+    )
+    html = signed_in(alice).get(f"/cases/{completed_case.id}/").content.decode()
+    assert "On 40 validation cases" in html and "were right 71% of the time" in html
+    assert "has not been validated on local cases" not in html
+
+
+def test_failed_case_is_sent_again_from_its_page(
+    alice: User, bob: User, fake_model: FakeModelServer
+) -> None:
+    case = case_submit(
+        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
+    )
+    fake_model.push({"error": {"message": "prompt too long"}}, status=400)
+    reasoning_services.case_run(case_id=case.id)
+    assert signed_in(bob).post(f"/cases/{case.id}/rerun/").status_code == 404
+    client = signed_in(alice)
+    assert "Run this case again" in client.get(f"/cases/{case.id}/").content.decode()
+    response = client.post(f"/cases/{case.id}/rerun/")
+    assert response.status_code == 302
+    case.refresh_from_db()
+    assert case.status == CaseStatus.QUEUED
+    again = client.post(f"/cases/{case.id}/rerun/")  # not failed any more: refused, no 500
+    assert again.status_code == 302
+    assert "was not sent again" in client.get(f"/cases/{case.id}/").content.decode()
+
+
+def test_retry_reason_shows_while_the_case_waits(alice: User) -> None:
+    case = case_submit(
+        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
+    )
+    Case.objects.filter(pk=case.pk).update(
+        status_detail="model server unreachable; retry 2 of 8", retries=2
+    )
+    client = signed_in(alice)
+    assert client.get(f"/cases/{case.id}/status.json").json()["detail"] == (
+        "model server unreachable; retry 2 of 8"
+    )
+    assert (
+        "model server unreachable; retry 2 of 8"
+        in client.get(f"/cases/{case.id}/").content.decode()
+    )
+
+
+def test_an_admin_opens_any_case_but_records_no_review(completed_case: Case) -> None:
+    from tests.conftest import make_user
+
+    admin = make_user("dana", "admin")
+    html = signed_in(admin).get(f"/cases/{completed_case.id}/").content.decode()
+    assert "Acute MI" in html
+    assert "Only clinicians record reviews." in html and 'name="decision"' not in html
