@@ -46,7 +46,8 @@ def systemd_root(tmp_path: Path, units: list[Path]) -> Path:
     """A file system root holding the system's own units, ours, and a stand-in for every
     program our units start (systemd-analyze checks that each one is executable)."""
     root = tmp_path / "root"
-    system_units = next(d for d in SYSTEM_UNIT_DIRS if (d / "sysinit.target").exists())
+    system_units = next((d for d in SYSTEM_UNIT_DIRS if (d / "sysinit.target").exists()), None)
+    assert system_units, f"systemd's own units are not in {SYSTEM_UNIT_DIRS} (package systemd)"
     shutil.copytree(system_units, root / "usr/lib/systemd/system", symlinks=True)
     (root / "etc/systemd/system").mkdir(parents=True)
     for unit in units:
