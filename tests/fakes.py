@@ -74,6 +74,9 @@ class FakeModelServer:
         self.gets: list[str] = []  # paths of GET requests (health checks, model lists)
         # When set, each chat request waits for it: the request stays "in flight".
         self.gate: threading.Event | None = None
+        # When true, chat requests are read and the connection closed with no answer, as
+        # when the server dies in the middle of a request.
+        self.drop_requests = False
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -109,6 +112,9 @@ class FakeModelServer:
                 fake.requests.append(body)
                 if fake.gate is not None:
                     fake.gate.wait(timeout=30)
+                if fake.drop_requests:
+                    self.close_connection = True
+                    return
                 if fake.responses:
                     status, response = fake.responses.popleft()
                 else:

@@ -168,3 +168,13 @@ def test_an_unknown_log_format_stops_start_up() -> None:
     )
     assert result.returncode != 0
     assert "BEDSIDE_LOG_FORMAT" in result.stderr
+
+
+def test_probes_and_scrapers_on_loopback_are_not_redirected_to_https(
+    db: None, fake_model: FakeModelServer, settings: Any
+) -> None:
+    settings.SECURE_SSL_REDIRECT = True  # as with BEDSIDE_BEHIND_TLS_PROXY=true
+    client = Client()
+    assert client.get("/api/v1/cases/").status_code == 301
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert client.get(path).status_code == 200, path

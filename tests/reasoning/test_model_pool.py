@@ -105,6 +105,19 @@ def test_a_stopped_server_is_taken_out_then_asked_again_after_its_cool_down(
         back.stop()
 
 
+def test_a_server_dying_during_a_request_hands_it_to_the_other(
+    two_servers: list[FakeModelServer],
+) -> None:
+    dying, healthy = two_servers
+    dying.drop_requests = True
+    pool = ModelPool([dying.base_url, healthy.base_url], "fake-model")
+    result = pool.chat(messages=MESSAGES)  # first in turn: the dying one, then the other
+    assert result.completion.choices
+    assert len(dying.requests) == 1 and len(healthy.requests) == 1
+    assert pool.status()[0]["in_service"] is False
+    assert "RemoteProtocolError" in pool.status()[0]["reason"]
+
+
 def test_no_server_answering_is_model_unavailable_with_each_reason() -> None:
     pool = ModelPool(
         ["http://127.0.0.1:9/v1", "http://127.0.0.1:7/v1"], "fake-model", max_retries=0
