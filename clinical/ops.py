@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+
 from django.conf import settings
 from django.db import connection
 from django.db.utils import Error as DatabaseError
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from clinical.celery import app as celery_app
@@ -59,3 +62,35 @@ def readyz(request: HttpRequest) -> JsonResponse:
         },
         status=200 if ready else 503,
     )
+
+
+def _metrics_allowed(request: HttpRequest) -> bool:
+    """The bearer token of BEDSIDE_METRICS_TOKEN, or a direct request from this host. A
+    request through nginx carries X-Forwarded-For and comes from loopback too: it needs the
+    token."""
+    token = settings.BEDSIDE_METRICS_TOKEN
+    sent = request.headers.get("Authorization", "")
+    if token and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        return True
+    if "X-Forwarded-For" in request.headers:
+        return False
+    try:
+        return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback
+    except ValueError:
+        return False
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format: queue depth, latency split, model errors, confidence,
+    overrides. Counts only; no patient data."""
+    from clinical import prometheus
+    from reasoning.services import model_client
+
+    if not _metrics_allowed(request):
+        return JsonResponse(
+            {"errors": [{"loc": ["header", "Authorization"], "msg": "metrics need the token"}]},
+            status=403,
+        )
+    servers = [(s.url, s.client.ping()) for s in model_client().servers]
+    return HttpResponse(prometheus.render(servers), content_type=prometheus.CONTENT_TYPE)

@@ -189,6 +189,20 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
 
+# Stat cases on a queue of their own (e.g. "cases.stat"), consumed ahead of routine ones;
+# empty: one queue for all. Workers must list it (deploy/README.md, "Queues").
+BEDSIDE_STAT_QUEUE = env_str("BEDSIDE_STAT_QUEUE", "")
+BEDSIDE_STAT_PRIORITIES = env_list("BEDSIDE_STAT_PRIORITIES", ["stat"])
+CELERY_TASK_ROUTES = ("reasoning.routing.route_case_task",)
+if BEDSIDE_STAT_QUEUE and BEDSIDE_STAT_QUEUE != CELERY_TASK_DEFAULT_QUEUE:
+    from kombu import Queue
+
+    # A worker started without --queues consumes both, the stat queue first.
+    CELERY_TASK_QUEUES = (Queue(BEDSIDE_STAT_QUEUE), Queue(CELERY_TASK_DEFAULT_QUEUE))
+# Redis: a worker on several queues empties them in the order given (stat first) rather than
+# in turn. RabbitMQ ignores this; there, dedicated stat workers keep stat cases ahead.
+CELERY_BROKER_TRANSPORT_OPTIONS["queue_order_strategy"] = "priority"
+
 # The sweeper (Celery beat) re-sends cases left `queued` longer than this with no retry due.
 BEDSIDE_STALE_QUEUED_S = env_int("BEDSIDE_STALE_QUEUED_S", 300, minimum=10)
 CELERY_BEAT_SCHEDULE = {
@@ -214,6 +228,9 @@ BEDSIDE_RETRY_BACKOFF_BASE_S = env_int("BEDSIDE_RETRY_BACKOFF_BASE_S", 5, minimu
 BEDSIDE_RETRY_BACKOFF_MAX_S = env_int("BEDSIDE_RETRY_BACKOFF_MAX_S", 300, minimum=1)
 # A case that keeps killing its worker ends `failed` after this many claims.
 BEDSIDE_MAX_ATTEMPTS = env_int("BEDSIDE_MAX_ATTEMPTS", 5, minimum=1)
+# Several model servers (BEDSIDE_MODEL_BASE_URL comma-separated): one that cannot be reached
+# is left alone this long, then asked /models before it gets requests again.
+BEDSIDE_MODEL_COOLDOWN_S = env_int("BEDSIDE_MODEL_COOLDOWN_S", 30, minimum=1)
 
 # --- Logging: structured enough to grep, never patient data (we log ids, not inputs) ---------
 LOGGING = {
@@ -284,3 +301,17 @@ BEDSIDE_AUDIT_CHECKPOINT_KEY = env_str("BEDSIDE_AUDIT_CHECKPOINT_KEY")
 # Lets audit events written from signals (sign-in failures, admin role changes) name the
 # person behind the request.
 MIDDLEWARE.append("audit.middleware.AuditRequestMiddleware")
+
+# --- Operations: metrics and log format --------------------------------------------------------
+# /metrics answers a direct request from this host, or anyone with this bearer token.
+BEDSIDE_METRICS_TOKEN = env_str("BEDSIDE_METRICS_TOKEN")
+# Health, readiness and metrics stay plain HTTP on loopback for probes and scrapers.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# json: one JSON object per line (clinical/logformat.py), for the hospital's log collector.
+BEDSIDE_LOG_FORMAT = env_str("BEDSIDE_LOG_FORMAT", "plain")
+if BEDSIDE_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"BEDSIDE_LOG_FORMAT={BEDSIDE_LOG_FORMAT!r}: use plain or json")
+if BEDSIDE_LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {"()": "clinical.logformat.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+    # Celery's worker and beat then log through this configuration too (clinical/celery.py).

@@ -11,11 +11,13 @@ class ReasoningConfig(AppConfig):
     def ready(self) -> None:
         # Patient data goes to the model server, so an endpoint outside the hospital is
         # refused before the first case can be sent there.
-        from reasoning.hosts import EndpointRefused, check_model_endpoint
+        from reasoning.hosts import EndpointRefused, check_model_endpoint, model_base_urls
 
         try:
-            check_model_endpoint(
-                settings.BEDSIDE_MODEL_BASE_URL, allowed_hosts=settings.BEDSIDE_MODEL_ALLOWED_HOSTS
-            )
+            urls = model_base_urls(settings.BEDSIDE_MODEL_BASE_URL)
+            if not urls:
+                raise EndpointRefused("no URL given")
+            for url in urls:  # every server of a pool, each by the same rules
+                check_model_endpoint(url, allowed_hosts=settings.BEDSIDE_MODEL_ALLOWED_HOSTS)
         except EndpointRefused as exc:
             raise ImproperlyConfigured(f"BEDSIDE_MODEL_BASE_URL refused: {exc}") from exc

@@ -27,7 +27,15 @@ class ModelServerError(Exception):
 
 
 class ModelUnavailable(ModelServerError):
-    """The server could not be reached or is overloaded: try again later."""
+    """The server could not be reached or is overloaded: try again later.
+
+    ``server_down`` is true when the server could not be reached at all (refused or lost
+    connection, no answer to the connection attempt), as opposed to busy or slow: a pool
+    of servers takes such a server out of service for a while."""
+
+    def __init__(self, message: str, *, server_down: bool = False) -> None:
+        super().__init__(message)
+        self.server_down = server_down
 
 
 class ModelRequestRejected(ModelServerError):
@@ -76,6 +84,7 @@ class ModelClient:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         last_error = ""
+        server_down = False
         for attempt in range(self.max_retries + 1):
             if attempt:
                 time.sleep(min(8.0, 0.5 * 2**attempt) * (0.5 + random.random()))  # noqa: S311
@@ -83,19 +92,24 @@ class ModelClient:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TimeoutException as exc:
                 last_error = f"timed out ({type(exc).__name__})"
+                server_down = isinstance(exc, httpx.ConnectTimeout)
                 continue
             except httpx.TransportError as exc:
                 last_error = f"unreachable ({type(exc).__name__}: {exc})"
+                server_down = True
                 continue
             if response.status_code in RETRYABLE_STATUS:
                 last_error = f"HTTP {response.status_code}"
+                server_down = False
                 continue
             if response.status_code >= 400:
                 raise ModelRequestRejected(
                     f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}"
                 )
             return response
-        raise ModelUnavailable(f"model server at {self.base_url} {last_error}")
+        raise ModelUnavailable(
+            f"model server at {self.base_url} {last_error}", server_down=server_down
+        )
 
     def chat(
         self,

@@ -26,6 +26,7 @@ from reasoning import metrics, prompts
 from reasoning.client import ModelClient, ModelRequestRejected, ModelResponseInvalid
 from reasoning.confidence import METHOD, combine
 from reasoning.parsing import parse_choice
+from reasoning.pool import ModelPool
 from reasoning.schemas import McqAnswer, mcq_response_format
 
 BINS = 10
@@ -110,7 +111,7 @@ def sampling_parameters() -> dict[str, Any]:
     }
 
 
-def evaluate_item(client: ModelClient, index: int, item: McqItem) -> ItemResult:
+def evaluate_item(client: ModelClient | ModelPool, index: int, item: McqItem) -> ItemResult:
     """One vignette; ModelUnavailable propagates (the whole evaluation stops, visibly)."""
     prompt = prompts.render_mcq(item.question, item.options)
     params = sampling_parameters()
@@ -157,7 +158,11 @@ Progress = Callable[[int, int, float], None]
 
 
 def run_items(
-    client: ModelClient, dataset: Dataset, *, concurrency: int, progress: Progress | None = None
+    client: ModelClient | ModelPool,
+    dataset: Dataset,
+    *,
+    concurrency: int,
+    progress: Progress | None = None,
 ) -> tuple[list[ItemResult], float]:
     """Items in flight ``concurrency`` at a time, so the server batches them."""
     started = time.monotonic()

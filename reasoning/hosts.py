@@ -42,3 +42,8 @@ def check_model_endpoint(url: str, *, allowed_hosts: list[str]) -> None:
             f"{host!r} resolves to public address(es) {', '.join(public)}; only loopback, "
             "private ranges or hosts in BEDSIDE_MODEL_ALLOWED_HOSTS may receive patient data"
         )
+
+
+def model_base_urls(value: str) -> list[str]:
+    """``BEDSIDE_MODEL_BASE_URL`` names one server or several, comma-separated."""
+    return [url.strip() for url in value.split(",") if url.strip()]

@@ -30,13 +30,13 @@ from reasoning import calibration as calibration_maps
 from reasoning import evaluation, prompts
 from reasoning.client import (
     ChatResult,
-    ModelClient,
     ModelRequestRejected,
     ModelResponseInvalid,
     ModelUnavailable,
 )
 from reasoning.confidence import combine
 from reasoning.grounding import CaseFacts
+from reasoning.hosts import model_base_urls
 from reasoning.models import (
     Calibration,
     ReasoningRun,
@@ -45,19 +45,22 @@ from reasoning.models import (
     ValidationReport,
 )
 from reasoning.parsing import Sample, parse_choice
+from reasoning.pool import ModelPool
 from reasoning.schemas import response_format
 
 logger = logging.getLogger(__name__)
 
 
 @functools.cache
-def model_client() -> ModelClient:
-    """One client per worker process, shared by its threads."""
-    return ModelClient(
-        settings.BEDSIDE_MODEL_BASE_URL,
+def model_client() -> ModelPool:
+    """One client per worker process, shared by its threads: the model server, or several
+    (``BEDSIDE_MODEL_BASE_URL`` comma-separated) with requests spread over those answering."""
+    return ModelPool(
+        model_base_urls(settings.BEDSIDE_MODEL_BASE_URL),
         settings.BEDSIDE_MODEL_NAME,
         api_key=settings.BEDSIDE_MODEL_API_KEY,
         timeout_s=settings.BEDSIDE_MODEL_TIMEOUT_S,
+        cooldown_s=settings.BEDSIDE_MODEL_COOLDOWN_S,
     )
 
 

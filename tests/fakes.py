@@ -66,11 +66,17 @@ def agreeing_completion(tops: list[str], **kwargs: Any) -> dict[str, Any]:
 class FakeModelServer:
     """Scripted responses: push (status, body) pairs; the default is a 3-sample agreement."""
 
-    def __init__(self, model: str = "fake-model") -> None:
+    def __init__(self, model: str = "fake-model", *, port: int = 0) -> None:
         self.model = model
         self.root = "/models/fake"  # change it to serve "new weights" under the same name
         self.responses: deque[tuple[int, dict[str, Any]]] = deque()
         self.requests: list[dict[str, Any]] = []
+        self.gets: list[str] = []  # paths of GET requests (health checks, model lists)
+        # When set, each chat request waits for it: the request stays "in flight".
+        self.gate: threading.Event | None = None
+        # When true, chat requests are read and the connection closed with no answer, as
+        # when the server dies in the middle of a request.
+        self.drop_requests = False
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -86,6 +92,7 @@ class FakeModelServer:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
+                fake.gets.append(self.path)
                 if self.path.endswith("/models"):
                     self._send(
                         200,
@@ -103,6 +110,11 @@ class FakeModelServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length))
                 fake.requests.append(body)
+                if fake.gate is not None:
+                    fake.gate.wait(timeout=30)
+                if fake.drop_requests:
+                    self.close_connection = True
+                    return
                 if fake.responses:
                     status, response = fake.responses.popleft()
                 else:
@@ -113,7 +125,7 @@ class FakeModelServer:
                 response = {**response, "model": fake.model} if status == 200 else response
                 self._send(status, response)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
