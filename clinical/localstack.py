@@ -497,15 +497,17 @@ def run() -> int:
         manage("migrate", "--noinput", "-v", "0")
         manage("collectstatic", "--noinput", "-v", "0")
         logs = state() / "logs"
-        for name, command in (("worker", worker_command()), ("web", web_command())):
-            children.append(
-                subprocess.Popen(
-                    command,
-                    stdout=open(logs / f"{name}.log", "ab"),  # noqa: SIM115 (the child's)
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # Ctrl-C reaches us; we stop them in order
-                )
+
+        def spawn(name: str, command: list[str]) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                command,
+                stdout=open(logs / f"{name}.log", "ab"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us; we stop them in order
             )
+
+        children.append(spawn("worker", worker_command()))
+        children.append(spawn("web", web_command()))
         model_wait()
         wait_for(
             "Bedside",
@@ -528,10 +530,22 @@ def run() -> int:
             flush=True,
         )
         print(f"Logs: {logs}/   Press Ctrl-C to stop everything.", flush=True)
-        while all(c.poll() is None for c in children):
+        restarts: list[float] = []
+        while True:
             time.sleep(1)
-        log("a process exited; stopping the stack (see the logs)")
-        return 1
+            if children[1].poll() is not None:
+                log("the web server exited; stopping the stack (see the logs)")
+                return 1
+            if children[0].poll() is not None:
+                # As systemd's Restart=always does in production: a worker can exit on a broker
+                # connection loss (a kombu/Redis bug); its cases wait in PostgreSQL meanwhile.
+                restarts = [t for t in restarts if time.monotonic() - t < 300] + [time.monotonic()]
+                if len(restarts) > 10:
+                    log("the worker keeps exiting; stopping the stack (see worker.log)")
+                    return 1
+                log(f"the worker exited (code {children[0].returncode}); starting it again")
+                time.sleep(2)
+                children[0] = spawn("worker", worker_command())
     except KeyboardInterrupt:
         log("stopping")
         return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -77,6 +78,7 @@ class FakeModelServer:
         # When true, chat requests are read and the connection closed with no answer, as
         # when the server dies in the middle of a request.
         self.drop_requests = False
+        self.delay_s = 0.0  # seconds each answer takes (a model "thinking")
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -112,6 +114,8 @@ class FakeModelServer:
                 fake.requests.append(body)
                 if fake.gate is not None:
                     fake.gate.wait(timeout=30)
+                if fake.delay_s:
+                    time.sleep(fake.delay_s)
                 if fake.drop_requests:
                     self.close_connection = True
                     return

@@ -26,7 +26,7 @@ from reasoning import services as reasoning_services
 from tests.clinical.conftest import ehr_token
 from tests.fakes import FakeModelServer, assessment, choice, completion
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "cds-hooks" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "data" / "public" / "cds-hooks" / "examples"
 INDEX = json.loads((EXAMPLES / "INDEX.json").read_text())["examples"]
 PATIENT_VIEW = "/cds-services/bedside-patient-view"
 ORDER_SIGN = "/cds-services/bedside-order-sign"

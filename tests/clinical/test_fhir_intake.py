@@ -17,7 +17,7 @@ from clinical.models import Case
 
 URL = "/api/v1/cases/"
 FHIR = "application/fhir+json"
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[1] / "data" / "public"
 SYNTHEA = sorted((SHARED / "synthea-r4").glob("*.json"))
 HL7_BUNDLES = sorted((SHARED / "fhir-r4-examples").glob("Bundle-*.json"))
 
