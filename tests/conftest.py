@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 from audit.services import Actor
 from clinical import roles, services
 from reasoning import services as reasoning_services
+from tests.browser.support import browser, page, page_without_js  # noqa: F401 (fixtures)
 from tests.fakes import FakeModelServer
 
 DATA = Path(__file__).parent / "data"

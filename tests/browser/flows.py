@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from playwright.sync_api import ConsoleMessage, Page, expect
 
-from tests.browser.conftest import PASSWORD, screenshot
+from tests.browser.support import PASSWORD, screenshot
 
 CASE_URL = re.compile(r"/cases/([0-9a-f-]{36})/")
 

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from clinical.models import Case
 from clinical.schemas import ReviewInput
 from clinical.services import review_record
-from tests.browser.conftest import only_local_requests, screenshot, sign_in
+from tests.browser.support import only_local_requests, screenshot, sign_in
 from tests.conftest import TEST_ACTOR
 
 

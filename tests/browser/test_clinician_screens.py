@@ -11,8 +11,8 @@ from playwright.sync_api import Page, expect
 
 from clinical.models import Case, ClinicianReview
 from reasoning import services as reasoning_services
-from tests.browser.conftest import only_local_requests, screenshot, sign_in
 from tests.browser.flows import clinician_flow
+from tests.browser.support import only_local_requests, screenshot, sign_in
 from tests.fakes import FakeModelServer
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from playwright.sync_api import Page
 
-from tests.browser.conftest import only_local_requests, screenshot, sign_in
+from tests.browser.support import only_local_requests, screenshot, sign_in
 
 
 def test_clinician_signs_in_and_sees_the_decision_support_banner(

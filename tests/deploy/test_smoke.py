@@ -18,6 +18,7 @@ from clinical import services as clinical_services
 from clinical.models import Case, CaseStatus
 from tests.conftest import TEST_ACTOR
 from tests.deploy.conftest import WorkerProcess
+from tests.e2e.conftest import worker_database_url
 from tests.fakes import FakeModelServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +60,8 @@ def test_smoke_passes_against_a_running_bedside(
         integration_key.key,
         SMOKE_AUDITOR_KEY=auditor.key,
         BEDSIDE_MANAGE=manage,
-        DATABASE_URL=os.environ.get("DATABASE_URL", ""),
+        # verify_audit must read the database this test's server writes (the test database).
+        DATABASE_URL=worker_database_url(),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout

@@ -13,8 +13,8 @@ from playwright.sync_api import Page
 from clinical.models import Case, CaseStatus
 from clinical.services import case_rerun
 from reasoning.models import ReasoningRun
-from tests.browser.conftest import browser, only_local_requests, page  # noqa: F401 (fixtures)
 from tests.browser.flows import clinician_flow
+from tests.browser.support import only_local_requests
 from tests.conftest import TEST_ACTOR
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +22,7 @@ MAX_RERUNS = 3
 
 
 def test_clinician_flow_waits_for_the_real_model(
-    page: Page,  # noqa: F811 (the fixture imported above)
+    page: Page,
     live_server: Any,
     real_model_server: str,
     start_worker: Any,
