@@ -1,9 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 
 from clinical import api, cds_hooks_views, ops, views
+from clinical.middleware import docs_policy
 from clinical.sign_in import SignInView
 from reasoning import views as model_views
 
@@ -29,8 +34,19 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/v1/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    # The API's reading pages: their scripts come from our static files (the split view
+    # serves Swagger UI's start-up script as a file, not inline); their libraries insert
+    # style elements, which the policy for these two pages allows.
+    path(
+        "api/v1/docs/",
+        docs_policy(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
+    path(
+        "api/v1/redoc/",
+        docs_policy(SpectacularRedocView.as_view(url_name="api-schema")),
+        name="api-redoc",
+    ),
     path("cds-services", cds_hooks_views.Discovery.as_view(), name="cds-discovery"),
     path("cds-services/<str:service_id>", cds_hooks_views.HookCall.as_view(), name="cds-hook"),
     path(

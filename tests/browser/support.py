@@ -86,9 +86,14 @@ def screenshot(page: Page, name: str) -> Path:
 
 
 def only_local_requests(page: Page, live_server: Any) -> list[str]:
-    """The requests the page made that did not go to the live server on 127.0.0.1."""
+    """The requests the page made that did not go to the live server on 127.0.0.1 (object
+    URLs the page made itself, ``blob:`` of the server's own origin, are local too)."""
     return [
         url
         for url in page.requests_seen  # type: ignore[attr-defined]
-        if not (url.startswith(live_server.url + "/") or url.startswith("data:"))
+        if not (
+            url.startswith(live_server.url + "/")
+            or url.startswith(f"blob:{live_server.url}/")
+            or url.startswith("data:")
+        )
     ]
