@@ -78,7 +78,8 @@ class CaseFacts(models.Model):
         db_constraint=False,
     )
     created_at = models.DateTimeField(db_index=True)
-    external_id = models.CharField(max_length=64, blank=True)
+    # The case's keyed external-id hash, never the id (encrypted on the case itself).
+    external_id_hash = models.CharField(max_length=64, blank=True, db_index=True)
     priority = models.CharField(max_length=8)
     status = models.CharField(max_length=10, db_index=True)
     submitted_by = models.ForeignKey(

@@ -7,6 +7,6 @@ class ClinicalConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from clinical import access_audit
+        from clinical import access_audit, checks  # noqa: F401  (checks register themselves)
 
         access_audit.connect()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import models
+
+from clinical.encryption import EncryptedJSONField, EncryptedTextField, lookup_hash
 
 
 class CaseStatus(models.TextChoices):
@@ -31,7 +34,10 @@ class Case(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    external_id = models.CharField(max_length=64, blank=True, db_index=True)
+    # Patient data is encrypted at rest (clinical/encryption.py); the external id is found by
+    # its keyed hash, kept in step by save().
+    external_id = EncryptedTextField(blank=True)
+    external_id_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     priority = models.CharField(
         max_length=8, choices=CasePriority.choices, default=CasePriority.ROUTINE
     )
@@ -39,7 +45,7 @@ class Case(models.Model):
         max_length=10, choices=CaseStatus.choices, default=CaseStatus.QUEUED, db_index=True
     )
     status_detail = models.CharField(max_length=500, blank=True)
-    input = models.JSONField()
+    input = EncryptedJSONField()
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cases"
     )
@@ -59,6 +65,18 @@ class Case(models.Model):
 
     def __str__(self) -> str:
         return f"Case {self.id} ({self.status})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.external_id_hash = lookup_hash(self.external_id or "")
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "external_id" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "external_id_hash"}
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def with_external_id(cls, external_id: str) -> models.QuerySet[Case]:
+        """Cases whose external id is exactly this one (trimmed, ignoring case)."""
+        return cls.objects.filter(external_id_hash=lookup_hash(external_id))
 
 
 class ApiKey(models.Model):
@@ -199,8 +217,8 @@ class ClinicianReview(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     decision = models.CharField(max_length=10, choices=ReviewDecision.choices)
     reason_code = models.CharField(max_length=64, blank=True)
-    reason_text = models.TextField(blank=True)
-    modified_assessment = models.JSONField(null=True, blank=True)
+    reason_text = EncryptedTextField(blank=True)
+    modified_assessment = EncryptedJSONField(null=True, blank=True)
     source = models.CharField(max_length=10, choices=ReviewSource.choices, default=ReviewSource.API)
     # CDS Hooks feedback joins a review to the card it answers.
     card_uuid = models.CharField(max_length=64, blank=True)
@@ -211,3 +229,23 @@ class ClinicianReview(models.Model):
 
     def __str__(self) -> str:
         return f"Review {self.pk} of case {self.case_id} ({self.decision})"
+
+
+class DataKey(models.Model):
+    """One day's data key, wrapped by a master key (see clinical/encryption.py).
+
+    The only rows a master-key rotation rewrites: ``wrapped_key``, ``master_key_id`` and
+    ``rewrapped_at`` change, the key itself never does, so what it encrypted stays readable."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    period = models.DateField(unique=True)
+    master_key_id = models.CharField(max_length=32)
+    wrapped_key = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    rewrapped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["period"]
+
+    def __str__(self) -> str:
+        return f"Data key for {self.period} (wrapped by {self.master_key_id})"

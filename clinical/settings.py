@@ -13,7 +13,7 @@ import secrets
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from clinical import paths
+from clinical import keyring, paths
 from clinical.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = paths.PROJECT_ROOT
@@ -292,6 +292,22 @@ BEDSIDE_CDS_LOW_CONFIDENCE = env_float("BEDSIDE_CDS_LOW_CONFIDENCE", 0.5)
 # How the model's answers are labelled to clinicians (on every CDS Hooks card's source).
 BEDSIDE_MODEL_VALIDATION_LABEL = env_str(
     "BEDSIDE_MODEL_VALIDATION_LABEL", "not validated for clinical use"
+)
+
+# --- Patient data at rest -----------------------------------------------------------------
+# Case input, external ids, answers, traces and review text are stored encrypted (AES-256-GCM)
+# under data keys wrapped by the first master key (clinical/encryption.py). Unset: random keys
+# kept in the state folder, for a single machine only (check --deploy refuses it).
+BEDSIDE_MASTER_KEYS = keyring.parse_master_keys(
+    env_str("BEDSIDE_MASTER_KEYS")
+    or keyring.local_secret(STATE_DIR / "master_keys", keyring.new_master_key_entry("local-"))
+)
+BEDSIDE_LOOKUP_KEY = keyring.parse_lookup_key(
+    env_str("BEDSIDE_LOOKUP_KEY")
+    or keyring.local_secret(STATE_DIR / "lookup_key", keyring.new_key_text())
+)
+BEDSIDE_DATA_KEYS_FROM_ENVIRONMENT = bool(
+    env_str("BEDSIDE_MASTER_KEYS") and env_str("BEDSIDE_LOOKUP_KEY")
 )
 
 # --- Audit trail ----------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from clinical.encryption import EncryptedJSONField, EncryptedTextField
+
 
 class RunOutcome(models.TextChoices):
     COMPLETED = "completed", "Completed"
@@ -22,8 +24,9 @@ class ReasoningRun(models.Model):
     prompt_sha256 = models.CharField(max_length=64)
     parameters = models.JSONField(default=dict)
 
-    assessment = models.JSONField(null=True, blank=True)
-    reasoning_trace = models.TextField(blank=True)
+    # The answer, trace, samples and raw response are patient data: encrypted at rest.
+    assessment = EncryptedJSONField(null=True, blank=True)
+    reasoning_trace = EncryptedTextField(blank=True)
     trace_source = models.CharField(max_length=20, blank=True)
     confidence = models.FloatField(null=True, blank=True)  # calibrated when a calibration applied
     confidence_raw = models.FloatField(null=True, blank=True)
@@ -37,9 +40,9 @@ class ReasoningRun(models.Model):
     confidence_method = models.CharField(max_length=50, blank=True)
     confidence_components = models.JSONField(default=dict)
 
-    samples = models.JSONField(default=list)
+    samples = EncryptedJSONField(default=list)
     finish_reasons = models.JSONField(default=list)
-    raw_response = models.JSONField(null=True, blank=True)
+    raw_response = EncryptedJSONField(null=True, blank=True)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     latency_ms = models.PositiveIntegerField(default=0)
