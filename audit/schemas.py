@@ -64,7 +64,6 @@ class SubmittingSystem(StrEnum):
 
 CASE_SORTS = (
     "created_at",
-    "external_id",
     "priority",
     "submitter",
     "system",

@@ -67,6 +67,10 @@ def timed(label: str, fn: Callable[[], Any], repeat: int = 5) -> float:
     return median
 
 
+TRACE = "The pain, ECG changes and troponin point to an acute MI..."
+ASSESSMENT = json.dumps({"differential": [{"diagnosis": "Acute MI"}]})
+
+
 def fill(n_cases: int, n_events: int, seed: int = 7) -> None:
     from django.contrib.auth.models import User
     from django.db import connection
@@ -96,6 +100,21 @@ def fill(n_cases: int, n_events: int, seed: int = 7) -> None:
         (u.pk, u.username, "integration") for u in keys
     ]
     template = json.loads((ROOT / "tests" / "data" / "case_chest_pain.json").read_text())
+    from clinical.encryption import current_data_key, encrypt, lookup_hash
+
+    # Patient data goes in encrypted, as Bedside itself stores it (one data key for the load).
+    data_key = current_data_key()
+    table_of = {
+        "external_id": "clinical_case",
+        "input": "clinical_case",
+        "assessment": "reasoning_reasoningrun",
+        "reasoning_trace": "reasoning_reasoningrun",
+        "samples": "reasoning_reasoningrun",
+        "reason_text": "clinical_clinicianreview",
+    }
+
+    def seal(column: str, text: str) -> str:
+        return encrypt(text, purpose=f"{table_of[column]}.{column}", key=data_key)
 
     raw = connection.connection  # the psycopg connection under Django's
     with connection.cursor() as cursor:
@@ -183,11 +202,12 @@ def fill(n_cases: int, n_events: int, seed: int = 7) -> None:
             case_rows.append(
                 (
                     case_id,
-                    data["external_id"],
+                    seal("external_id", data["external_id"]),
+                    lookup_hash(data["external_id"]),
                     rng.choice(["routine", "urgent", "stat"]),
                     status,
                     "" if not failed else "no usable sample",
-                    json.dumps(data),
+                    seal("input", json.dumps(data)),
                     sub[0],
                     created,
                     finished,
@@ -230,8 +250,8 @@ def fill(n_cases: int, n_events: int, seed: int = 7) -> None:
                     "v3",
                     "ab" * 32,
                     json.dumps({"n": 3, "temperature": 0.6}),
-                    None if failed else json.dumps({"differential": [{"diagnosis": "Acute MI"}]}),
-                    "" if failed else "The pain, ECG changes and troponin point to an acute MI...",
+                    None if failed else seal("assessment", ASSESSMENT),
+                    "" if failed else seal("reasoning_trace", TRACE),
                     "" if failed else "reasoning",
                     confidence,
                     "" if failed else "self_consistency",
@@ -271,7 +291,7 @@ def fill(n_cases: int, n_events: int, seed: int = 7) -> None:
                         at,
                         decision,
                         "" if decision == "accept" else "cds-not-applicable",
-                        "" if decision == "accept" else "clinical judgement",
+                        "" if decision == "accept" else seal("reason_text", "clinical judgement"),
                         "api",
                     )
                 )
@@ -318,9 +338,9 @@ def fill(n_cases: int, n_events: int, seed: int = 7) -> None:
             f"({time.perf_counter() - started:.0f} s)"
         )
         with cur.copy(
-            "COPY clinical_case (id, external_id, priority, status, status_detail, input, "
-            "submitted_by_id, created_at, updated_at, started_at, finished_at, attempts, retries) "
-            "FROM STDIN"
+            "COPY clinical_case (id, external_id, external_id_hash, priority, status, "
+            "status_detail, input, submitted_by_id, created_at, updated_at, started_at, "
+            "finished_at, attempts, retries) FROM STDIN"
         ) as copy:
             for row in case_rows:
                 copy.write_row(row)
@@ -331,7 +351,7 @@ def fill(n_cases: int, n_events: int, seed: int = 7) -> None:
             "prompt_tokens, completion_tokens, latency_ms, samples, finish_reasons) FROM STDIN"
         ) as copy:
             for row in run_rows:
-                copy.write_row((*row, "[]", "[]"))
+                copy.write_row((*row, seal("samples", "[]"), "[]"))
         with cur.copy(
             "COPY clinical_clinicianreview (id, case_id, run_id, reviewer_id, created_at, "
             "decision, reason_code, reason_text, source, card_uuid, hook_instance) FROM STDIN"

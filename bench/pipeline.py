@@ -408,7 +408,7 @@ def intake(web_url: str, key: str) -> dict[str, Any]:
     asyncio.run(post_cases(web_url, key, cases[:20], INTAKE_CONCURRENCY))  # warm-up
     ids, latencies, wall, refused = asyncio.run(post_cases(web_url, key, cases, INTAKE_CONCURRENCY))
     # These cases were only for intake: no worker will run them.
-    Case.objects.filter(external_id__startswith=f"BENCH-{QUEUE}-", status=CaseStatus.QUEUED).update(
+    Case.objects.filter(id__in=ids, status=CaseStatus.QUEUED).update(
         status=CaseStatus.FAILED, status_detail="benchmark intake only; not run"
     )
     with celery_app.connection_for_write() as conn:

@@ -1,3 +1,5 @@
+import contextlib
+import uuid
 from typing import Any
 
 from django import forms
@@ -7,6 +9,7 @@ from django.http import HttpRequest
 
 from clinical import services
 from clinical.authentication import SCOPES
+from clinical.encryption import lookup_hash
 from clinical.models import ApiKey, Case
 
 
@@ -14,8 +17,20 @@ from clinical.models import ApiKey, Case
 class CaseAdmin(admin.ModelAdmin):
     list_display = ("id", "external_id", "status", "priority", "created_at", "submitted_by")
     list_filter = ("status", "priority")
-    search_fields = ("external_id",)
+    search_fields = ("id",)
+    search_help_text = "A case id, or a whole external id (ids are stored encrypted)."
     readonly_fields = [f.name for f in Case._meta.fields]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Case], search_term: str
+    ) -> tuple[QuerySet[Case], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        matches = queryset.filter(external_id_hash=lookup_hash(term))
+        with contextlib.suppress(ValueError):
+            matches = matches | queryset.filter(id=uuid.UUID(term))
+        return matches, False
 
 
 class ApiKeyForm(forms.ModelForm):

@@ -25,6 +25,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from clinical import fhir, openapi, roles, services
 from clinical.authentication import SCOPE_CASES_READ, SCOPE_CASES_SUBMIT, key_allows
+from clinical.encryption import lookup_hash
 from clinical.models import Case, CaseStatus, ClinicianReview, ReviewSource
 from clinical.pagination import CasePagination
 from clinical.parsers import FhirJSONParser, StrictJSONParser
@@ -284,7 +285,7 @@ class CaseListCreate(APIView):
             cases = cases.filter(status=status_filter)
         external_id = request.query_params.get("external_id")
         if external_id:
-            cases = cases.filter(external_id=external_id)
+            cases = cases.filter(external_id_hash=lookup_hash(external_id))
         paginator = CasePagination()
         page = paginator.paginate_queryset(cases.order_by("-created_at", "id"), request, view=self)
         assert page is not None

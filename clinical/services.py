@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from audit.models import Action
 from audit.services import Actor, acting_as, record
-from clinical import roles
+from clinical import encryption, roles
 from clinical.authentication import KEY_PREFIX, SCOPES, hash_key
 from clinical.models import (
     ApiKey,
@@ -412,3 +412,23 @@ def user_ensure(*, username: str, password: str, role: str, actor: Actor) -> Any
             if not user.groups.filter(name=role).exists():
                 roles.grant_role(user, role)
     return user
+
+
+def data_keys_rewrap(*, actor: Actor) -> encryption.RewrapReport:
+    """Re-wrap every data key under the current master key (after a master-key rotation),
+    audited with the counts and key ids, never a key."""
+    with transaction.atomic():
+        report = encryption.rewrap_data_keys()
+        record(
+            actor=actor,
+            action=Action.UPDATE,
+            code="keys.rewrapped",
+            object_type="data_keys",
+            details={
+                "master_key_id": report.master_key_id,
+                "rewrapped": report.rewrapped,
+                "already_current": report.already_current,
+                "from_master_key_ids": report.from_master_key_ids,
+            },
+        )
+    return report

@@ -10,6 +10,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import QueryDict
 
+from clinical.encryption import lookup_hash
 from clinical.models import Case
 from clinical.screens import presenting
 
@@ -59,7 +60,8 @@ class CaseSearch:
         if self.errors:
             return cases.none()
         if self.external_id:
-            cases = cases.filter(external_id__icontains=self.external_id)
+            # Ids are stored encrypted: a search finds the exact id (case ignored).
+            cases = cases.filter(external_id_hash=lookup_hash(self.external_id))
         if self.date_from:
             cases = cases.filter(created_at__date__gte=self.date_from)
         if self.date_to:
