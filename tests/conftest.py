@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,6 +101,22 @@ def completed_case(alice: User, fake_model: FakeModelServer) -> Any:
     case.refresh_from_db()
     assert case.status == CaseStatus.COMPLETED
     return case
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_keys_shared_with_child_processes() -> None:
+    """Workers and web servers that tests start read the keys this process reads, even under
+    another BEDSIDE_HOME (whose state folder would make keys of its own)."""
+    from django.conf import settings
+
+    def text(secret: bytes) -> str:
+        return base64.urlsafe_b64encode(secret).decode()
+
+    os.environ.setdefault(
+        "BEDSIDE_MASTER_KEYS",
+        ",".join(f"{key.id}:{text(key.secret)}" for key in settings.BEDSIDE_MASTER_KEYS),
+    )
+    os.environ.setdefault("BEDSIDE_LOOKUP_KEY", text(settings.BEDSIDE_LOOKUP_KEY))
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import subprocess
@@ -14,6 +15,8 @@ PRODUCTION = {
     "DJANGO_DEBUG": "false",
     "DJANGO_ALLOWED_HOSTS": "bedside.hospital.internal",
     "BEDSIDE_BEHIND_TLS_PROXY": "true",
+    "BEDSIDE_MASTER_KEYS": "k2026:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+    "BEDSIDE_LOOKUP_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
 }
 
 
@@ -40,3 +43,17 @@ def test_check_deploy_fails_when_tls_hardening_is_off() -> None:
     result = check_deploy({**PRODUCTION, "BEDSIDE_BEHIND_TLS_PROXY": "false"})
     assert result.returncode != 0
     assert "SECURE_SSL_REDIRECT" in result.stderr or "W008" in result.stderr
+
+
+def test_check_deploy_fails_when_patient_data_keys_come_from_disk() -> None:
+    result = check_deploy({**PRODUCTION, "BEDSIDE_MASTER_KEYS": ""})
+    assert result.returncode != 0
+    assert "bedside.W001" in result.stderr
+    assert check_deploy({**PRODUCTION, "BEDSIDE_LOOKUP_KEY": ""}).returncode != 0
+
+
+def test_a_malformed_master_key_stops_start_up_with_its_reason() -> None:
+    result = check_deploy({**PRODUCTION, "BEDSIDE_MASTER_KEYS": "k1:c2hvcnQ="})
+    assert result.returncode != 0
+    assert "must be 32 bytes" in result.stderr
+    assert "c2hvcnQ" not in result.stderr  # the key itself is never echoed

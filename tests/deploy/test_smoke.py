@@ -68,7 +68,7 @@ def test_smoke_passes_against_a_running_bedside(
     assert "smoke: ready: database ok, broker ok, model_server ok" in out
     assert "smoke: completed: confidence" in out
     assert out.rstrip().endswith("smoke: all checks passed")
-    case = Case.objects.get(external_id__startswith="SMOKE-")
+    (case,) = [c for c in Case.objects.all() if c.external_id.startswith("SMOKE-")]
     assert case.status == CaseStatus.COMPLETED
     assert len(fake_model.requests) == 1
 
