@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from audit.models import Action
 from audit.services import Actor, record
 from clinical import fhir, roles, services
+from clinical.encryption import lookup_hash
 from clinical.models import Case, CaseStatus, CdsCard, CdsTokenUse, ReviewSource
 from clinical.reasons import REASON_CODE_SYSTEM, reason_codes, reason_display
 from clinical.schemas import ReviewInput
@@ -511,7 +512,9 @@ def hook_call(
     intake = case_input_for(hook)
     content = intake.case_input.model_dump_json()
     content_sha = hashlib.sha256(content.encode()).hexdigest()
-    key = f"cds:{service.id}:{hook.context.patientId}:{content_sha}"
+    # The patient id is kept only as its keyed hash (the stored key is not encrypted).
+    patient = lookup_hash(hook.context.patientId)
+    key = f"cds:{service.id}:{patient}:{content_sha}"
     for _ in range(ATTEMPTS_PER_CONTEXT):
         submission = services.case_submit_once(
             case_input=intake.case_input,
@@ -525,7 +528,7 @@ def hook_call(
             break
         # The earlier assessment of this context failed: the next call queues a new one
         # (keyed after the failed case, so racing calls still make only one).
-        key = f"cds:{service.id}:{hook.context.patientId}:{content_sha}:after:{submission.case.id}"
+        key = f"cds:{service.id}:{patient}:{content_sha}:after:{submission.case.id}"
     case = submission.case
     link = case_link(case)
     run = None

@@ -9,6 +9,7 @@ import secrets
 from datetime import date, timedelta
 from typing import Any
 from typing import Any as SettingsWrapper  # pytest-django does not export its type
+from uuid import uuid4
 
 import pytest
 from django.contrib.auth.models import User
@@ -259,3 +260,22 @@ def test_master_keys_parse_strictly() -> None:
     for bad in ["", "nocolon", f"a:{good},a:{good}", "a:c2hvcnQ=", f"bad id:{good}"]:
         with pytest.raises(ImproperlyConfigured):
             parse_master_keys(bad)
+
+
+def test_a_cds_hooks_patient_id_is_stored_only_encrypted_or_hashed(ehr_key: Any) -> None:
+    from tests.clinical.test_cds_hooks import PATIENT_VIEW, call, example
+
+    request = example("hl7spec__L219.json")
+    patient_id = f"{CANARY}42"
+    request["context"]["patientId"] = patient_id
+    request["prefetch"]["patientToGreet"]["id"] = patient_id
+    response = call(ehr_key, PATIENT_VIEW, request)
+    assert response.status_code == 200, response.json()
+    case = Case.objects.get()
+    assert case.external_id == f"Patient/{patient_id}"
+    leaks = {name for name, text in every_table_as_text().items() if CANARY in text}
+    assert leaks == set()
+    # A second call for the same patient and content finds the same case by the hash.
+    again = call(ehr_key, PATIENT_VIEW, request | {"hookInstance": str(uuid4())})
+    assert again.status_code == 200
+    assert Case.objects.count() == 1
