@@ -52,6 +52,17 @@ def _new_page(browser: Browser, **context_options: Any) -> Page:
     seen: list[str] = []
     page.on("request", lambda request: seen.append(request.url))
     page.requests_seen = seen  # type: ignore[attr-defined]
+    # Requests the page's Content-Security-Policy stopped in the browser: they never left it.
+    blocked: list[str] = []
+    page.on(
+        "requestfailed",
+        lambda request: (
+            blocked.append(request.url)
+            if request.failure in ("csp", "net::ERR_BLOCKED_BY_CSP")
+            else None
+        ),
+    )
+    page.requests_blocked_by_policy = blocked  # type: ignore[attr-defined]
     return page
 
 
@@ -87,11 +98,15 @@ def screenshot(page: Page, name: str) -> Path:
 
 def only_local_requests(page: Page, live_server: Any) -> list[str]:
     """The requests the page made that did not go to the live server on 127.0.0.1 (object
-    URLs the page made itself, ``blob:`` of the server's own origin, are local too)."""
+    URLs the page made itself, ``blob:`` of the server's own origin, are local too; a request
+    the page's policy stopped in the browser never left it)."""
+    page.wait_for_load_state("networkidle")  # every request seen has also ended
+    blocked = set(page.requests_blocked_by_policy)  # type: ignore[attr-defined]
     return [
         url
         for url in page.requests_seen  # type: ignore[attr-defined]
-        if not (
+        if url not in blocked
+        and not (
             url.startswith(live_server.url + "/")
             or url.startswith(f"blob:{live_server.url}/")
             or url.startswith("data:")
