@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
@@ -29,7 +28,7 @@ from audit.models import AuditEvent
 from clinical import roles
 from clinical import services as clinical_services
 from clinical.models import Case, CaseStatus
-from tests.clinical.conftest import EHR_ISSUER, ehr_token
+from tests.clinical.conftest import ehr_clients, ehr_token
 from tests.clinical.test_screens import form_data
 from tests.conftest import DATA, TEST_ACTOR
 from tests.fakes import choice, completion
@@ -50,13 +49,11 @@ def ehr_key() -> ec.EllipticCurvePrivateKey:
 def stack(
     transactional_db: None, tmp_path: Path, ehr_key: ec.EllipticCurvePrivateKey
 ) -> Iterator[Stack]:
-    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ehr_key.public_key()))
-    public |= {"kid": "example-kid", "alg": "ES384", "use": "sig"}
     env = {
         "BEDSIDE_LOG_FORMAT": "json",  # as deploy/bedside.env.example
         "BEDSIDE_LOG_LEVEL": "DEBUG",  # more than production logs
         "BEDSIDE_RETRY_BACKOFF_BASE_S": "1",
-        "BEDSIDE_CDS_HOOKS_CLIENTS": json.dumps({EHR_ISSUER: {"jwks": {"keys": [public]}}}),
+        "BEDSIDE_CDS_HOOKS_CLIENTS": json.dumps(ehr_clients(ehr_key)),
     }
     broker = private_broker("redis", tmp_path)
     with running_stack("canary", broker, env=env, worker_args=("--loglevel", "DEBUG")) as running:
