@@ -546,6 +546,12 @@ def hook_call(
         else status_card(case, link, uuid_)
     )
     with transaction.atomic():
+        # The case's row first, the audit chain's lock after, in the order a worker claiming
+        # this new case takes them. The card's foreign key is checked at commit, after
+        # record() holds the chain's lock: with the worker holding the row and waiting for
+        # the chain, that was a deadlock (a 503 to the EHR). A worker that finds the row
+        # locked here looks again a few seconds later.
+        Case.objects.select_for_update(no_key=True).get(pk=case.pk)
         CdsCard.objects.get_or_create(
             uuid=uuid_,
             defaults={

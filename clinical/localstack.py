@@ -443,14 +443,17 @@ def worker_command(
     return command
 
 
-def web_command() -> list[str]:
+def web_command(bind: str = f"{WEB_HOST}:{WEB_PORT}") -> list[str]:
+    """gunicorn with the flags of deploy/systemd/bedside-web.service (access log on stdout)."""
     return [
         PYTHON,
         "-m",
         "gunicorn",
         "clinical.wsgi",
+        "--config",
+        "python:clinical.gunicorn_conf",
         "--bind",
-        f"{WEB_HOST}:{WEB_PORT}",
+        bind,
         "--workers",
         os.environ.get("BEDSIDE_WEB_WORKERS", "2"),
         "--threads",

@@ -18,10 +18,15 @@ EHR_ISSUER = "https://fhir-ehr.example.com/"
 def ehr_key(db: None, settings: Any) -> ec.EllipticCurvePrivateKey:
     """The EHR's signing key (ES384, as the spec's example); Bedside knows its public half."""
     private = ec.generate_private_key(ec.SECP384R1())
-    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private.public_key()))
-    public |= {"kid": "example-kid", "alg": "ES384", "use": "sig"}
-    settings.BEDSIDE_CDS_HOOKS_CLIENTS = {EHR_ISSUER: {"jwks": {"keys": [public]}}}
+    settings.BEDSIDE_CDS_HOOKS_CLIENTS = ehr_clients(private)
     return private
+
+
+def ehr_clients(key: ec.EllipticCurvePrivateKey) -> dict[str, Any]:
+    """BEDSIDE_CDS_HOOKS_CLIENTS naming the EHR whose JWTs ``key`` signs."""
+    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    public |= {"kid": "example-kid", "alg": "ES384", "use": "sig"}
+    return {EHR_ISSUER: {"jwks": {"keys": [public]}}}
 
 
 def ehr_token(key: Any, audience: str, **claims: Any) -> str:

@@ -170,6 +170,26 @@ def nginx_size(value: str) -> int:
     return int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
 
 
+def test_access_logs_name_the_path_never_the_query_string_nor_the_referer() -> None:
+    """FHIR intake takes the chief complaint and the question as query parameters: neither
+    nginx's access log nor gunicorn's may write them (tests/faults/ checks gunicorn's output
+    with canary values)."""
+    from clinical import gunicorn_conf, localstack
+
+    site = SITE.read_text()
+    log_format = re.search(r"log_format bedside_no_query (.*?);", site, re.S)
+    assert log_format and "$uri" in log_format.group(1)
+    assert not re.search(
+        r"\$(request|request_uri|args|query_string|http_referer)\b", log_format.group(1)
+    )
+    assert re.search(r"access_log \S+ bedside_no_query;", site)
+    assert "%(U)s" in gunicorn_conf.access_log_format
+    assert not re.search(r"%\((r|q|f)\)s", gunicorn_conf.access_log_format)
+    web = " ".join(unit_settings(UNITS / "bedside-web.service")["ExecStart"])
+    assert "--config python:clinical.gunicorn_conf" in web
+    assert "python:clinical.gunicorn_conf" in localstack.web_command()
+
+
 def test_nginx_body_limit_is_bedsides_body_limit() -> None:
     match = re.search(r"client_max_body_size\s+(\w+);", SITE.read_text())
     assert match

@@ -10,7 +10,6 @@ and a fake model server over real HTTP.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,16 +21,10 @@ import pytest
 from django.conf import settings
 
 from clinical import localstack, paths
-from tests.e2e.conftest import ARTIFACTS
 from tests.fakes import FakeModelServer
+from tests.faults.support import free_port, spawn, terminate
 
 MODEL = "fake-model"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def run(env: dict[str, str], *args: str) -> str:
@@ -68,21 +61,12 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
         key = run(env, "manage.py", "issue_api_key", "--name", "faults-db", "--role",
                   "integration").strip().splitlines()[-1]  # fmt: skip
         port = free_port()
-        ARTIFACTS.mkdir(exist_ok=True)
-        web = subprocess.Popen(
-            [localstack.PYTHON, "-m", "gunicorn", "clinical.wsgi", "--bind", f"127.0.0.1:{port}",
-             "--workers", "1", "--threads", "4"],
-            cwd=paths.PROJECT_ROOT,
-            env=env,
-            stdout=open(ARTIFACTS / "faults-db-web.log", "wb"),  # noqa: SIM115 (with the process)
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        web = spawn("db-web", localstack.web_command(bind=f"127.0.0.1:{port}"), env)
         localstack.wait_for("web", lambda: localstack.port_open("127.0.0.1", port), 60)
         yield {"env": env, "web": f"http://127.0.0.1:{port}", "key": key, "process": web}
     finally:
         if web is not None:
-            web.terminate()
-            web.wait(timeout=20)
+            terminate(web)
         run(env, "-m", "clinical.localstack", "down")
         model.stop()
 
