@@ -185,6 +185,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": BEDSIDE_CASE_TIMEOUT_S * 4,  # Redis: redelivery of unacked tasks
     "max_retries": 3,
 }
+# A worker that loses the broker lets its cases finish (their results are recorded by claim;
+# the redelivered message then finds the case done) rather than cancelling them: stated
+# here because Celery 6 changes the default.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # Publishing a task must not hang a request when the broker is down (the sweeper re-sends).
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
@@ -228,6 +232,19 @@ BEDSIDE_RETRY_BACKOFF_BASE_S = env_int("BEDSIDE_RETRY_BACKOFF_BASE_S", 5, minimu
 BEDSIDE_RETRY_BACKOFF_MAX_S = env_int("BEDSIDE_RETRY_BACKOFF_MAX_S", 300, minimum=1)
 # A case that keeps killing its worker ends `failed` after this many claims.
 BEDSIDE_MAX_ATTEMPTS = env_int("BEDSIDE_MAX_ATTEMPTS", 5, minimum=1)
+# RabbitMQ's consumer_timeout (rabbitmq.conf; its default is 30 minutes). A worker holds a
+# case's message unacknowledged while it waits for a retry's countdown (at most the backoff
+# cap) and then runs it (at most the case timeout): longer, and RabbitMQ closes the channel.
+BEDSIDE_BROKER_CONSUMER_TIMEOUT_S = env_int("BEDSIDE_BROKER_CONSUMER_TIMEOUT_S", 1800, minimum=60)
+if CELERY_BROKER_URL.startswith(("amqp", "pyamqp")) and (
+    BEDSIDE_CASE_TIMEOUT_S + BEDSIDE_RETRY_BACKOFF_MAX_S >= BEDSIDE_BROKER_CONSUMER_TIMEOUT_S
+):
+    raise ImproperlyConfigured(
+        f"BEDSIDE_CASE_TIMEOUT_S ({BEDSIDE_CASE_TIMEOUT_S}) + BEDSIDE_RETRY_BACKOFF_MAX_S "
+        f"({BEDSIDE_RETRY_BACKOFF_MAX_S}) must stay under RabbitMQ's consumer_timeout "
+        f"(BEDSIDE_BROKER_CONSUMER_TIMEOUT_S={BEDSIDE_BROKER_CONSUMER_TIMEOUT_S}); raise "
+        "consumer_timeout in rabbitmq.conf and this setting with it"
+    )
 # Several model servers (BEDSIDE_MODEL_BASE_URL comma-separated): one that cannot be reached
 # is left alone this long, then asked /models before it gets requests again.
 BEDSIDE_MODEL_COOLDOWN_S = env_int("BEDSIDE_MODEL_COOLDOWN_S", 30, minimum=1)

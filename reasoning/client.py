@@ -46,6 +46,21 @@ class ModelResponseInvalid(ModelServerError):
     """The server answered with something that is not a chat completion."""
 
 
+def refusal_summary(response: httpx.Response) -> str:
+    """What a refusal says, without its message: a server may quote the prompt back, and this
+    text is stored, shown and audited. The error's type, and the one cause worth naming."""
+    try:
+        error = response.json().get("error") or {}
+        kind = str(error.get("type") or "")[:60]
+        message = str(error.get("message") or "")
+    except (ValueError, AttributeError):
+        return ""
+    summary = f" {kind}" if kind.replace("_", "").isalnum() else ""
+    if "context length" in message.lower() or "maximum context" in message.lower():
+        summary += ": the prompt and answer do not fit the model's context window"
+    return summary
+
+
 @dataclass(frozen=True)
 class ChatResult:
     completion: ChatCompletion
@@ -104,7 +119,7 @@ class ModelClient:
                 continue
             if response.status_code >= 400:
                 raise ModelRequestRejected(
-                    f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}"
+                    f"{method} {path}: HTTP {response.status_code}{refusal_summary(response)}"
                 )
             return response
         raise ModelUnavailable(

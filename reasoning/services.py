@@ -101,7 +101,10 @@ def case_claim(*, case_id: uuid.UUID) -> Claim | RunResult:
             return RunResult(case.status)
         if case.status == CaseStatus.RUNNING and case.claimed_until and case.claimed_until > now:
             # Someone is working on it (a duplicate delivery): look again after their lease.
-            return RunResult("busy", retry_in=int((case.claimed_until - now).total_seconds()) + 1)
+            # Looked at again within the backoff cap: a retry is an unacknowledged message
+            # until it runs, and RabbitMQ takes back one held past its consumer timeout.
+            lease_left = int((case.claimed_until - now).total_seconds()) + 1
+            return RunResult("busy", retry_in=min(lease_left, settings.BEDSIDE_RETRY_BACKOFF_MAX_S))
         if case.attempts >= settings.BEDSIDE_MAX_ATTEMPTS:
             reason = (
                 f"gave up after {case.attempts} attempts that ended without an outcome "

@@ -57,3 +57,13 @@ def test_a_malformed_master_key_stops_start_up_with_its_reason() -> None:
     assert result.returncode != 0
     assert "must be 32 bytes" in result.stderr
     assert "c2hvcnQ" not in result.stderr  # the key itself is never echoed
+
+
+def test_a_case_timeout_beyond_rabbitmqs_consumer_timeout_is_refused_at_start_up() -> None:
+    rabbit = {**PRODUCTION, "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//"}
+    assert check_deploy(rabbit).returncode == 0
+    too_long = check_deploy({**rabbit, "BEDSIDE_CASE_TIMEOUT_S": "1600"})
+    assert too_long.returncode != 0
+    assert "consumer_timeout" in too_long.stderr
+    # Redis has no consumer timeout (its visibility timeout follows the case timeout).
+    assert check_deploy({**PRODUCTION, "BEDSIDE_CASE_TIMEOUT_S": "1600"}).returncode == 0

@@ -7,6 +7,7 @@ import json
 import uuid
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 
@@ -84,6 +85,9 @@ def test_delivery_while_another_worker_holds_the_case_waits(case: Case) -> None:
     assert isinstance(claim, services.Claim)
     duplicate = services.case_run(case_id=case.id)
     assert duplicate.status == "busy" and duplicate.retry_in is not None and duplicate.retry_in > 0
+    # Within the backoff cap, not the whole lease: the retry is held unacknowledged till then.
+    assert settings.BEDSIDE_CASE_TIMEOUT_S > settings.BEDSIDE_RETRY_BACKOFF_MAX_S
+    assert duplicate.retry_in <= settings.BEDSIDE_RETRY_BACKOFF_MAX_S
 
 
 def test_expired_claim_is_taken_over_and_the_old_worker_cannot_record(
@@ -173,9 +177,25 @@ def test_no_usable_sample_fails_the_run_with_each_reason(
 def test_request_rejected_by_the_server_fails_without_retry(
     case: Case, fake_model: FakeModelServer
 ) -> None:
-    fake_model.push({"error": {"message": "bad schema"}}, status=400)
+    fake_model.push({"error": {"message": "bad schema", "type": "BadRequestError"}}, status=400)
     assert services.case_run(case_id=case.id).status == CaseStatus.FAILED
-    assert "HTTP 400" in ReasoningRun.objects.get(case=case).failure_reason
+    reason = ReasoningRun.objects.get(case=case).failure_reason
+    assert "HTTP 400 BadRequestError" in reason
+    # The server's own message may quote the prompt: it is never stored or shown.
+    assert (
+        "bad schema" not in reason
+        and "bad schema" not in Case.objects.get(id=case.id).status_detail
+    )
+
+
+def test_a_context_overflow_is_named_without_the_servers_message(
+    case: Case, fake_model: FakeModelServer
+) -> None:
+    message = "This model's maximum context length is 2048 tokens. However, you requested 4000"
+    fake_model.push({"error": {"message": message, "type": "BadRequestError"}}, status=400)
+    assert services.case_run(case_id=case.id).status == CaseStatus.FAILED
+    reason = ReasoningRun.objects.get(case=case).failure_reason
+    assert "do not fit the model's context window" in reason and "2048" not in reason
 
 
 def test_unknown_case_id_is_dropped(db: None) -> None:
