@@ -94,3 +94,11 @@ def test_wrong_types_are_refused() -> None:
     errors = errors_for(data)
     assert ("patient", "age_years") in errors
     assert ("medications",) in errors
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_numbers_are_refused_even_where_no_bound_applies(value: float) -> None:
+    data = load_case()
+    data["labs"][0]["value"] = value  # a lab value has no physiological bound
+    errors = errors_for(data)
+    assert errors[("labs", 0, "value", "float")] == "Input should be a finite number"

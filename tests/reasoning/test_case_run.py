@@ -107,6 +107,30 @@ def test_expired_claim_is_taken_over_and_the_old_worker_cannot_record(
     assert Case.objects.get(id=case.id).attempts == 2
 
 
+def test_a_superseded_worker_cannot_record_while_the_new_one_still_runs(
+    case: Case, fake_model: FakeModelServer
+) -> None:
+    """Two workers racing for one case: only the current claim holder records a run."""
+    from reasoning import prompts
+
+    first = services.case_claim(case_id=case.id)
+    assert isinstance(first, services.Claim)
+    Case.objects.filter(id=case.id).update(claimed_until=timezone.now())  # its lease ran out
+    second = services.case_claim(case_id=case.id)
+    assert isinstance(second, services.Claim) and second.token != first.token
+    # The first worker comes back with an answer while the second is still at work.
+    late = services.case_record_outcome(
+        claim=first, prompt=prompts.render(case.input), result=None, failure="late"
+    )
+    assert late.status == "superseded"
+    assert not ReasoningRun.objects.filter(case=case).exists()
+    done = services.case_record_outcome(
+        claim=second, prompt=prompts.render(case.input), result=None, failure="x"
+    )
+    assert done.status == CaseStatus.FAILED
+    assert ReasoningRun.objects.filter(case=case).count() == 1
+
+
 def test_case_that_keeps_losing_its_worker_ends_failed(case: Case, settings) -> None:  # type: ignore[no-untyped-def]
     settings.BEDSIDE_MAX_ATTEMPTS = 2
     for _ in range(2):

@@ -1,0 +1,242 @@
+"""Each protection of issue 7, removed one at a time: the tests that guard it must fail.
+
+    python tests/mutations.py [NAME ...]      # from the repository root, services as for tests
+
+For each mutation the source is edited in place, the named tests are run, and the file is
+put back whatever happens. A mutation whose tests still pass is a protection no test holds,
+and this script exits 1. Not part of `make test` (it runs the guarded tests once per
+mutation); the issue-7 closing note gives its last results.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    area: str
+    path: str
+    before: str
+    after: str
+    tests: tuple[str, ...]
+
+
+MUTATIONS = [
+    Mutation(
+        "expired-lease-never-taken-over",
+        "worker killed mid-case",
+        "reasoning/services.py",
+        "if case.status == CaseStatus.RUNNING and case.claimed_until and case.claimed_until > now:",
+        "if case.status == CaseStatus.RUNNING:",
+        (
+            "tests/reasoning/test_case_run.py::test_expired_claim_is_taken_over_and_the_old_worker_cannot_record",
+        ),
+    ),
+    Mutation(
+        "claim-token-not-checked",
+        "duplicate delivery, two workers racing",
+        "reasoning/services.py",
+        "if case.status != CaseStatus.RUNNING or case.claim_token != claim.token:",
+        "if case.status != CaseStatus.RUNNING:",
+        (
+            "tests/reasoning/test_case_run.py::test_a_superseded_worker_cannot_record_while_the_new_one_still_runs",
+        ),
+    ),
+    Mutation(
+        "no-attempt-counter",
+        "a case that keeps killing workers",
+        "reasoning/services.py",
+        "if case.attempts >= settings.BEDSIDE_MAX_ATTEMPTS:",
+        "if False:",
+        ("tests/reasoning/test_case_run.py::test_case_that_keeps_losing_its_worker_ends_failed",),
+    ),
+    Mutation(
+        "model-down-fails-the-case",
+        "model server down",
+        "reasoning/services.py",
+        "        return case_release_for_retry(claim=claimed, reason=str(exc))",
+        "        return case_record_outcome("
+        "claim=claimed, prompt=prompt, result=None, failure=str(exc))",
+        (
+            "tests/reasoning/test_case_run.py::test_model_down_puts_the_case_back_with_the_reason_then_it_completes",
+        ),
+    ),
+    Mutation(
+        "busy-retry-waits-the-whole-lease",
+        "RabbitMQ consumer timeout",
+        "reasoning/services.py",
+        "retry_in=min(lease_left, settings.BEDSIDE_RETRY_BACKOFF_MAX_S)",
+        "retry_in=lease_left",
+        (
+            "tests/reasoning/test_case_run.py::test_delivery_while_another_worker_holds_the_case_waits",
+        ),
+    ),
+    Mutation(
+        "enqueue-before-commit",
+        "enqueue after commit",
+        "clinical/services.py",
+        "    case_id = str(case.id)\n    transaction.on_commit(lambda: _enqueue(case_id))\n",
+        "    case_id = str(case.id)\n    _enqueue(case_id)\n",
+        ("tests/faults/test_enqueue_after_commit.py",),
+    ),
+    Mutation(
+        "no-sweeper",
+        "cases left queued (broker down at commit)",
+        "reasoning/services.py",
+        '    """Re-send the task of every case that nothing is working on:',
+        '    return []\n    """Re-send the task of every case that nothing is working on:',
+        (
+            "tests/reasoning/test_case_run.py::test_sweeper_resends_only_cases_left_queued_with_nothing_due",
+        ),
+    ),
+    Mutation(
+        "nan-accepted",
+        "bad input (property tests)",
+        "clinical/schemas.py",
+        "allow_inf_nan=False",
+        "allow_inf_nan=True",
+        ("tests/clinical/test_case_input_properties.py", "tests/clinical/test_case_input.py"),
+    ),
+    Mutation(
+        "no-body-limit",
+        "oversized bodies",
+        "clinical/middleware.py",
+        "        if length > limit:",
+        "        if False:",
+        ("tests/clinical/test_case_api.py::test_oversized_body_is_413",),
+    ),
+    Mutation(
+        "everyone-sees-every-case",
+        "authorization",
+        "clinical/api.py",
+        "    return cases.filter(submitted_by=user)",
+        "    return cases",
+        (
+            "tests/audit/test_completeness.py::test_every_endpoint_as_every_role_writes_exactly_the_expected_events",
+        ),
+    ),
+    Mutation(
+        "api-open-by-default",
+        "authorization (DRF default)",
+        "clinical/settings.py",
+        '"DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"]',
+        '"DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"]',
+        ("tests/test_authorization_default.py",),
+    ),
+    Mutation(
+        "public-model-host-allowed",
+        "nothing leaves the premises",
+        "reasoning/hosts.py",
+        "    if public:\n",
+        "    if False:\n",
+        ("tests/reasoning/test_hosts.py",),
+    ),
+    Mutation(
+        "no-login-lockout",
+        "login lockout",
+        "clinical/sign_in.py",
+        "    limit = settings.BEDSIDE_LOGIN_MAX_FAILURES\n",
+        "    limit = 10**6\n",
+        ("tests/clinical/test_sign_in_lockout.py",),
+    ),
+    Mutation(
+        "json-stored-in-clear",
+        "patient data at rest",
+        "clinical/encryption.py",
+        "        return encrypt(text, purpose=self.purpose())",
+        "        return text",
+        (
+            "tests/clinical/test_encryption.py::test_raw_sql_sees_only_ciphertext_while_the_application_reads_the_case",
+        ),
+    ),
+    Mutation(
+        "cds-patient-id-in-clear",
+        "patient data at rest",
+        "clinical/cds_hooks.py",
+        "    patient = lookup_hash(hook.context.patientId)",
+        "    patient = hook.context.patientId",
+        (
+            "tests/clinical/test_encryption.py::test_a_cds_hooks_patient_id_is_stored_only_encrypted_or_hashed",
+        ),
+    ),
+    Mutation(
+        "rotation-rewrites-nothing",
+        "key rotation",
+        "clinical/encryption.py",
+        "            row.wrapped_key = wrap(row.id, secret, master)\n"
+        "            row.master_key_id = master.id\n",
+        "",
+        (
+            "tests/clinical/test_encryption.py::test_rotation_rewraps_data_keys_only_and_every_record_still_reads",
+        ),
+    ),
+    Mutation(
+        "model-error-body-stored",
+        "no patient data in logs",
+        "reasoning/client.py",
+        'f"{method} {path}: HTTP {response.status_code}{refusal_summary(response)}"',
+        'f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}"',
+        (
+            "tests/reasoning/test_case_run.py::test_request_rejected_by_the_server_fails_without_retry",
+        ),
+    ),
+    Mutation(
+        "data-keys-from-disk-pass-deploy-check",
+        "deployment checks",
+        "clinical/checks.py",
+        "    if settings.BEDSIDE_DATA_KEYS_FROM_ENVIRONMENT:",
+        "    if True:",
+        (
+            "tests/test_deploy_checks.py::test_check_deploy_fails_when_patient_data_keys_come_from_disk",
+        ),
+    ),
+]
+
+
+def run(mutation: Mutation) -> tuple[bool, float, str]:
+    path = ROOT / mutation.path
+    original = path.read_text()
+    if mutation.before not in original:
+        return False, 0.0, f"the protected code was not found in {mutation.path}"
+    path.write_text(original.replace(mutation.before, mutation.after, 1))
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutation.tests],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    finally:
+        path.write_text(original)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    caught = result.returncode != 0
+    return caught, time.monotonic() - started, (lines[-1] if lines else result.stderr[-300:])
+
+
+def main(names: list[str]) -> int:
+    chosen = [m for m in MUTATIONS if not names or m.name in names]
+    missed = 0
+    print("| mutation | area | tests | caught | seconds |\n| --- | --- | --- | --- | --- |")
+    for mutation in chosen:
+        caught, seconds, last = run(mutation)
+        missed += not caught
+        tests = ", ".join(t.split("::")[-1] for t in mutation.tests)
+        verdict = "yes" if caught else f"**no** ({last})"
+        print(f"| {mutation.name} | {mutation.area} | {tests} | {verdict} | {seconds:.0f} |")
+        if caught:
+            print(f"<!-- {mutation.name}: {last} -->")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
