@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # pip here warns about every package missing from a local index; the failure status stays.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install install-browser install-deploy-tools bench bench-audit run test test-offline test-e2e lint migrations-check backup restore clean
+.PHONY: install install-browser install-deploy-tools bench bench-audit bench-encryption run test test-offline test-e2e lint migrations-check backup restore clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -85,6 +85,10 @@ restore:  ## pg_restore BACKUP=FILE into DATABASE_URL, an empty database (deploy
 clean:  ## stop local services and remove local state (database, broker, converted model)
 	-$(PY) -m clinical.localstack down
 	rm -rf .bedside
+
+bench-encryption: install  ## what encryption at rest costs, as ratios in one run (BENCHMARKS.md)
+	$(PY) -m clinical.localstack up --only postgres
+	$(PY) bench/encryption.py
 
 bench-audit: install  ## audit trail at scale: fill bedside_bench_audit (1M events), time screens + verify
 	$(PY) bench/audit_scale.py
