@@ -80,6 +80,17 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "prefetch-reduction-after-reconnect",
+        "RabbitMQ restart (celery#9512)",
+        "clinical/settings.py",
+        "CELERY_WORKER_ENABLE_PREFETCH_COUNT_REDUCTION = False",
+        "CELERY_WORKER_ENABLE_PREFETCH_COUNT_REDUCTION = True",
+        (
+            "tests/faults/test_broker_restart.py::"
+            "test_every_case_accepted_during_a_broker_restart_completes_exactly_once[rabbitmq]",
+        ),
+    ),
+    Mutation(
         "enqueue-before-commit",
         "enqueue after commit",
         "clinical/services.py",

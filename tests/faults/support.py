@@ -71,6 +71,10 @@ class Broker(Protocol):
 
     def stop(self) -> None: ...
 
+    def go_down(self) -> None:
+        """The outage of the broker-restart test: down at once, mid-stream."""
+        ...
+
     def files(self) -> Iterable[Path]:
         """Everything the broker keeps on disk (its messages included)."""
         ...
@@ -103,6 +107,9 @@ class RedisBroker:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)  # Redis flushes its append-only file
             self.process.wait(timeout=20)
+
+    def go_down(self) -> None:
+        self.stop()  # SIGTERM: Redis is gone within milliseconds
 
     def files(self) -> Iterable[Path]:
         return (p for p in self.datadir.rglob("*") if p.is_file())
@@ -168,6 +175,14 @@ class RabbitBroker:
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def go_down(self) -> None:
+        # Killed, as a crashed or power-cut node: `rabbitmqctl stop` takes seconds (more on a
+        # loaded machine), and the stream of submissions could end before the broker was gone.
+        # Messages it had not yet written are lost; the sweeper re-sends their cases.
+        if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 

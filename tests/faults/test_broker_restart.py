@@ -75,7 +75,7 @@ def test_every_case_accepted_during_a_broker_restart_completes_exactly_once(
     submitter.start()
     time.sleep(1.5)
     down_at = time.monotonic()
-    stack.broker.stop()  # mid-stream
+    stack.broker.go_down()  # mid-stream
     time.sleep(2.0)
     stack.broker.start()
     broker_down_s = round(time.monotonic() - down_at, 1)
