@@ -11,11 +11,13 @@ import json
 import re
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from pydantic import ValidationError
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -36,6 +38,12 @@ from reasoning.services import calibration_note
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    # Django's own 404 and 403 (get_object_or_404, PermissionDenied) as DRF's, as DRF's
+    # handler does, so that they too leave in our error shape rather than as {"detail"}.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -120,7 +120,9 @@ def test_auditor_cannot_submit_but_reads_every_case(alice: User, carol: User) ->
 
 def test_clinician_sees_only_own_cases(alice: User, bob: User) -> None:
     case_id = client_for(alice).post(URL, load_case(), format="json").json()["id"]
-    assert client_for(bob).get(f"{URL}{case_id}/").status_code == 404
+    hidden = client_for(bob).get(f"{URL}{case_id}/")
+    assert hidden.status_code == 404
+    assert hidden.json() == {"errors": [{"loc": [], "msg": "No Case matches the given query."}]}
     assert client_for(bob).get(URL).json()["count"] == 0
     detail = client_for(alice).get(f"{URL}{case_id}/")
     assert detail.status_code == 200
