@@ -72,12 +72,14 @@ class EventList(APIView):
                 ("case", "case id"),
                 ("outcome", "success or failure"),
             )
-        ],
+        ]
+        + openapi.PAGE_PARAMETERS,
         responses={
             200: OpenApiResponse(
                 description="A page of events: `{count, next, previous, results}`"
             ),
             **openapi.errors(400, 401, 403),
+            **openapi.PAGE_NOT_FOUND,
         },
     )
     def get(self, request: Request) -> Response:

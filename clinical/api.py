@@ -29,7 +29,7 @@ from clinical import fhir, openapi, roles, services
 from clinical.authentication import SCOPE_CASES_READ, SCOPE_CASES_SUBMIT, key_allows
 from clinical.encryption import lookup_hash
 from clinical.models import Case, CaseStatus, ClinicianReview, ReviewSource
-from clinical.pagination import CasePagination
+from clinical.pagination import CasePagination, QueryParameterInvalid
 from clinical.parsers import FhirJSONParser, StrictJSONParser
 from clinical.reasons import reason_display
 from clinical.schemas import CaseInput, ReviewInput
@@ -47,7 +47,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
-    if isinstance(exc, APIException):
+    if isinstance(exc, QueryParameterInvalid):
+        response.data = {"errors": exc.errors}
+    elif isinstance(exc, APIException):
         detail = exc.detail
         if isinstance(detail, dict):
             errors = [
@@ -279,7 +281,11 @@ class CaseListCreate(APIView):
         operation_id="case_list",
         summary="List the cases this user may see, newest first",
         parameters=openapi.LIST_PARAMETERS,
-        responses={200: openapi.ref("CasePage"), **openapi.errors(400, 401, 403, 429)},
+        responses={
+            200: openapi.ref("CasePage"),
+            **openapi.errors(400, 401, 403, 429),
+            **openapi.PAGE_NOT_FOUND,
+        },
     )
     def get(self, request: Request) -> Response:
         cases = visible_cases(request.user)

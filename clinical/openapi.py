@@ -253,12 +253,21 @@ FHIR_PARAMETERS = [
         "the latest).",
     ),
 ]
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="From 1."),
+    OpenApiParameter(
+        "page_size", {"type": "integer", "minimum": 1, "maximum": 100}, description="At most 100."
+    ),
+]
 LIST_PARAMETERS = [
     OpenApiParameter("status", str, enum=["queued", "running", "completed", "failed"]),
     OpenApiParameter("external_id", str),
-    OpenApiParameter("page", int),
-    OpenApiParameter("page_size", int, description="At most 100."),
+    *PAGE_PARAMETERS,
 ]
+# A list's 404: DRF's answer to a page number past the last page.
+PAGE_NOT_FOUND = {
+    404: OpenApiResponse(response=ref("Error"), description="No such page (past the last one).")
+}
 CASE_EXAMPLE = OpenApiExample(
     "Chest pain in the emergency department",
     value={

@@ -146,6 +146,34 @@ def test_list_is_paginated_and_filterable(alice: User) -> None:
     assert client.get(URL, {"status": "bogus"}).status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("page_size", "many"),
+        ("page_size", "0"),
+        ("page_size", "101"),
+        ("page", "0"),
+        ("page", "last"),
+    ],
+)
+def test_a_page_or_size_that_is_not_a_number_in_range_is_400_naming_it(
+    alice: User, name: str, value: str
+) -> None:
+    # Not DRF's quiet fallback to 25 (or cap at 100): the integrator would never know.
+    response = client_for(alice).get(URL, {name: value})
+    assert response.status_code == 400
+    assert [error["loc"] for error in response.json()["errors"]] == [["query", name]]
+
+
+def test_a_page_past_the_last_is_404_in_the_error_shape(alice: User) -> None:
+    client = client_for(alice)
+    client.post(URL, load_case(), format="json")
+    assert len(client.get(URL, {"page_size": "100"}).json()["results"]) == 1
+    response = client.get(URL, {"page": "2"})
+    assert response.status_code == 404
+    assert response.json() == {"errors": [{"loc": [], "msg": "Invalid page."}]}
+
+
 def test_people_sign_in_with_a_session_and_land_on_home(alice: User) -> None:
     from django.test import Client
 
