@@ -9,14 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from rest_framework import exceptions, status
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission
@@ -178,10 +178,36 @@ def case_representation(case: Case, request: Request, *, full: bool) -> dict[str
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 FHIR_PARAMETERS = ("question", "chief_complaint", "priority", "external_id", "encounter_id")
+# The FHIR parameters that fill in a case field: checked as that field, whatever the body.
+_FHIR_CASE_FIELDS: dict[str, TypeAdapter[Any]] = {
+    name: TypeAdapter(
+        Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+    )
+    for name, field in CaseInput.model_fields.items()
+    if name in FHIR_PARAMETERS
+}
 
 
 def _bad_request(loc: list[Any], msg: str, code: int = status.HTTP_400_BAD_REQUEST) -> Response:
     return Response({"errors": [{"loc": loc, "msg": msg}]}, status=code)
+
+
+def _fhir_parameter_errors(request: Request) -> list[dict[str, Any]]:
+    """A FHIR parameter that is given must be a valid value of the case field it fills in,
+    on a JSON submission too (where it is not read): a wrong one is a mistake to report,
+    not to ignore. Left out, the Bundle or the default decides."""
+    errors = []
+    for name, adapter in _FHIR_CASE_FIELDS.items():
+        value = request.query_params.get(name)
+        if value is None:
+            continue
+        try:
+            adapter.validate_python(value)
+        except ValidationError as exc:
+            errors += [
+                {**error, "loc": ["query", name, *error["loc"]]} for error in validation_errors(exc)
+            ]
+    return errors
 
 
 def _media_type(request: Request) -> str:
@@ -231,6 +257,8 @@ class CaseListCreate(APIView):
             return _bad_request(
                 ["header", "Idempotency-Key"], "must be 1 to 255 visible ASCII characters"
             )
+        if parameter_errors := _fhir_parameter_errors(request):
+            return Response({"errors": parameter_errors}, status=status.HTTP_400_BAD_REQUEST)
         fhir_summary: dict[str, Any] | None = None
         if _media_type(request) == FhirJSONParser.media_type:
             params = fhir.CaseParameters(

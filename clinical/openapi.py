@@ -220,32 +220,46 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    {"type": "string", "pattern": "^[!-~]{1,255}$"},
     OpenApiParameter.HEADER,
     description="Up to 255 visible ASCII characters, unique per submission. A retry with "
     "the same key and body returns the original case (`Idempotent-Replayed: true`); the "
     "same key with another body is a 409. Scoped to the submitting user or key.",
 )
+
+
+def _case_field(name: str) -> dict[str, Any]:
+    """A FHIR parameter's schema: that of the case field it fills in (one source of truth)."""
+    schema = dict(CaseInput.model_json_schema(ref_template=REF)["properties"][name])
+    schema.pop("title", None)
+    schema.pop("default", None)
+    return schema
+
+
 FHIR_PARAMETERS = [
     OpenApiParameter(
         "question",
-        str,
+        _case_field("question"),
         description="FHIR submissions: the clinician's question (default: the most likely "
-        "diagnosis and what to do next).",
+        "diagnosis and what to do next). Checked on any submission when given.",
     ),
     OpenApiParameter(
         "chief_complaint",
-        str,
+        _case_field("chief_complaint"),
         description="FHIR submissions: the chief complaint (default: the latest encounter's "
-        "reason, else its type).",
+        "reason, else its type). Checked on any submission when given.",
     ),
     OpenApiParameter(
         "priority",
-        str,
-        enum=["routine", "urgent", "stat"],
-        description="FHIR submissions: the case's priority (default routine).",
+        _case_field("priority"),
+        description="FHIR submissions: the case's priority (default routine). Checked on any "
+        "submission when given.",
     ),
-    OpenApiParameter("external_id", str, description="FHIR submissions: your own reference."),
+    OpenApiParameter(
+        "external_id",
+        _case_field("external_id"),
+        description="FHIR submissions: your own reference. Checked on any submission when given.",
+    ),
     OpenApiParameter(
         "encounter_id",
         str,
