@@ -78,7 +78,7 @@ class EventList(APIView):
             200: OpenApiResponse(
                 description="A page of events: `{count, next, previous, results}`"
             ),
-            **openapi.errors(400, 401, 403),
+            **openapi.errors(400, 401, 403, 429),
             **openapi.PAGE_NOT_FOUND,
         },
     )
@@ -115,7 +115,7 @@ class ChainVerify(APIView):
         summary="Walk the hash chain; name the first broken event",
         responses={
             200: OpenApiResponse(description="`{ok, events_checked, head_id, ...}`"),
-            **openapi.errors(401, 403),
+            **openapi.errors(401, 403, 429),
         },
     )
     def get(self, request: Request) -> Response:
@@ -128,7 +128,7 @@ class ChainVerify(APIView):
         request={"application/json": {"type": "object"}},
         responses={
             200: OpenApiResponse(description="`{ok, events_checked, head_id, ...}`"),
-            **openapi.errors(400, 401, 403),
+            **openapi.errors(400, 401, 403, 429),
         },
     )
     def post(self, request: Request) -> Response:

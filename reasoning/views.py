@@ -69,7 +69,7 @@ class ModelValidation(APIView):
         summary="Each model revision served here, its latest validation report and calibration",
         responses={
             200: OpenApiResponse(description="`{results: [...]}`, newest revision first"),
-            **openapi.errors(401, 403),
+            **openapi.errors(401, 403, 429),
         },
     )
     def get(self, request: Request) -> Response:
