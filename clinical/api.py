@@ -13,8 +13,9 @@ from typing import Annotated, Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.views.defaults import page_not_found
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from pydantic import TypeAdapter, ValidationError
 from rest_framework import exceptions, status
@@ -62,6 +63,22 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             errors = [{"loc": [], "msg": str(detail)}]
         response.data = {"errors": errors}
     return response
+
+
+# The paths whose clients read JSON: what no route matches there is a 404 in our shape.
+API_PATHS = ("/api/", "/cds-services")
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler404``: a URL no route matches (say a case id that is not a UUID) is an
+    ``{"errors"}`` 404 under the API's paths, as the document says, and Django's page
+    elsewhere."""
+    if request.path.startswith(API_PATHS):
+        return JsonResponse(
+            {"errors": [{"loc": ["path"], "msg": "no such resource (a case id is a UUID)"}]},
+            status=status.HTTP_404_NOT_FOUND,
+        )
+    return page_not_found(request, exception)
 
 
 def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:

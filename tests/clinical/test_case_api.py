@@ -165,6 +165,18 @@ def test_a_page_or_size_that_is_not_a_number_in_range_is_400_naming_it(
     assert [error["loc"] for error in response.json()["errors"]] == [["query", name]]
 
 
+def test_a_case_id_that_is_not_a_uuid_is_a_json_404_on_the_api_only(alice: User) -> None:
+    client = client_for(alice)
+    for path in (f"{URL}not-a-uuid/", f"{URL}not-a-uuid/reviews/", "/cds-services/a/b"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.json()["errors"][0]["loc"] == ["path"]
+    # The screens keep Django's page.
+    page = client.get("/cases/not-a-uuid/")
+    assert page.status_code == 404
+    assert page["Content-Type"].startswith("text/html")
+
+
 def test_a_page_past_the_last_is_404_in_the_error_shape(alice: User) -> None:
     client = client_for(alice)
     client.post(URL, load_case(), format="json")
