@@ -75,9 +75,7 @@ class EventList(APIView):
         ]
         + openapi.PAGE_PARAMETERS,
         responses={
-            200: OpenApiResponse(
-                description="A page of events: `{count, next, previous, results}`"
-            ),
+            200: OpenApiResponse(openapi.ref("AuditEventPage"), description="A page of events."),
             **openapi.errors(400, 401, 403, 429),
             **openapi.PAGE_NOT_FOUND,
         },
@@ -114,7 +112,9 @@ class ChainVerify(APIView):
         operation_id="audit_verify",
         summary="Walk the hash chain; name the first broken event",
         responses={
-            200: OpenApiResponse(description="`{ok, events_checked, head_id, ...}`"),
+            200: OpenApiResponse(
+                openapi.ref("AuditChainReport"), description="What the walk found."
+            ),
             **openapi.errors(401, 403, 429),
         },
     )
@@ -125,9 +125,11 @@ class ChainVerify(APIView):
     @extend_schema(
         operation_id="audit_verify_checkpoint",
         summary="Walk the chain and check it against a checkpoint (detects a cut-off tail)",
-        request={"application/json": {"type": "object"}},
+        request={"application/json": openapi.ref("AuditCheckpoint")},
         responses={
-            200: OpenApiResponse(description="`{ok, events_checked, head_id, ...}`"),
+            200: OpenApiResponse(
+                openapi.ref("AuditChainReport"), description="What the walk found."
+            ),
             **openapi.errors(400, 401, 403, 429),
         },
     )
