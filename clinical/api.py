@@ -335,7 +335,8 @@ class CaseListCreate(APIView):
     def get(self, request: Request) -> Response:
         cases = visible_cases(request.user)
         status_filter = request.query_params.get("status")
-        if status_filter:
+        # Given but empty is not one of the four statuses: refused, not read as "any".
+        if status_filter is not None:
             if status_filter not in CaseStatus.values:
                 return Response(
                     {"errors": [{"loc": ["query", "status"], "msg": "unknown status"}]},

@@ -144,6 +144,7 @@ def test_list_is_paginated_and_filterable(alice: User) -> None:
     only = client.get(URL, {"external_id": "ED-7"}).json()
     assert [c["external_id"] for c in only["results"]] == ["ED-7"]
     assert client.get(URL, {"status": "bogus"}).status_code == 400
+    assert client.get(URL, {"status": ""}).status_code == 400
 
 
 @pytest.mark.parametrize(
