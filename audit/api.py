@@ -72,12 +72,12 @@ class EventList(APIView):
                 ("case", "case id"),
                 ("outcome", "success or failure"),
             )
-        ],
+        ]
+        + openapi.PAGE_PARAMETERS,
         responses={
-            200: OpenApiResponse(
-                description="A page of events: `{count, next, previous, results}`"
-            ),
-            **openapi.errors(400, 401, 403),
+            200: OpenApiResponse(openapi.ref("AuditEventPage"), description="A page of events."),
+            **openapi.errors(400, 401, 403, 429),
+            **openapi.PAGE_NOT_FOUND,
         },
     )
     def get(self, request: Request) -> Response:
@@ -112,8 +112,10 @@ class ChainVerify(APIView):
         operation_id="audit_verify",
         summary="Walk the hash chain; name the first broken event",
         responses={
-            200: OpenApiResponse(description="`{ok, events_checked, head_id, ...}`"),
-            **openapi.errors(401, 403),
+            200: OpenApiResponse(
+                openapi.ref("AuditChainReport"), description="What the walk found."
+            ),
+            **openapi.errors(401, 403, 429),
         },
     )
     def get(self, request: Request) -> Response:
@@ -123,10 +125,12 @@ class ChainVerify(APIView):
     @extend_schema(
         operation_id="audit_verify_checkpoint",
         summary="Walk the chain and check it against a checkpoint (detects a cut-off tail)",
-        request={"application/json": {"type": "object"}},
+        request={"application/json": openapi.ref("AuditCheckpoint")},
         responses={
-            200: OpenApiResponse(description="`{ok, events_checked, head_id, ...}`"),
-            **openapi.errors(400, 401, 403),
+            200: OpenApiResponse(
+                openapi.ref("AuditChainReport"), description="What the walk found."
+            ),
+            **openapi.errors(400, 401, 403, 429),
         },
     )
     def post(self, request: Request) -> Response:

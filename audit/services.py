@@ -239,17 +239,24 @@ class CheckpointInvalid(ValueError):
     """The checkpoint file is malformed, or its signature does not match the key."""
 
 
+_CHECKPOINT_FIELDS = {"head_id": int, "head_hash": str, "count": int, "created_at": str}
+
+
 def checkpoint_load(data: dict[str, Any], *, key: str = "") -> Checkpoint:
-    try:
-        checkpoint = Checkpoint(
-            head_id=int(data["head_id"]),
-            head_hash=str(data["head_hash"]),
-            count=int(data["count"]),
-            created_at=str(data["created_at"]),
-            signature=str(data.get("signature") or ""),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointInvalid(f"not a checkpoint: {exc}") from exc
+    # Exact JSON types, as audit_checkpoint writes them: a "12" or a true where a number
+    # belongs is a damaged file (and not what the API document accepts), not one to coerce.
+    wrong = [name for name, kind in _CHECKPOINT_FIELDS.items() if type(data.get(name)) is not kind]
+    if not isinstance(data.get("signature", ""), str):
+        wrong.append("signature")
+    if wrong:
+        raise CheckpointInvalid(f"not a checkpoint: {', '.join(wrong)} missing or of a wrong type")
+    checkpoint = Checkpoint(
+        head_id=data["head_id"],
+        head_hash=data["head_hash"],
+        count=data["count"],
+        created_at=data["created_at"],
+        signature=data.get("signature", ""),
+    )
     if checkpoint.signature:
         if not key:
             raise CheckpointInvalid("the checkpoint is signed but no key was given to check it")

@@ -9,13 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any
+from typing import Annotated, Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.views.defaults import page_not_found
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from pydantic import ValidationError
-from rest_framework import status
+from pydantic import TypeAdapter, ValidationError
+from rest_framework import exceptions, status
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -27,7 +30,7 @@ from clinical import fhir, openapi, roles, services
 from clinical.authentication import SCOPE_CASES_READ, SCOPE_CASES_SUBMIT, key_allows
 from clinical.encryption import lookup_hash
 from clinical.models import Case, CaseStatus, ClinicianReview, ReviewSource
-from clinical.pagination import CasePagination
+from clinical.pagination import CasePagination, QueryParameterInvalid
 from clinical.parsers import FhirJSONParser, StrictJSONParser
 from clinical.reasons import reason_display
 from clinical.schemas import CaseInput, ReviewInput
@@ -36,10 +39,18 @@ from reasoning.services import calibration_note
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    # Django's own 404 and 403 (get_object_or_404, PermissionDenied) as DRF's, as DRF's
+    # handler does, so that they too leave in our error shape rather than as {"detail"}.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
-    if isinstance(exc, APIException):
+    if isinstance(exc, QueryParameterInvalid):
+        response.data = {"errors": exc.errors}
+    elif isinstance(exc, APIException):
         detail = exc.detail
         if isinstance(detail, dict):
             errors = [
@@ -52,6 +63,22 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             errors = [{"loc": [], "msg": str(detail)}]
         response.data = {"errors": errors}
     return response
+
+
+# The paths whose clients read JSON: what no route matches there is a 404 in our shape.
+API_PATHS = ("/api/", "/cds-services")
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """``handler404``: a URL no route matches (say a case id that is not a UUID) is an
+    ``{"errors"}`` 404 under the API's paths, as the document says, and Django's page
+    elsewhere."""
+    if request.path.startswith(API_PATHS):
+        return JsonResponse(
+            {"errors": [{"loc": ["path"], "msg": "no such resource (a case id is a UUID)"}]},
+            status=status.HTTP_404_NOT_FOUND,
+        )
+    return page_not_found(request, exception)
 
 
 def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
@@ -168,10 +195,36 @@ def case_representation(case: Case, request: Request, *, full: bool) -> dict[str
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 FHIR_PARAMETERS = ("question", "chief_complaint", "priority", "external_id", "encounter_id")
+# The FHIR parameters that fill in a case field: checked as that field, whatever the body.
+_FHIR_CASE_FIELDS: dict[str, TypeAdapter[Any]] = {
+    name: TypeAdapter(
+        Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+    )
+    for name, field in CaseInput.model_fields.items()
+    if name in FHIR_PARAMETERS
+}
 
 
 def _bad_request(loc: list[Any], msg: str, code: int = status.HTTP_400_BAD_REQUEST) -> Response:
     return Response({"errors": [{"loc": loc, "msg": msg}]}, status=code)
+
+
+def _fhir_parameter_errors(request: Request) -> list[dict[str, Any]]:
+    """A FHIR parameter that is given must be a valid value of the case field it fills in,
+    on a JSON submission too (where it is not read): a wrong one is a mistake to report,
+    not to ignore. Left out, the Bundle or the default decides."""
+    errors = []
+    for name, adapter in _FHIR_CASE_FIELDS.items():
+        value = request.query_params.get(name)
+        if value is None:
+            continue
+        try:
+            adapter.validate_python(value)
+        except ValidationError as exc:
+            errors += [
+                {**error, "loc": ["query", name, *error["loc"]]} for error in validation_errors(exc)
+            ]
+    return errors
 
 
 def _media_type(request: Request) -> str:
@@ -221,6 +274,8 @@ class CaseListCreate(APIView):
             return _bad_request(
                 ["header", "Idempotency-Key"], "must be 1 to 255 visible ASCII characters"
             )
+        if parameter_errors := _fhir_parameter_errors(request):
+            return Response({"errors": parameter_errors}, status=status.HTTP_400_BAD_REQUEST)
         fhir_summary: dict[str, Any] | None = None
         if _media_type(request) == FhirJSONParser.media_type:
             params = fhir.CaseParameters(
@@ -271,12 +326,17 @@ class CaseListCreate(APIView):
         operation_id="case_list",
         summary="List the cases this user may see, newest first",
         parameters=openapi.LIST_PARAMETERS,
-        responses={200: openapi.ref("CasePage"), **openapi.errors(400, 401, 403, 429)},
+        responses={
+            200: openapi.ref("CasePage"),
+            **openapi.errors(400, 401, 403, 429),
+            **openapi.PAGE_NOT_FOUND,
+        },
     )
     def get(self, request: Request) -> Response:
         cases = visible_cases(request.user)
         status_filter = request.query_params.get("status")
-        if status_filter:
+        # Given but empty is not one of the four statuses: refused, not read as "any".
+        if status_filter is not None:
             if status_filter not in CaseStatus.values:
                 return Response(
                     {"errors": [{"loc": ["query", "status"], "msg": "unknown status"}]},

@@ -183,6 +183,131 @@ FHIR_BUNDLE = {
 }
 
 
+AUDIT_EVENT = {
+    "type": "object",
+    "required": ["id", "recorded_at", "actor", "action", "code", "outcome", "hash"],
+    "properties": {
+        "id": {"type": "integer"},
+        "recorded_at": {"type": "string", "format": "date-time"},
+        "actor": {"type": "string"},
+        "actor_id": {"type": ["integer", "null"]},
+        "role": {"type": "string"},
+        "action": {
+            "type": "string",
+            "enum": ["C", "R", "U", "D", "E"],
+            "description": "FHIR AuditEvent.action.",
+        },
+        "code": {"type": "string"},
+        "outcome": {"type": "string", "enum": ["success", "failure"]},
+        "object_type": {"type": "string"},
+        "object_id": {"type": "string"},
+        "case_id": {"type": ["string", "null"], "format": "uuid"},
+        "source_address": {"type": ["string", "null"]},
+        "request_id": {"type": "string"},
+        "details": {"type": "object"},
+        "prev_hash": {"type": "string"},
+        "hash": {"type": "string"},
+    },
+}
+
+CHECKPOINT = {
+    "type": "object",
+    "description": "The chain's head as `manage.py audit_checkpoint` wrote it.",
+    "required": ["head_id", "head_hash", "count", "created_at"],
+    "properties": {
+        "head_id": {"type": "integer"},
+        "head_hash": {"type": "string"},
+        "count": {"type": "integer"},
+        "created_at": {"type": "string"},
+        "signature": {"type": "string", "description": "HMAC-SHA256, when a key is set."},
+    },
+}
+
+CHAIN_REPORT = {
+    "type": "object",
+    "required": ["ok", "events_checked", "head_id", "head_hash"],
+    "properties": {
+        "ok": {"type": "boolean"},
+        "events_checked": {"type": "integer"},
+        "head_id": {"type": ["integer", "null"]},
+        "head_hash": {"type": "string"},
+        "broken_id": {"type": ["integer", "null"], "description": "The first event that fails."},
+        "problem": {
+            "type": "string",
+            "description": "edited, inserted, removed or truncated; empty when ok.",
+        },
+        "reason": {"type": "string"},
+        "checkpoint": {"oneOf": [ref("AuditCheckpoint"), {"type": "null"}]},
+        "seconds": {"type": "number"},
+    },
+}
+
+_NULLABLE_INTEGER = {"type": ["integer", "null"]}
+MODEL_VALIDATION = {
+    "type": "object",
+    "required": ["results"],
+    "properties": {
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["revision", "model_id", "latest_report", "calibration"],
+                "properties": {
+                    "revision": {"type": "string"},
+                    "model_id": {"type": "string"},
+                    "max_model_len": _NULLABLE_INTEGER,
+                    "first_seen_at": {"type": "string", "format": "date-time"},
+                    "last_seen_at": {"type": "string", "format": "date-time"},
+                    "latest_report": {
+                        "type": ["object", "null"],
+                        "properties": {
+                            "id": {"type": "integer"},
+                            "created_at": {"type": "string", "format": "date-time"},
+                            "dataset": {
+                                "type": "object",
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "sha256": {"type": "string"},
+                                },
+                            },
+                            "prompt_version": {"type": "string"},
+                            "items": {"type": "integer"},
+                            "metrics": {
+                                "type": "object",
+                                "additionalProperties": {"type": ["number", "null"]},
+                            },
+                            "reliability_png": {"type": "string", "format": "uri"},
+                        },
+                    },
+                    "calibration": {
+                        "type": ["object", "null"],
+                        "properties": {
+                            "id": {"type": "integer"},
+                            "method": {"type": "string"},
+                            "report_id": {"type": "integer"},
+                            "sample_size": {"type": "integer"},
+                        },
+                    },
+                },
+            },
+        }
+    },
+}
+
+
+def _page_of(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["count", "results"],
+        "properties": {
+            "count": {"type": "integer"},
+            "next": {"type": ["string", "null"], "format": "uri"},
+            "previous": {"type": ["string", "null"], "format": "uri"},
+            "results": {"type": "array", "items": ref(item)},
+        },
+    }
+
+
 def components() -> dict[str, Any]:
     """The components our operations refer to (added by ``append_components``)."""
     return {
@@ -199,6 +324,11 @@ def components() -> dict[str, Any]:
                 "properties": {"results": {"type": "array", "items": ref("Review")}},
             },
             "FhirBundle": FHIR_BUNDLE,
+            "AuditEvent": AUDIT_EVENT,
+            "AuditEventPage": _page_of("AuditEvent"),
+            "AuditCheckpoint": CHECKPOINT,
+            "AuditChainReport": CHAIN_REPORT,
+            "ModelValidation": MODEL_VALIDATION,
         }
     }
 
@@ -220,32 +350,46 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    {"type": "string", "pattern": "^[!-~]{1,255}$"},
     OpenApiParameter.HEADER,
     description="Up to 255 visible ASCII characters, unique per submission. A retry with "
     "the same key and body returns the original case (`Idempotent-Replayed: true`); the "
     "same key with another body is a 409. Scoped to the submitting user or key.",
 )
+
+
+def _case_field(name: str) -> dict[str, Any]:
+    """A FHIR parameter's schema: that of the case field it fills in (one source of truth)."""
+    schema = dict(CaseInput.model_json_schema(ref_template=REF)["properties"][name])
+    schema.pop("title", None)
+    schema.pop("default", None)
+    return schema
+
+
 FHIR_PARAMETERS = [
     OpenApiParameter(
         "question",
-        str,
+        _case_field("question"),
         description="FHIR submissions: the clinician's question (default: the most likely "
-        "diagnosis and what to do next).",
+        "diagnosis and what to do next). Checked on any submission when given.",
     ),
     OpenApiParameter(
         "chief_complaint",
-        str,
+        _case_field("chief_complaint"),
         description="FHIR submissions: the chief complaint (default: the latest encounter's "
-        "reason, else its type).",
+        "reason, else its type). Checked on any submission when given.",
     ),
     OpenApiParameter(
         "priority",
-        str,
-        enum=["routine", "urgent", "stat"],
-        description="FHIR submissions: the case's priority (default routine).",
+        _case_field("priority"),
+        description="FHIR submissions: the case's priority (default routine). Checked on any "
+        "submission when given.",
     ),
-    OpenApiParameter("external_id", str, description="FHIR submissions: your own reference."),
+    OpenApiParameter(
+        "external_id",
+        _case_field("external_id"),
+        description="FHIR submissions: your own reference. Checked on any submission when given.",
+    ),
     OpenApiParameter(
         "encounter_id",
         str,
@@ -253,12 +397,21 @@ FHIR_PARAMETERS = [
         "the latest).",
     ),
 ]
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", {"type": "integer", "minimum": 1}, description="From 1."),
+    OpenApiParameter(
+        "page_size", {"type": "integer", "minimum": 1, "maximum": 100}, description="At most 100."
+    ),
+]
 LIST_PARAMETERS = [
     OpenApiParameter("status", str, enum=["queued", "running", "completed", "failed"]),
     OpenApiParameter("external_id", str),
-    OpenApiParameter("page", int),
-    OpenApiParameter("page_size", int, description="At most 100."),
+    *PAGE_PARAMETERS,
 ]
+# A list's 404: DRF's answer to a page number past the last page.
+PAGE_NOT_FOUND = {
+    404: OpenApiResponse(response=ref("Error"), description="No such page (past the last one).")
+}
 CASE_EXAMPLE = OpenApiExample(
     "Chest pain in the emergency department",
     value={

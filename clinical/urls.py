@@ -12,6 +12,8 @@ from clinical.middleware import docs_policy
 from clinical.sign_in import SignInView
 from reasoning import views as model_views
 
+handler404 = api.not_found
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("api/v1/cases/", api.CaseListCreate.as_view(), name="case-list"),

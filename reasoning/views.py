@@ -68,8 +68,10 @@ class ModelValidation(APIView):
         operation_id="model_validation",
         summary="Each model revision served here, its latest validation report and calibration",
         responses={
-            200: OpenApiResponse(description="`{results: [...]}`, newest revision first"),
-            **openapi.errors(401, 403),
+            200: OpenApiResponse(
+                openapi.ref("ModelValidation"), description="Newest revision first."
+            ),
+            **openapi.errors(401, 403, 429),
         },
     )
     def get(self, request: Request) -> Response:

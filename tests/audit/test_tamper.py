@@ -170,6 +170,18 @@ def test_signed_checkpoint_refuses_an_altered_file(db: None) -> None:
         checkpoint_load(signed, key="")
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [{"head_id": "7"}, {"count": True}, {"head_hash": None}, {"signature": 1}, {"count": 1.0}],
+)
+def test_a_checkpoint_field_of_a_wrong_json_type_is_refused_not_coerced(
+    db: None, damage: dict[str, Any]
+) -> None:
+    _events(1)
+    with pytest.raises(CheckpointInvalid, match="wrong type"):
+        checkpoint_load(checkpoint_create().as_dict() | damage)
+
+
 def test_verify_audit_command_exit_status_and_names_the_event(
     db: None, tmp_path: Path, capsys: Any, settings: Any
 ) -> None:

@@ -1,25 +1,42 @@
-"""Schema-driven fuzzing (schemathesis): requests generated from our OpenAPI document,
-valid and invalid, never get a 5xx."""
+"""Schema-driven fuzzing (schemathesis): requests generated from our OpenAPI document, both
+ones it allows and ones it refuses, never get a 5xx, get answers the document describes,
+are refused when the document says they are invalid, and are refused without credentials."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
+from django.contrib.auth.models import User
 from django.core import signals
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi.checks import (
+    ignored_auth,
+    negative_data_rejection,
+    response_schema_conformance,
+)
 
-from clinical.models import ApiKey
-from clinical.services import IssuedKey
+from clinical import roles, services
+from clinical.models import Case, CaseStatus
+from clinical.schemas import CaseInput
+from reasoning import services as reasoning_services
 from tests.clinical.conftest import ehr_token
+from tests.conftest import TEST_ACTOR, load_case
+from tests.fakes import FakeModelServer, agreeing_completion
 
 # Loaded once at collection: serving the document touches no database.
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application())
+# What the document allows (positive) and what it refuses (negative), for every operation.
+schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+
+CHECKS = [not_a_server_error, response_schema_conformance, negative_data_rejection, ignored_auth]
 
 
 @pytest.fixture
@@ -35,23 +52,65 @@ def wsgi_in_test_transaction(db: None) -> Iterator[None]:
         signals.request_finished.connect(close_old_connections)
 
 
+@pytest.fixture
+def keys(db: None) -> dict[str, str]:
+    """Unlimited keys (the fuzzer should reach the endpoints, not the 429): an auditor's
+    for the audit trail, a clinician's for the rest (a clinician may do everything an
+    EHR's integration key may, and record reviews besides)."""
+    return {
+        role: services.api_key_issue(
+            name=f"fuzz-{role}", role=role, actor=TEST_ACTOR, rate_limit_per_min=0
+        ).key
+        for role in (roles.AUDITOR, roles.CLINICIAN)
+    }
+
+
+@pytest.fixture
+def completed_case(keys: dict[str, str], fake_model: FakeModelServer) -> Case:
+    """A completed case of the clinician key's, so that the case operations answer with
+    the case (its result, its reviews) and not only with 404s."""
+    submitter = User.objects.get(username=f"key:fuzz-{roles.CLINICIAN}")
+    case = services.case_submit(
+        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=submitter
+    )
+    fake_model.push(agreeing_completion(["Acute MI", "acute MI", "Unstable angina"]))
+    reasoning_services.case_run(case_id=case.id)
+    case.refresh_from_db()
+    assert case.status == CaseStatus.COMPLETED
+    return case
+
+
+def _is_uuid(value: object) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 @schema.parametrize()
 @settings(
-    max_examples=30,
+    max_examples=100,  # per operation, both modes drawn from: about a minute in all
     deadline=None,
     derandomize=True,  # the same requests on every run: a failure reproduces
     suppress_health_check=list(HealthCheck),
 )
-def test_no_request_the_schema_allows_or_refuses_gets_a_5xx(
-    case: Any, wsgi_in_test_transaction: None, integration_key: IssuedKey, ehr_key: Any
+def test_every_answer_is_the_one_the_schema_promises(
+    case: Any,
+    wsgi_in_test_transaction: None,
+    keys: dict[str, str],
+    completed_case: Case,
+    ehr_key: Any,
 ) -> None:
-    # Unlimited for the fuzzer, so that it exercises the endpoints rather than the 429.
-    ApiKey.objects.filter(pk=integration_key.api_key.pk).update(rate_limit_per_min=0)
+    path_parameters = case.path_parameters or {}
+    if _is_uuid(path_parameters.get("case_id")):
+        # A well-formed case id names the case that exists; a malformed one stays malformed.
+        path_parameters["case_id"] = str(completed_case.id)
     if case.path.startswith("/cds-services"):
         # CDS Hooks calls carry the EHR's JWT, for the exact URL called (its audience).
         credential = ehr_token(ehr_key, f"http://localhost{case.formatted_path}")
+    elif case.path.startswith("/api/v1/audit/"):
+        credential = keys[roles.AUDITOR]
     else:
-        credential = integration_key.key
-    case.call_and_validate(
-        headers={"Authorization": f"Bearer {credential}"}, checks=[not_a_server_error]
-    )
+        credential = keys[roles.CLINICIAN]
+    case.call_and_validate(headers={"Authorization": f"Bearer {credential}"}, checks=CHECKS)

@@ -120,7 +120,9 @@ def test_auditor_cannot_submit_but_reads_every_case(alice: User, carol: User) ->
 
 def test_clinician_sees_only_own_cases(alice: User, bob: User) -> None:
     case_id = client_for(alice).post(URL, load_case(), format="json").json()["id"]
-    assert client_for(bob).get(f"{URL}{case_id}/").status_code == 404
+    hidden = client_for(bob).get(f"{URL}{case_id}/")
+    assert hidden.status_code == 404
+    assert hidden.json() == {"errors": [{"loc": [], "msg": "No Case matches the given query."}]}
     assert client_for(bob).get(URL).json()["count"] == 0
     detail = client_for(alice).get(f"{URL}{case_id}/")
     assert detail.status_code == 200
@@ -142,6 +144,47 @@ def test_list_is_paginated_and_filterable(alice: User) -> None:
     only = client.get(URL, {"external_id": "ED-7"}).json()
     assert [c["external_id"] for c in only["results"]] == ["ED-7"]
     assert client.get(URL, {"status": "bogus"}).status_code == 400
+    assert client.get(URL, {"status": ""}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("page_size", "many"),
+        ("page_size", "0"),
+        ("page_size", "101"),
+        ("page", "0"),
+        ("page", "last"),
+    ],
+)
+def test_a_page_or_size_that_is_not_a_number_in_range_is_400_naming_it(
+    alice: User, name: str, value: str
+) -> None:
+    # Not DRF's quiet fallback to 25 (or cap at 100): the integrator would never know.
+    response = client_for(alice).get(URL, {name: value})
+    assert response.status_code == 400
+    assert [error["loc"] for error in response.json()["errors"]] == [["query", name]]
+
+
+def test_a_case_id_that_is_not_a_uuid_is_a_json_404_on_the_api_only(alice: User) -> None:
+    client = client_for(alice)
+    for path in (f"{URL}not-a-uuid/", f"{URL}not-a-uuid/reviews/", "/cds-services/a/b"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.json()["errors"][0]["loc"] == ["path"]
+    # The screens keep Django's page.
+    page = client.get("/cases/not-a-uuid/")
+    assert page.status_code == 404
+    assert page["Content-Type"].startswith("text/html")
+
+
+def test_a_page_past_the_last_is_404_in_the_error_shape(alice: User) -> None:
+    client = client_for(alice)
+    client.post(URL, load_case(), format="json")
+    assert len(client.get(URL, {"page_size": "100"}).json()["results"]) == 1
+    response = client.get(URL, {"page": "2"})
+    assert response.status_code == 404
+    assert response.json() == {"errors": [{"loc": [], "msg": "Invalid page."}]}
 
 
 def test_people_sign_in_with_a_session_and_land_on_home(alice: User) -> None:

@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from clinical.fhir import DEFAULT_QUESTION, CaseParameters, case_input_from_bundle
 from clinical.models import Case
+from tests.conftest import load_case
 
 URL = "/api/v1/cases/"
 FHIR = "application/fhir+json"
@@ -321,6 +322,21 @@ def test_invalid_resource_is_400_naming_the_entry_and_field(ehr_client: APIClien
     assert response.status_code == 400
     locs = [e["loc"] for e in response.json()["errors"]]
     assert ["entry", 3, "resource", "valueQuantity", "value"] in locs
+    assert Case.objects.count() == 0
+
+
+@pytest.mark.parametrize("fhir", [True, False])
+def test_a_wrong_case_parameter_is_400_naming_it_on_any_submission(
+    ehr_client: APIClient, fhir: bool
+) -> None:
+    # On a JSON submission the parameters are not read, but a wrong one is still a mistake.
+    query = "?priority=asap&question=Admit%3F"
+    if fhir:
+        response = post_fhir(ehr_client, hand_made_bundle(), query)
+    else:
+        response = ehr_client.post(URL + query, load_case(), format="json")
+    assert response.status_code == 400
+    assert [e["loc"] for e in response.json()["errors"]] == [["query", "priority"]]
     assert Case.objects.count() == 0
 
 
