@@ -91,7 +91,10 @@ ROUTES: dict[str, list[tuple[str, Expect]]] = {
     "metrics": [("GET", (403, 403, 403, 403, 403, 403, 403))],
     # --- Signing in and out. --------------------------------------------------------------
     # Public: the sign-in form must be reachable before one has signed in.
-    "accounts/login/": [("GET", (200, 200, 200, 200, 200, 200, 200))],
+    "accounts/login/": [
+        ("GET", (200, 200, 200, 200, 200, 200, 200)),
+        ("POST", (200, 200, 200, 200, 200, 200, 200)),  # empty: the form again, with errors
+    ],
     # Public: signing out is harmless for anyone (POST only since Django 5).
     "accounts/logout/": [("POST", (200, 200, 200, 200, 200, 200, 200))],
     # --- The Django admin site, represented by its index and one changelist: staff only. --
@@ -263,6 +266,30 @@ def test_every_route_as_every_principal_answers_as_the_table_says(world: World) 
                     if principal not in SEES_CASE_OF[owner] and case_id in content:
                         leaks.append(f"{method} {path} as {principal} shows {owner}'s case")
     assert unexpected + leaks == [], "\n".join(["", *unexpected, *leaks])
+
+
+# Methods a route does not list must do nothing, whoever asks: the role check may answer
+# first (302/401/403/404), or 405, but never 2xx. Asked as the principals that hold some
+# right on every route (the admin site is Django's own and keeps its own methods).
+UNLISTED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+METHOD_PROBES = ("clinician", "key", "admin")
+
+
+def test_no_route_answers_a_method_the_table_does_not_list(world: World) -> None:
+    answered: list[str] = []
+    for route, calls in ROUTES.items():
+        if route.startswith("admin/"):
+            continue
+        listed = {method for method, _ in calls}
+        for method in UNLISTED_METHODS:
+            if method in listed:
+                continue
+            for principal in METHOD_PROBES:
+                path = _path(route, principal, world)
+                status, _ = _call(_client(principal, world), method, route, path)
+                if 200 <= status < 300:
+                    answered.append(f"{method} /{route} as {principal}: {status}")
+    assert answered == [], "\n".join(["", *answered])
 
 
 def test_metrics_answer_this_host_or_the_token_only(
