@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 from pydantic import BaseModel, ValidationError
 
 from audit import charts, exports, selectors, services
@@ -101,6 +101,7 @@ def _filters(query: BaseModel) -> dict[str, Any]:
 
 
 @auditor_required
+@require_GET
 def overview(request: HttpRequest) -> HttpResponse:
     figures = selectors.overview()
     by_revision = [
@@ -158,6 +159,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 @auditor_required
+@require_GET
 def case_list(request: HttpRequest) -> HttpResponse:
     errors: list[dict[str, str]] = []
     try:
@@ -206,6 +208,7 @@ def _attach_external_ids(page: Page) -> None:
 
 
 @auditor_required
+@require_GET
 def case_detail(request: HttpRequest, case_id: str) -> HttpResponse:
     case = get_object_or_404(Case.objects.select_related("submitted_by"), id=case_id)
     record = selectors.case_record(case)
@@ -248,6 +251,7 @@ def _event_query(request: HttpRequest) -> tuple[EventQuery, list[dict[str, str]]
 
 
 @auditor_required
+@require_GET
 def event_list(request: HttpRequest) -> HttpResponse:
     query, errors = _event_query(request)
     page = None
@@ -277,6 +281,7 @@ def _stamp() -> str:
 
 
 @auditor_required
+@require_GET
 def export_csv(request: HttpRequest) -> HttpResponse:
     query, errors = _event_query(request)
     if errors:
@@ -296,6 +301,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
 
 
 @auditor_required
+@require_GET
 def export_fhir(request: HttpRequest) -> HttpResponse:
     query, errors = _event_query(request)
     events: list[AuditEvent] = []

@@ -116,3 +116,5 @@ class SignInForm(AuthenticationForm):
 
 class SignInView(auth_views.LoginView):
     authentication_form = SignInForm
+    # A form page: LoginView would also take PUT as a sign-in attempt.
+    http_method_names = ["get", "head", "post", "options"]

@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -36,6 +37,7 @@ def _may_read(user: Any) -> bool:
 
 
 @login_required
+@require_GET
 def model_page(request: HttpRequest) -> HttpResponse:
     if not _may_read(request.user):
         raise PermissionDenied
@@ -47,6 +49,7 @@ def model_page(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_GET
 def reliability_png(request: HttpRequest, report_id: int) -> HttpResponse:
     if not _may_read(request.user):
         raise PermissionDenied

@@ -135,6 +135,26 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "every-case-screen-open",
+        "authorization (screens)",
+        "clinical/screens/presenting.py",
+        "    return cases.filter(submitted_by=user)\n\n\ndef my_cases",
+        "    return cases\n\n\ndef my_cases",
+        (
+            "tests/test_url_access.py::test_every_route_as_every_principal_answers_as_the_table_says",
+        ),
+    ),
+    Mutation(
+        "case-page-without-sign-in",
+        "authorization (screens)",
+        "clinical/screens/views.py",
+        "@login_required\n@require_GET\ndef case_page(",
+        "@require_GET\ndef case_page(",
+        (
+            "tests/test_url_access.py::test_every_route_as_every_principal_answers_as_the_table_says",
+        ),
+    ),
+    Mutation(
         "api-open-by-default",
         "authorization (DRF default)",
         "clinical/settings.py",
