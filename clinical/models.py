@@ -73,6 +73,25 @@ class Case(models.Model):
             kwargs["update_fields"] = {*update_fields, "external_id_hash"}
         super().save(*args, **kwargs)
 
+    # What the pipeline changes as a case moves (claim, retry, finish, re-run).
+    PROGRESS_FIELDS = (
+        "status",
+        "status_detail",
+        "started_at",
+        "finished_at",
+        "attempts",
+        "retries",
+        "next_retry_at",
+        "claim_token",
+        "claimed_until",
+        "updated_at",
+    )
+
+    def save_progress(self) -> None:
+        """Save where the case stands, and nothing else: the input and external id are not
+        encrypted and written again on every status change."""
+        self.save(update_fields=self.PROGRESS_FIELDS)
+
     @classmethod
     def with_external_id(cls, external_id: str) -> models.QuerySet[Case]:
         """Cases whose external id is exactly this one (trimmed, ignoring case)."""

@@ -84,7 +84,7 @@ def case_rerun(*, case: Case, actor: Actor) -> Case:
         locked.finished_at = None
         locked.claim_token = None
         locked.claimed_until = None
-        locked.save()
+        locked.save_progress()
         record(
             actor=actor,
             action=Action.EXECUTE,

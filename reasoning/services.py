@@ -119,7 +119,7 @@ def case_claim(*, case_id: uuid.UUID) -> Claim | RunResult:
         case.started_at = case.started_at or now
         case.next_retry_at = None
         case.status_detail = f"attempt {case.attempts}: the model is answering"
-        case.save()
+        case.save_progress()
         record(
             actor=SYSTEM,
             action=Action.EXECUTE,
@@ -137,7 +137,7 @@ def _finish(case: Case, status: str, detail: str) -> None:
     case.finished_at = timezone.now()
     case.claim_token = None
     case.claimed_until = None
-    case.save()
+    case.save_progress()
     case_id = str(case.id)
     transaction.on_commit(lambda: _announce_finished(case_id))
 
@@ -191,7 +191,7 @@ def case_release_for_retry(*, claim: Claim, reason: str) -> RunResult:
             f"waiting for the model server ({reason}); retry {case.retries} of "
             f"{settings.BEDSIDE_MODEL_MAX_RETRIES} at {case.next_retry_at:%H:%M:%S} UTC"
         )[:500]
-        case.save()
+        case.save_progress()
         record(
             actor=SYSTEM,
             action=Action.EXECUTE,
