@@ -152,17 +152,6 @@ CASE = {
     ]
 }
 
-CASE_PAGE = {
-    "type": "object",
-    "required": ["count", "results"],
-    "properties": {
-        "count": {"type": "integer"},
-        "next": {"type": ["string", "null"], "format": "uri"},
-        "previous": {"type": ["string", "null"], "format": "uri"},
-        "results": {"type": "array", "items": ref("CaseSummary")},
-    },
-}
-
 FHIR_BUNDLE = {
     "type": "object",
     "description": "A FHIR R4 Bundle (transaction, collection, searchset or batch) holding "
@@ -317,7 +306,7 @@ def components() -> dict[str, Any]:
             "CaseSummary": CASE_SUMMARY,
             "CaseResult": RESULT,
             "Case": CASE,
-            "CasePage": CASE_PAGE,
+            "CasePage": _page_of("CaseSummary"),
             "Review": REVIEW,
             "ReviewList": {
                 "type": "object",
