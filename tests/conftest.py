@@ -86,21 +86,26 @@ def fake_model(settings: SettingsWrapper) -> Iterator[FakeModelServer]:
     reasoning_services._served_model_revision.cache_clear()
 
 
-@pytest.fixture
-def completed_case(alice: User, fake_model: FakeModelServer) -> Any:
-    """One of alice's cases, run to completion against the fake model server."""
+def case_completed_for(user: User, fake_model: FakeModelServer) -> Any:
+    """A case submitted by ``user``, run to completion against the fake model server."""
     from clinical.models import CaseStatus
     from clinical.schemas import CaseInput
     from tests.fakes import agreeing_completion
 
     case = services.case_submit(
-        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
+        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=user
     )
     fake_model.push(agreeing_completion(["Acute MI", "acute MI", "Unstable angina"]))
     reasoning_services.case_run(case_id=case.id)
     case.refresh_from_db()
     assert case.status == CaseStatus.COMPLETED
     return case
+
+
+@pytest.fixture
+def completed_case(alice: User, fake_model: FakeModelServer) -> Any:
+    """One of alice's cases, run to completion against the fake model server."""
+    return case_completed_for(alice, fake_model)
 
 
 @pytest.fixture(scope="session", autouse=True)

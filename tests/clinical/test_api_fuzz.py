@@ -24,12 +24,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from clinical import roles, services
-from clinical.models import Case, CaseStatus
-from clinical.schemas import CaseInput
-from reasoning import services as reasoning_services
+from clinical.models import Case
 from tests.clinical.conftest import ehr_token
-from tests.conftest import TEST_ACTOR, load_case
-from tests.fakes import FakeModelServer, agreeing_completion
+from tests.conftest import TEST_ACTOR, case_completed_for
+from tests.fakes import FakeModelServer
 
 # Loaded once at collection: serving the document touches no database.
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application())
@@ -70,14 +68,7 @@ def completed_case(keys: dict[str, str], fake_model: FakeModelServer) -> Case:
     """A completed case of the clinician key's, so that the case operations answer with
     the case (its result, its reviews) and not only with 404s."""
     submitter = User.objects.get(username=f"key:fuzz-{roles.CLINICIAN}")
-    case = services.case_submit(
-        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=submitter
-    )
-    fake_model.push(agreeing_completion(["Acute MI", "acute MI", "Unstable angina"]))
-    reasoning_services.case_run(case_id=case.id)
-    case.refresh_from_db()
-    assert case.status == CaseStatus.COMPLETED
-    return case
+    return case_completed_for(submitter, fake_model)
 
 
 def _is_uuid(value: object) -> bool:
