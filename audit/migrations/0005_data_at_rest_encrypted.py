@@ -85,15 +85,11 @@ def encrypt_existing_rows(apps: Any, schema_editor: Any) -> None:
                     cursor.execute(
                         f"UPDATE {table} SET {column} = %s WHERE {pk} = %s", [sealed, row_id]
                     )
-        cursor.execute("SELECT id, external_id FROM clinical_case WHERE external_id <> ''")
-        for case_id, sealed in cursor.fetchall():
-            from clinical.encryption import decrypt
-
-            plain = decrypt(sealed, purpose="clinical_case.external_id")
-            cursor.execute(
-                "UPDATE clinical_case SET external_id_hash = %s WHERE id = %s",
-                [lookup_hash(plain), case_id],
-            )
+                    if (table, column) == ("clinical_case", "external_id"):
+                        cursor.execute(
+                            "UPDATE clinical_case SET external_id_hash = %s WHERE id = %s",
+                            [lookup_hash(value), row_id],
+                        )
         # Run the deferred foreign-key checks of those UPDATEs now: PostgreSQL will not alter
         # a table with trigger events pending.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
