@@ -41,16 +41,16 @@ install-deploy-tools:  ## the deploy tests run nginx -t and systemd-analyze veri
 	@command -v openssl >/dev/null || { echo "the deploy tests need openssl" >&2; exit 1; }
 
 run: install  ## start PostgreSQL, broker, vLLM, worker and web on http://127.0.0.1:8000
-	$(PY) -m clinical.localstack run
+	$(PY) -m devtools.localstack run
 
 test: install install-browser install-deploy-tools  ## the whole suite, the real-stack end-to-end tests included
-	$(PY) -m clinical.localstack exec --no-wait-model -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m devtools.localstack exec --no-wait-model -- $(PY) -m pytest $(PYTEST_ARGS)
 
 test-e2e: install  ## only the end-to-end tests through the real stack
-	$(PY) -m clinical.localstack exec --no-wait-model -- $(PY) -m pytest -m e2e $(PYTEST_ARGS)
+	$(PY) -m devtools.localstack exec --no-wait-model -- $(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 bench: install  ## pipeline vs raw vLLM throughput, Bedside's own time, intake (BENCHMARKS.md)
-	$(PY) -m clinical.localstack exec -- $(PY) bench/pipeline.py
+	$(PY) -m devtools.localstack exec -- $(PY) bench/pipeline.py
 
 test-offline: install  ## the spine end to end in a loopback-only network namespace (root)
 	tests/offline/run-isolated.sh
@@ -60,7 +60,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 migrations-check: install
-	$(PY) -m clinical.localstack exec -- $(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m devtools.localstack exec -- $(PY) manage.py makemigrations --check --dry-run
 
 # Backups of DATABASE_URL (unset: the embedded database, with the embedded wheel's own tools).
 # PG_BIN: the folder of pg_dump/pg_restore of the server's major version, with a trailing
@@ -83,11 +83,11 @@ restore:  ## pg_restore BACKUP=FILE into DATABASE_URL, an empty database (deploy
 	  --dbname "$(DB_URL)" "$(BACKUP)"
 
 clean:  ## stop local services and remove local state (database, broker, converted model)
-	-$(PY) -m clinical.localstack down
+	-$(PY) -m devtools.localstack down
 	rm -rf .bedside
 
 bench-encryption: install  ## what encryption at rest costs, as ratios in one run (BENCHMARKS.md)
-	$(PY) -m clinical.localstack up --only postgres
+	$(PY) -m devtools.localstack up --only postgres
 	$(PY) bench/encryption.py
 
 bench-audit: install  ## audit trail at scale: fill bedside_bench_audit (1M events), time screens + verify

@@ -14,12 +14,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import services
+from audit.actors import actor_for
 from audit.models import AuditEvent
 from audit.schemas import EventQuery
 from audit.selectors import events_filtered
-from clinical import openapi, roles
-from clinical.api import CasePagination, validation_errors
-from clinical.services import actor_for
+from bedside import roles
+from bedside.http import openapi
+from bedside.http.errors import validation_errors
+from bedside.http.pagination import CasePagination
 
 AUDIT_ROLES = {roles.AUDITOR, roles.ADMIN}
 

@@ -13,7 +13,7 @@ from django.db.models import F, QuerySet
 
 from audit.models import AuditEvent, CaseFacts
 from audit.schemas import CONFIDENCE_BANDS, CaseListQuery, ConfidenceBand, EventQuery
-from clinical import roles
+from bedside import roles
 from clinical.models import Case, ClinicianReview
 from reasoning.models import ReasoningRun
 

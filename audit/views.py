@@ -19,12 +19,13 @@ from django.views.decorators.http import require_GET, require_http_methods
 from pydantic import BaseModel, ValidationError
 
 from audit import charts, exports, selectors, services
+from audit.actors import actor_for
 from audit.models import AuditEvent
 from audit.schemas import CONFIDENCE_BANDS, CaseListQuery, ConfidenceBand, EventQuery
-from clinical import roles
+from bedside import roles
 from clinical.models import Case, CaseStatus, ReviewDecision
 from clinical.reasons import reason_display
-from clinical.services import actor_for, case_viewed
+from clinical.services import case_viewed
 
 AUDIT_ROLES = {roles.AUDITOR, roles.ADMIN}
 PAGE_SIZE = 25

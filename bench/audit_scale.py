@@ -26,11 +26,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bedside.accounts import services as accounts_services
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/bedside_bench_audit"
 os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clinical.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bedside.settings")
 
 import django  # noqa: E402  (settings come from the environment set above)
 import psycopg  # noqa: E402
@@ -76,12 +78,12 @@ def fill(n_cases: int, n_events: int, seed: int = 7) -> None:
     from django.db import connection
 
     from audit.services import GENESIS_HASH, SYSTEM, Actor, canonical_json
-    from clinical import roles, services
+    from bedside import roles
 
     rng = random.Random(seed)
     actor = Actor(label="bench", role="admin")
     clinicians = [
-        services.user_ensure(
+        accounts_services.user_ensure(
             username=f"clinician{i:02d}",
             password="bench-password-1",
             role=roles.CLINICIAN,
@@ -89,18 +91,20 @@ def fill(n_cases: int, n_events: int, seed: int = 7) -> None:
         )
         for i in range(40)
     ]
-    services.user_ensure(
+    accounts_services.user_ensure(
         username="carol", password="bench-password-1", role=roles.AUDITOR, actor=actor
     )
     keys = [
-        services.api_key_issue(name=f"ehr-{i}", role=roles.INTEGRATION, actor=actor).api_key.user
+        accounts_services.api_key_issue(
+            name=f"ehr-{i}", role=roles.INTEGRATION, actor=actor
+        ).api_key.user
         for i in range(3)
     ]
     submitters = [(u.pk, u.username, "clinician") for u in clinicians] + [
         (u.pk, u.username, "integration") for u in keys
     ]
     template = json.loads((ROOT / "tests" / "data" / "case_chest_pain.json").read_text())
-    from clinical.encryption import current_data_key, encrypt, lookup_hash
+    from bedside.vault.encryption import current_data_key, encrypt, lookup_hash
 
     # Patient data goes in encrypted, as Bedside itself stores it (one data key for the load).
     data_key = current_data_key()

@@ -23,13 +23,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from clinical import paths  # noqa: E402
+from bedside import paths  # noqa: E402
 
 # A database of its own, never DATABASE_URL's (the script makes a data key and a table).
 os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL") or (
     paths.default_database_url().rsplit("/", 1)[0] + "/bedside_bench_encryption"
 )
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clinical.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bedside.settings")
 
 import django  # noqa: E402  (settings come from the environment set above)
 
@@ -58,7 +58,7 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    from clinical import encryption
+    from bedside.vault import encryption
 
     call_command("migrate", verbosity=0)
     case = json.loads((ROOT / "tests" / "data" / "case_chest_pain.json").read_text())

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from bedside.accounts import services as accounts_services
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PYTHON = sys.executable
@@ -73,7 +75,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def bench_database_url() -> str:
-    from clinical import paths
+    from bedside import paths
 
     base = os.environ.get("DATABASE_URL") or paths.default_database_url()
     parts = urlsplit(base)
@@ -110,7 +112,7 @@ def service_env() -> dict[str, str]:
 
 def setup_django() -> None:
     os.environ.update(service_env())
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clinical.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bedside.settings")
     create_database(os.environ["DATABASE_URL"])
     subprocess.run([PYTHON, str(ROOT / "manage.py"), "migrate", "-v0"], check=True)
     import django
@@ -225,7 +227,7 @@ def start_web(port: int) -> Process:
     web = Process(
         "web",
         [
-            PYTHON, "-m", "gunicorn", "clinical.wsgi", "--bind", f"127.0.0.1:{port}",
+            PYTHON, "-m", "gunicorn", "bedside.wsgi", "--bind", f"127.0.0.1:{port}",
             "--workers", os.environ.get("BENCH_WEB_WORKERS", "2"), "--threads", "8",
             "--timeout", "60",
         ],
@@ -243,7 +245,7 @@ def start_web(port: int) -> Process:
 
 
 def start_worker(concurrency: int) -> Process:
-    from clinical import localstack
+    from devtools import localstack
 
     command = localstack.worker_command(concurrency=str(concurrency), beat=False)
     worker = Process(f"worker-{concurrency}", command)
@@ -253,11 +255,11 @@ def start_worker(concurrency: int) -> Process:
 
 def issue_key() -> str:
     from audit.services import Actor
-    from clinical import roles, services
+    from bedside import roles
 
     # A limit far above the run's rate: the per-key counter's upsert is still paid on every
     # request, as in production, but no request is refused.
-    issued = services.api_key_issue(
+    issued = accounts_services.api_key_issue(
         name=f"bench-{QUEUE}-{uuid.uuid4().hex[:4]}",
         role=roles.INTEGRATION,
         actor=Actor(label="bench", role="admin"),
@@ -401,7 +403,7 @@ def pipeline_level(
 
 
 def intake(web_url: str, key: str) -> dict[str, Any]:
-    from clinical.celery import app as celery_app
+    from bedside.celery import app as celery_app
     from clinical.models import Case, CaseStatus
 
     cases = bench_cases(INTAKE_CASES)
@@ -457,7 +459,7 @@ def main() -> int:
     setup_django()
     from django.conf import settings
 
-    from clinical import localstack
+    from devtools import localstack
 
     if not localstack.model_healthy(settings.BEDSIDE_MODEL_BASE_URL):
         log(f"the model server at {settings.BEDSIDE_MODEL_BASE_URL} does not answer")

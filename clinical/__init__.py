@@ -1,5 +1,2 @@
-"""Bedside's project package and its cases app (intake, the case API, the local stack)."""
-
-from clinical.celery import app as celery_app
-
-__all__ = ["celery_app"]
+"""The cases app: intake by form, REST, FHIR and CDS Hooks, the case lifecycle, the
+clinician's screens."""

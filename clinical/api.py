@@ -11,81 +11,32 @@ import json
 import re
 from typing import Annotated, Any
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
-from django.views.defaults import page_not_found
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from pydantic import TypeAdapter, ValidationError
-from rest_framework import exceptions, status
-from rest_framework.exceptions import APIException
+from rest_framework import status
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework.views import exception_handler as drf_exception_handler
 
-from clinical import fhir, openapi, roles, services
-from clinical.authentication import SCOPE_CASES_READ, SCOPE_CASES_SUBMIT, key_allows
-from clinical.encryption import lookup_hash
+from audit.actors import actor_for
+from bedside import roles
+from bedside.accounts.authentication import key_allows
+from bedside.accounts.keys import SCOPE_CASES_READ, SCOPE_CASES_SUBMIT
+from bedside.http import openapi
+from bedside.http.errors import validation_errors
+from bedside.http.pagination import CasePagination
+from bedside.http.parsers import FhirJSONParser, StrictJSONParser
+from bedside.vault.encryption import lookup_hash
+from clinical import services
+from clinical.ehr import fhir
 from clinical.models import Case, CaseStatus, ClinicianReview, ReviewSource
-from clinical.pagination import CasePagination, QueryParameterInvalid
-from clinical.parsers import FhirJSONParser, StrictJSONParser
 from clinical.reasons import reason_display
 from clinical.schemas import CaseInput, ReviewInput
 from reasoning.models import ReasoningRun
-from reasoning.services import calibration_note
-
-
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    # Django's own 404 and 403 (get_object_or_404, PermissionDenied) as DRF's, as DRF's
-    # handler does, so that they too leave in our error shape rather than as {"detail"}.
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound(*exc.args)
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied(*exc.args)
-    response = drf_exception_handler(exc, context)
-    if response is None:
-        return None
-    if isinstance(exc, QueryParameterInvalid):
-        response.data = {"errors": exc.errors}
-    elif isinstance(exc, APIException):
-        detail = exc.detail
-        if isinstance(detail, dict):
-            errors = [
-                {"loc": [field], "msg": str(msg[0] if isinstance(msg, list) else msg)}
-                for field, msg in detail.items()
-            ]
-        elif isinstance(detail, list):
-            errors = [{"loc": [], "msg": str(msg)} for msg in detail]
-        else:
-            errors = [{"loc": [], "msg": str(detail)}]
-        response.data = {"errors": errors}
-    return response
-
-
-# The paths whose clients read JSON: what no route matches there is a 404 in our shape.
-API_PATHS = ("/api/", "/cds-services")
-
-
-def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """``handler404``: a URL no route matches (say a case id that is not a UUID) is an
-    ``{"errors"}`` 404 under the API's paths, as the document says, and Django's page
-    elsewhere."""
-    if request.path.startswith(API_PATHS):
-        return JsonResponse(
-            {"errors": [{"loc": ["path"], "msg": "no such resource (a case id is a UUID)"}]},
-            status=status.HTTP_404_NOT_FOUND,
-        )
-    return page_not_found(request, exception)
-
-
-def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
-        for error in exc.errors(include_url=False, include_input=False, include_context=False)
-    ]
+from reasoning.selectors import calibration_note
 
 
 class CanSubmitCases(BasePermission):
@@ -294,7 +245,7 @@ class CaseListCreate(APIView):
                     {"errors": validation_errors(exc)}, status=status.HTTP_400_BAD_REQUEST
                 )
             source = "json"
-        actor = services.actor_for(request.user, request)
+        actor = actor_for(request.user, request)
         headers: dict[str, str] = {}
         if idempotency_key is None:
             case = services.case_submit(
@@ -350,7 +301,7 @@ class CaseListCreate(APIView):
         page = paginator.paginate_queryset(cases.order_by("-created_at", "id"), request, view=self)
         assert page is not None
         services.cases_listed(
-            actor=services.actor_for(request.user, request),
+            actor=actor_for(request.user, request),
             count=len(page),
             filters={"status": status_filter or None, "external_id": bool(external_id)},
         )
@@ -369,7 +320,7 @@ class CaseDetail(APIView):
     )
     def get(self, request: Request, case_id: str) -> Response:
         case = get_object_or_404(visible_cases(request.user), id=case_id)
-        services.case_viewed(case=case, actor=services.actor_for(request.user, request))
+        services.case_viewed(case=case, actor=actor_for(request.user, request))
         return Response(case_representation(case, request, full=True))
 
 
@@ -398,7 +349,7 @@ class CaseReviews(APIView):
         case = get_object_or_404(visible_cases(request.user), id=case_id)
         reviews = list(case.reviews.select_related("reviewer"))
         services.reviews_viewed(
-            case=case, actor=services.actor_for(request.user, request), count=len(reviews)
+            case=case, actor=actor_for(request.user, request), count=len(reviews)
         )
         return Response({"results": [review_representation(r) for r in reviews]})
 
@@ -421,7 +372,7 @@ class CaseReviews(APIView):
             review = services.review_record(
                 case=case,
                 review=review_input,
-                actor=services.actor_for(request.user, request),
+                actor=actor_for(request.user, request),
                 reviewer=request.user,
                 source=ReviewSource.API,
             )
@@ -449,7 +400,7 @@ class CaseRerun(APIView):
     def post(self, request: Request, case_id: str) -> Response:
         case = get_object_or_404(visible_cases(request.user), id=case_id)
         try:
-            case = services.case_rerun(case=case, actor=services.actor_for(request.user, request))
+            case = services.case_rerun(case=case, actor=actor_for(request.user, request))
         except services.RerunNotPossible as exc:
             return Response(
                 {"errors": [{"loc": ["case", "status"], "msg": str(exc)}]},

@@ -1,15 +1,15 @@
-"""What intake owns: cases and the integration keys that submit them."""
+"""What the cases app owns: cases, their reviews, idempotency records and CDS Hooks cards."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import models
 
-from clinical.encryption import EncryptedJSONField, EncryptedTextField, lookup_hash
+from bedside.vault.encryption import lookup_hash
+from bedside.vault.fields import EncryptedJSONField, EncryptedTextField
 
 
 class CaseStatus(models.TextChoices):
@@ -34,7 +34,7 @@ class Case(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # Patient data is encrypted at rest (clinical/encryption.py); the external id is found by
+    # Patient data is encrypted at rest (bedside/vault/encryption.py); the external id is found by
     # its keyed hash, kept in step by save().
     external_id = EncryptedTextField(blank=True)
     external_id_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
@@ -98,38 +98,6 @@ class Case(models.Model):
         return cls.objects.filter(external_id_hash=lookup_hash(external_id))
 
 
-class ApiKey(models.Model):
-    """An integration key. Only a SHA-256 of the key is stored; the key is shown once.
-
-    Each key acts as its own service user, so cases, audit events and permissions treat
-    an EHR integration like any other principal.
-    """
-
-    name = models.CharField(max_length=100, unique=True)
-    prefix = models.CharField(max_length=16, unique=True)
-    key_hash = models.CharField(max_length=64)
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_key"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    # What the key may do (``clinical.authentication.SCOPES``); empty means every scope of
-    # its role, which is how keys issued before scopes existed keep working.
-    scopes = models.JSONField(default=list, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    # Requests a minute; null means the site default BEDSIDE_KEY_RATE_LIMIT_PER_MIN.
-    rate_limit_per_min = models.PositiveIntegerField(null=True, blank=True)
-    # Where a completed or failed case is announced (on-premises hosts only).
-    callback_url = models.URLField(max_length=500, blank=True)
-
-    def __str__(self) -> str:
-        return f"API key {self.name} ({self.prefix}…)"
-
-    def is_expired(self, now: datetime) -> bool:
-        return self.expires_at is not None and self.expires_at <= now
-
-
 class IdempotencyRecord(models.Model):
     """One ``Idempotency-Key`` a submitter used, the body it came with, and the case it made.
 
@@ -152,24 +120,6 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"Idempotency-Key {self.key!r} of user {self.user_id}"
-
-
-class RateLimitWindow(models.Model):
-    """A fixed one-minute window of requests counted per integration key."""
-
-    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
-    window_start = models.DateTimeField()
-    count = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["api_key", "window_start"], name="rate_limit_window_per_key"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.count} requests of key {self.api_key_id} from {self.window_start}"
 
 
 class CdsCard(models.Model):
@@ -248,23 +198,3 @@ class ClinicianReview(models.Model):
 
     def __str__(self) -> str:
         return f"Review {self.pk} of case {self.case_id} ({self.decision})"
-
-
-class DataKey(models.Model):
-    """One day's data key, wrapped by a master key (see clinical/encryption.py).
-
-    The only rows a master-key rotation rewrites: ``wrapped_key``, ``master_key_id`` and
-    ``rewrapped_at`` change, the key itself never does, so what it encrypted stays readable."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    period = models.DateField(unique=True)
-    master_key_id = models.CharField(max_length=32)
-    wrapped_key = models.BinaryField()
-    created_at = models.DateTimeField(auto_now_add=True)
-    rewrapped_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["period"]
-
-    def __str__(self) -> str:
-        return f"Data key for {self.period} (wrapped by {self.master_key_id})"

@@ -11,7 +11,7 @@ class ReasoningConfig(AppConfig):
     def ready(self) -> None:
         # Patient data goes to the model server, so an endpoint outside the hospital is
         # refused before the first case can be sent there.
-        from reasoning.hosts import EndpointRefused, check_model_endpoint, model_base_urls
+        from bedside.hosts import EndpointRefused, check_model_endpoint, model_base_urls
 
         try:
             urls = model_base_urls(settings.BEDSIDE_MODEL_BASE_URL)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from clinical.encryption import EncryptedJSONField, EncryptedTextField
+from bedside.vault.fields import EncryptedJSONField, EncryptedTextField
 
 
 class RunOutcome(models.TextChoices):

@@ -16,8 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clinical import openapi, roles
-from reasoning import services
+from bedside import roles
+from bedside.http import openapi
+from reasoning import selectors, services
 from reasoning.models import Calibration, ServedModel, ValidationReport
 
 
@@ -26,7 +27,7 @@ def model_cards() -> list[dict[str, Any]]:
     latest validation report and the calibration in force for it."""
     cards = []
     for served in ServedModel.objects.order_by("-last_seen_at")[:20]:
-        report = services.latest_report(served.revision)
+        report = selectors.latest_report(served.revision)
         calibration = Calibration.objects.filter(model_revision=served.revision).first()
         cards.append({"served": served, "report": report, "calibration": calibration})
     return cards

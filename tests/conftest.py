@@ -21,7 +21,9 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from audit.services import Actor
-from clinical import roles, services
+from bedside import roles
+from bedside.accounts import services as accounts_services
+from clinical import lifecycle, services
 from reasoning import services as reasoning_services
 from tests.browser.support import browser, page, page_without_js  # noqa: F401 (fixtures)
 from tests.fakes import FakeModelServer
@@ -56,12 +58,14 @@ def carol(db: None) -> User:
 
 
 @pytest.fixture
-def integration_key(db: None) -> services.IssuedKey:
-    return services.api_key_issue(name="ehr-test", role=roles.INTEGRATION, actor=TEST_ACTOR)
+def integration_key(db: None) -> accounts_services.IssuedKey:
+    return accounts_services.api_key_issue(
+        name="ehr-test", role=roles.INTEGRATION, actor=TEST_ACTOR
+    )
 
 
 @pytest.fixture
-def ehr_client(integration_key: services.IssuedKey) -> APIClient:
+def ehr_client(integration_key: accounts_services.IssuedKey) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {integration_key.key}")
     return client
@@ -96,7 +100,7 @@ def case_completed_for(user: User, fake_model: FakeModelServer) -> Any:
         case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=user
     )
     fake_model.push(agreeing_completion(["Acute MI", "acute MI", "Unstable angina"]))
-    reasoning_services.case_run(case_id=case.id)
+    lifecycle.case_run(case_id=case.id)
     case.refresh_from_db()
     assert case.status == CaseStatus.COMPLETED
     return case

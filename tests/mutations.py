@@ -82,7 +82,7 @@ MUTATIONS = [
     Mutation(
         "prefetch-reduction-after-reconnect",
         "RabbitMQ restart (celery#9512)",
-        "clinical/settings.py",
+        "bedside/settings.py",
         "CELERY_WORKER_ENABLE_PREFETCH_COUNT_REDUCTION = False",
         "CELERY_WORKER_ENABLE_PREFETCH_COUNT_REDUCTION = True",
         (
@@ -119,7 +119,7 @@ MUTATIONS = [
     Mutation(
         "no-body-limit",
         "oversized bodies",
-        "clinical/middleware.py",
+        "bedside/middleware.py",
         "        if length > limit:",
         "        if False:",
         ("tests/clinical/test_case_api.py::test_oversized_body_is_413",),
@@ -157,7 +157,7 @@ MUTATIONS = [
     Mutation(
         "api-open-by-default",
         "authorization (DRF default)",
-        "clinical/settings.py",
+        "bedside/settings.py",
         '"DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"]',
         '"DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"]',
         ("tests/test_authorization_default.py",),
@@ -165,7 +165,7 @@ MUTATIONS = [
     Mutation(
         "public-model-host-allowed",
         "nothing leaves the premises",
-        "reasoning/hosts.py",
+        "bedside/hosts.py",
         "    if public:\n",
         "    if False:\n",
         ("tests/reasoning/test_hosts.py",),
@@ -173,7 +173,7 @@ MUTATIONS = [
     Mutation(
         "no-login-lockout",
         "login lockout",
-        "clinical/sign_in.py",
+        "bedside/accounts/sign_in.py",
         "    limit = settings.BEDSIDE_LOGIN_MAX_FAILURES\n",
         "    limit = 10**6\n",
         ("tests/clinical/test_sign_in_lockout.py",),
@@ -181,7 +181,7 @@ MUTATIONS = [
     Mutation(
         "json-stored-in-clear",
         "patient data at rest",
-        "clinical/encryption.py",
+        "bedside/vault/encryption.py",
         "        return encrypt(text, purpose=self.purpose())",
         "        return text",
         (
@@ -191,7 +191,7 @@ MUTATIONS = [
     Mutation(
         "cds-patient-id-in-clear",
         "patient data at rest",
-        "clinical/cds_hooks.py",
+        "clinical/ehr/cds_hooks.py",
         "    patient = lookup_hash(hook.context.patientId)",
         "    patient = hook.context.patientId",
         (
@@ -201,7 +201,7 @@ MUTATIONS = [
     Mutation(
         "rotation-rewrites-nothing",
         "key rotation",
-        "clinical/encryption.py",
+        "bedside/vault/encryption.py",
         "            row.wrapped_key = wrap(row.id, secret, master)\n"
         "            row.master_key_id = master.id\n",
         "",
@@ -222,7 +222,7 @@ MUTATIONS = [
     Mutation(
         "data-keys-from-disk-pass-deploy-check",
         "deployment checks",
-        "clinical/checks.py",
+        "bedside/vault/checks.py",
         "    if settings.BEDSIDE_DATA_KEYS_FROM_ENVIRONMENT:",
         "    if True:",
         (

@@ -8,7 +8,7 @@ import secrets
 import subprocess
 import sys
 
-from clinical import paths
+from bedside import paths
 
 PRODUCTION = {
     "DJANGO_SECRET_KEY": secrets.token_urlsafe(60),

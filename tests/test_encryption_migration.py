@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from django.db import connection
 
-from clinical import paths
-from clinical.encryption import lookup_hash
+from bedside import paths
+from bedside.vault.encryption import lookup_hash
 
 CANARY = "Mgr4Canary"
 CASE_ID = uuid.UUID("00000000-0000-4000-8000-00000000c0de")

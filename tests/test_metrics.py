@@ -13,11 +13,11 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.test import Client
 
+from bedside.logformat import JsonFormatter
+from clinical import lifecycle
 from clinical import services as clinical_services
-from clinical.logformat import JsonFormatter
 from clinical.models import Case
 from clinical.schemas import CaseInput
-from reasoning import services
 from tests.conftest import TEST_ACTOR, client_for, load_case
 from tests.fakes import FakeModelServer, choice, completion
 
@@ -49,7 +49,7 @@ def test_metrics_count_cases_runs_reviews_and_leave_out_patient_data(
         submitted_by=alice,
     )
     fake_model.push(completion([choice(0, "{not json")]))  # no usable sample: a failed run
-    services.case_run(case_id=failed.id)
+    lifecycle.case_run(case_id=failed.id)
     queued = clinical_services.case_submit(
         case_input=CaseInput.model_validate({**load_case(), "priority": "routine"}),
         actor=TEST_ACTOR,
@@ -145,7 +145,7 @@ def test_bedside_log_format_json_makes_every_line_json() -> None:
     )
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "clinical.settings",
+        "DJANGO_SETTINGS_MODULE": "bedside.settings",
         "BEDSIDE_LOG_FORMAT": "json",
     }
     result = subprocess.run(
@@ -158,7 +158,7 @@ def test_bedside_log_format_json_makes_every_line_json() -> None:
 
 
 def test_an_unknown_log_format_stops_start_up() -> None:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "clinical.settings", "BEDSIDE_LOG_FORMAT": "xml"}
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bedside.settings", "BEDSIDE_LOG_FORMAT": "xml"}
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
         capture_output=True,

@@ -10,8 +10,8 @@ import pytest
 from django.contrib.auth.models import User
 
 from audit.models import AuditEvent
+from clinical import lifecycle
 from clinical.models import Case
-from reasoning import services
 from tests.conftest import client_for, load_case
 from tests.fakes import FakeModelServer
 
@@ -54,7 +54,7 @@ def test_canary_values_never_reach_logs_errors_or_audit_details(
     seen_in_responses.append(broken.content.decode())
 
     for case in Case.objects.all():
-        services.case_run(case_id=case.id)
+        lifecycle.case_run(case_id=case.id)
         assert Case.objects.get(pk=case.pk).status == "completed"
 
     assert CANARY not in caplog.text

@@ -31,7 +31,8 @@ def test_database_outage_is_503_with_a_reason_not_a_500(db: None, monkeypatch) -
     from django.contrib.auth.models import User
     from django.db.utils import OperationalError
 
-    from clinical import api, roles
+    from bedside import roles
+    from clinical import api
 
     user = User.objects.create_user("dora")
     roles.grant_role(user, roles.CLINICIAN)

@@ -27,11 +27,12 @@ from django.contrib.auth.models import User
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from clinical import roles, services
-from clinical.cds_hooks import SERVICES
+from bedside import roles
+from clinical import services
+from clinical.ehr.cds_hooks import SERVICES
 from clinical.models import Case
 from clinical.schemas import CaseInput
-from clinical.services import IssuedKey
+from bedside.accounts.services import IssuedKey
 from reasoning.models import ValidationReport
 from tests.conftest import TEST_ACTOR, load_case
 from tests.fakes import FakeModelServer
@@ -86,7 +87,7 @@ ROUTES: dict[str, list[tuple[str, Expect]]] = {
     "healthz": [("GET", (200, 200, 200, 200, 200, 200, 200))],
     # Public: the readiness probe likewise; names dependencies that are down, no patient data.
     "readyz": [("GET", (200, 200, 200, 200, 200, 200, 200))],
-    # Loopback or BEDSIDE_METRICS_TOKEN only (clinical/ops.py): no role opens it from a
+    # Loopback or BEDSIDE_METRICS_TOKEN only (bedside/ops/health.py): no role opens it from a
     # workstation, not even admin; the scraper's way in is tested below.
     "metrics": [("GET", (403, 403, 403, 403, 403, 403, 403))],
     # --- Signing in and out. --------------------------------------------------------------

@@ -66,7 +66,7 @@ APPEND_ONLY = ("reasoning_reasoningrun", "clinical_clinicianreview")
 
 
 def encrypt_existing_rows(apps: Any, schema_editor: Any) -> None:
-    from clinical.encryption import PREFIX, current_data_key, encrypt, lookup_hash
+    from bedside.vault.encryption import PREFIX, current_data_key, encrypt, lookup_hash
 
     key = None
     with schema_editor.connection.cursor() as cursor:

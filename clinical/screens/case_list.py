@@ -10,7 +10,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import QuerySet
 from django.http import QueryDict
 
-from clinical.encryption import lookup_hash
+from bedside.vault.encryption import lookup_hash
 from clinical.models import Case
 from clinical.screens import presenting
 

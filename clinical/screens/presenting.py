@@ -12,10 +12,10 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from clinical import roles
+from bedside import roles
 from clinical.models import Case, CaseStatus, ClinicianReview
 from clinical.reasons import reason_display
-from reasoning import services as reasoning_services
+from reasoning import selectors as reasoning_selectors
 from reasoning.models import ReasoningRun, RunOutcome
 
 # Lower bounds of the plain-words confidence bands, highest first. One place, so the
@@ -65,7 +65,7 @@ def calibration_note(run: ReasoningRun) -> str | None:
     """'On N validation cases, answers at this confidence were right X% of the time', from
     the latest validation report of the run's model revision; None when there is none (the
     page then says the model is not validated on local cases)."""
-    return reasoning_services.calibration_note(run)
+    return reasoning_selectors.calibration_note(run)
 
 
 def elapsed_seconds(case: Case, now: dt.datetime | None = None) -> int:

@@ -13,7 +13,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from clinical import roles, services
+from audit.actors import actor_for
+from bedside import roles
+from clinical import services
 from clinical.models import Case, CaseStatus, ReviewSource
 from clinical.screens import presenting
 from clinical.screens.case_form import CaseForm
@@ -40,7 +42,7 @@ def case_new(request: HttpRequest) -> HttpResponse:
         return render(request, "clinical/case_new.html", form.context(), status=400)
     case = services.case_submit(
         case_input=case_input,
-        actor=services.actor_for(request.user, request),
+        actor=actor_for(request.user, request),
         submitted_by=request.user,
     )
     messages.success(request, "Case submitted. This page updates itself while the model works.")
@@ -50,7 +52,7 @@ def case_new(request: HttpRequest) -> HttpResponse:
 def _case_page(
     request: HttpRequest, case: Case, review_form: ReviewForm | None, *, status: int = 200
 ) -> HttpResponse:
-    services.case_viewed(case=case, actor=services.actor_for(request.user, request))
+    services.case_viewed(case=case, actor=actor_for(request.user, request))
     answer = presenting.answer(case)
     may_review = answer is not None and roles.CLINICIAN in roles.roles_of(request.user)
     if may_review and review_form is None:
@@ -92,7 +94,7 @@ def case_review(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
         services.review_record(
             case=case,
             review=review,
-            actor=services.actor_for(request.user, request),
+            actor=actor_for(request.user, request),
             reviewer=request.user,
             source=ReviewSource.FORM,
         )
@@ -111,7 +113,7 @@ def case_rerun(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
     if case.submitted_by_id != request.user.pk:
         raise PermissionDenied("only the clinician who submitted a case runs it again")
     try:
-        services.case_rerun(case=case, actor=services.actor_for(request.user, request))
+        services.case_rerun(case=case, actor=actor_for(request.user, request))
     except services.RerunNotPossible as exc:
         messages.error(request, f"The case was not sent again: {exc}.")
     else:
@@ -135,7 +137,7 @@ def case_list(request: HttpRequest) -> HttpResponse:
     page = search.page(presenting.my_cases(request.user), request.GET.get("page"))
     # The list names chief complaints: a read of patient data.
     services.cases_listed(
-        actor=services.actor_for(request.user, request),
+        actor=actor_for(request.user, request),
         count=len(page.object_list),
         filters={"page": page.number, "screen": "my-cases"},
     )

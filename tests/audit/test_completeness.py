@@ -13,9 +13,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from clinical import roles
-from clinical.models import ApiKey, Case
-from clinical.services import IssuedKey
+from bedside import roles
+from bedside.accounts.models import ApiKey
+from clinical.models import Case
+from bedside.accounts.services import IssuedKey
 from tests.conftest import client_for, load_case, make_user
 
 ENDPOINTS = {

@@ -9,15 +9,15 @@ from typing import Any
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
+from clinical import lifecycle
 from clinical.models import Case, ClinicianReview
-from reasoning import services as reasoning_services
 from tests.browser.flows import clinician_flow
 from tests.browser.support import only_local_requests, screenshot, sign_in
 from tests.fakes import FakeModelServer
 
 
 def run_case_now(case_id: str) -> None:
-    reasoning_services.case_run(case_id=case_id)
+    lifecycle.case_run(case_id=case_id)
 
 
 def test_clinician_enters_a_case_watches_it_and_overrides_the_answer(

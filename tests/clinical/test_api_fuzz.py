@@ -23,7 +23,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from clinical import roles, services
+from bedside import roles
+from bedside.accounts import services as accounts_services
 from clinical.models import Case
 from tests.clinical.conftest import ehr_token
 from tests.conftest import TEST_ACTOR, case_completed_for
@@ -56,7 +57,7 @@ def keys(db: None) -> dict[str, str]:
     for the audit trail, a clinician's for the rest (a clinician may do everything an
     EHR's integration key may, and record reviews besides)."""
     return {
-        role: services.api_key_issue(
+        role: accounts_services.api_key_issue(
             name=f"fuzz-{role}", role=role, actor=TEST_ACTOR, rate_limit_per_min=0
         ).key
         for role in (roles.AUDITOR, roles.CLINICIAN)

@@ -15,10 +15,12 @@ import pytest
 from pytest_django.fixtures import DjangoCaptureOnCommitCallbacks
 
 from audit.models import AuditEvent
-from clinical import callbacks, roles, services
+from bedside import roles
+from bedside.accounts import services as accounts_services
+from clinical import lifecycle, services
+from clinical.ehr import callbacks
 from clinical.models import Case, CaseStatus
 from clinical.schemas import CaseInput
-from reasoning import services as reasoning_services
 from tests.conftest import TEST_ACTOR, load_case
 from tests.fakes import FakeModelServer, agreeing_completion
 
@@ -54,28 +56,28 @@ def receiver() -> Iterator[Receiver]:
     server.server.shutdown()
 
 
-def finished_case(key: services.IssuedKey, fake_model: FakeModelServer) -> Case:
+def finished_case(key: accounts_services.IssuedKey, fake_model: FakeModelServer) -> Case:
     case = services.case_submit(
         case_input=CaseInput.model_validate(load_case()),
         actor=TEST_ACTOR,
         submitted_by=key.api_key.user,
     )
     fake_model.push(agreeing_completion(["Acute MI"] * 3))
-    reasoning_services.case_run(case_id=case.id)
+    lifecycle.case_run(case_id=case.id)
     case.refresh_from_db()
     assert case.status == CaseStatus.COMPLETED
     return case
 
 
 @pytest.fixture
-def hooked_key(db: None, receiver: Receiver) -> services.IssuedKey:
-    return services.api_key_issue(
+def hooked_key(db: None, receiver: Receiver) -> accounts_services.IssuedKey:
+    return accounts_services.api_key_issue(
         name="lab-system", role=roles.INTEGRATION, actor=TEST_ACTOR, callback_url=receiver.url
     )
 
 
 def test_completed_case_is_announced_signed_and_audited(
-    hooked_key: services.IssuedKey, receiver: Receiver, fake_model: FakeModelServer
+    hooked_key: accounts_services.IssuedKey, receiver: Receiver, fake_model: FakeModelServer
 ) -> None:
     case = finished_case(hooked_key, fake_model)
     delivery = callbacks.callback_deliver(case_id=str(case.id), attempt=1)
@@ -103,7 +105,10 @@ def test_completed_case_is_announced_signed_and_audited(
 
 
 def test_failed_delivery_backs_off_then_gives_up_audited(
-    hooked_key: services.IssuedKey, receiver: Receiver, fake_model: FakeModelServer, settings: Any
+    hooked_key: accounts_services.IssuedKey,
+    receiver: Receiver,
+    fake_model: FakeModelServer,
+    settings: Any,
 ) -> None:
     settings.BEDSIDE_CALLBACK_MAX_ATTEMPTS = 3
     settings.BEDSIDE_CALLBACK_BACKOFF_BASE_S = 10
@@ -119,7 +124,7 @@ def test_failed_delivery_backs_off_then_gives_up_audited(
 
 
 def test_callback_to_a_public_address_is_refused_at_send_time(
-    hooked_key: services.IssuedKey, fake_model: FakeModelServer
+    hooked_key: accounts_services.IssuedKey, fake_model: FakeModelServer
 ) -> None:
     case = finished_case(hooked_key, fake_model)
     type(hooked_key.api_key).objects.filter(pk=hooked_key.api_key.pk).update(
@@ -131,12 +136,12 @@ def test_callback_to_a_public_address_is_refused_at_send_time(
 
 
 def test_finishing_a_case_enqueues_its_callback_after_commit(
-    hooked_key: services.IssuedKey,
+    hooked_key: accounts_services.IssuedKey,
     fake_model: FakeModelServer,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from clinical.tasks import send_case_callback_task
+    from clinical.ehr.tasks import send_case_callback_task
 
     sent: list[tuple[Any, ...]] = []
     monkeypatch.setattr(send_case_callback_task, "delay", lambda *args: sent.append(args))
@@ -146,12 +151,12 @@ def test_finishing_a_case_enqueues_its_callback_after_commit(
 
 
 def test_keys_without_a_callback_url_send_nothing(
-    integration_key: services.IssuedKey,
+    integration_key: accounts_services.IssuedKey,
     fake_model: FakeModelServer,
     django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from clinical.tasks import send_case_callback_task
+    from clinical.ehr.tasks import send_case_callback_task
 
     sent: list[tuple[Any, ...]] = []
     monkeypatch.setattr(send_case_callback_task, "delay", lambda *args: sent.append(args))

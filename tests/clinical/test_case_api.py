@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from clinical.models import Case
-from clinical.services import IssuedKey
+from bedside.accounts.services import IssuedKey
 from tests.conftest import client_for, load_case
 
 URL = "/api/v1/cases/"

@@ -19,10 +19,10 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from audit.services import verify_chain
-from clinical.cds_hooks import SUMMARY_MAX, CdsCard, Feedback, HookRequest, HookResponse
+from clinical import lifecycle
+from clinical.ehr.cds_hooks import SUMMARY_MAX, CdsCard, Feedback, HookRequest, HookResponse
 from clinical.models import Case, CaseStatus, ClinicianReview
 from clinical.reasons import REASON_CODE_SYSTEM
-from reasoning import services as reasoning_services
 from tests.clinical.conftest import ehr_token
 from tests.fakes import FakeModelServer, assessment, choice, completion
 
@@ -57,7 +57,7 @@ def complete(case: Case, fake_model: FakeModelServer) -> None:
         "Community-acquired pneumonia", steps=["An elderly male; review of the record."]
     )
     fake_model.push(completion([choice(i, json.dumps(answer)) for i in range(3)]))
-    reasoning_services.case_run(case_id=case.id)
+    lifecycle.case_run(case_id=case.id)
     case.refresh_from_db()
     assert case.status == CaseStatus.COMPLETED
 

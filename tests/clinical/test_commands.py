@@ -8,7 +8,7 @@ import re
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from clinical.models import ApiKey
+from bedside.accounts.models import ApiKey
 
 
 def issued_key(output: str) -> str:

@@ -16,11 +16,13 @@ from django.contrib.auth.models import User
 from django.db import connection
 
 from audit.services import Actor, chain_verify
-from clinical import encryption, services
-from clinical.encryption import DecryptionError
-from clinical.keyring import MasterKey
-from clinical.models import Case, ClinicianReview, DataKey
-from reasoning import services as reasoning_services
+from bedside.vault import encryption
+from bedside.vault import services as vault_services
+from bedside.vault.encryption import DecryptionError
+from bedside.vault.keyring import MasterKey
+from bedside.vault.models import DataKey
+from clinical import lifecycle
+from clinical.models import Case, ClinicianReview
 from reasoning.models import ReasoningRun
 from tests.conftest import client_for, load_case
 from tests.fakes import FakeModelServer, agreeing_completion
@@ -46,7 +48,7 @@ def case_with_run_and_review(client: Any, fake_model: FakeModelServer) -> Case:
     assert response.status_code == 202, response.json()
     case = Case.objects.get(id=response.json()["id"])
     fake_model.push(agreeing_completion([f"{CANARY} infarction"] * 3))
-    reasoning_services.case_run(case_id=case.id)
+    lifecycle.case_run(case_id=case.id)
     review = client.post(
         f"/api/v1/cases/{case.id}/reviews/",
         {
@@ -209,7 +211,7 @@ def test_rotation_rewraps_data_keys_only_and_every_record_still_reads(
 
     # The runbook: new key first, old key after it; re-wrap; then the old key goes.
     settings.BEDSIDE_MASTER_KEYS = (new, old)
-    report = services.data_keys_rewrap(actor=ADMIN)
+    report = vault_services.data_keys_rewrap(actor=ADMIN)
     assert (report.rewrapped, report.already_current) == (2, 0)
     assert report.from_master_key_ids == ["k-old"]
     settings.BEDSIDE_MASTER_KEYS = (new,)
@@ -230,7 +232,7 @@ def test_rotation_rewraps_data_keys_only_and_every_record_still_reads(
     assert encryption.decrypt(sealed_yesterday, purpose="test.value") == "kept"
     assert chain_verify().ok
     # Re-wrapping again finds nothing to do; both runs are on the audit record.
-    assert services.data_keys_rewrap(actor=ADMIN).rewrapped == 0
+    assert vault_services.data_keys_rewrap(actor=ADMIN).rewrapped == 0
     from audit.models import AuditEvent
 
     events = AuditEvent.objects.filter(code="keys.rewrapped").order_by("id")
@@ -251,7 +253,7 @@ def test_a_data_key_made_in_a_rolled_back_transaction_leaves_nothing_behind(db: 
 def test_master_keys_parse_strictly() -> None:
     from django.core.exceptions import ImproperlyConfigured
 
-    from clinical.keyring import parse_master_keys
+    from bedside.vault.keyring import parse_master_keys
 
     good = base64.b64encode(secrets.token_bytes(32)).decode()
     keys = parse_master_keys(f"b:{good}, a:{good.rstrip('=')}")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from clinical.fhir import DEFAULT_QUESTION, CaseParameters, case_input_from_bundle
+from clinical.ehr.fhir import DEFAULT_QUESTION, CaseParameters, case_input_from_bundle
 from clinical.models import Case
 from tests.conftest import load_case
 

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent
 from audit.services import verify_chain
 from clinical.models import Case, IdempotencyRecord
-from clinical.services import IssuedKey
+from bedside.accounts.services import IssuedKey
 from tests.conftest import client_for, load_case
 
 URL = "/api/v1/cases/"

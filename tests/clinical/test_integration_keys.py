@@ -17,9 +17,9 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from audit.services import verify_chain
-from clinical import roles
-from clinical.models import ApiKey
-from clinical.services import IssuedKey
+from bedside import roles
+from bedside.accounts.models import ApiKey
+from bedside.accounts.services import IssuedKey
 from tests.conftest import load_case
 
 URL = "/api/v1/cases/"

@@ -12,11 +12,11 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from audit.models import AuditEvent
+from clinical import lifecycle
 from clinical.models import Case, CaseStatus, ClinicianReview
 from clinical.schemas import CaseInput
 from clinical.screens.presenting import CONFIDENCE_BANDS, confidence_band
 from clinical.services import case_submit
-from reasoning import services as reasoning_services
 from tests.conftest import TEST_ACTOR, load_case
 from tests.fakes import FakeModelServer
 
@@ -186,7 +186,7 @@ def test_status_endpoint_says_where_the_case_stands_without_patient_data(
     assert "chest" not in str(queued).lower()
     html = client.get(f"/cases/{case.id}/").content.decode()
     assert "refresh the page" in html and "The model&#x27;s answer" not in html
-    reasoning_services.case_run(case_id=case.id)
+    lifecycle.case_run(case_id=case.id)
     done = client.get(f"/cases/{case.id}/status.json").json()
     assert done["status"] == "completed" and done["finished"] is True
     assert Client().get(f"/cases/{case.id}/status.json").status_code == 401
@@ -197,7 +197,7 @@ def test_failed_case_says_why(alice: User, fake_model: FakeModelServer) -> None:
         case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
     )
     fake_model.push({"error": {"message": "prompt too long"}}, status=400)
-    reasoning_services.case_run(case_id=case.id)
+    lifecycle.case_run(case_id=case.id)
     case.refresh_from_db()
     assert case.status == CaseStatus.FAILED
     html = signed_in(alice).get(f"/cases/{case.id}/").content.decode()
@@ -374,7 +374,7 @@ def test_failed_case_is_sent_again_from_its_page(
         case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
     )
     fake_model.push({"error": {"message": "prompt too long"}}, status=400)
-    reasoning_services.case_run(case_id=case.id)
+    lifecycle.case_run(case_id=case.id)
     assert signed_in(bob).post(f"/cases/{case.id}/rerun/").status_code == 404
     client = signed_in(alice)
     assert "Run this case again" in client.get(f"/cases/{case.id}/").content.decode()

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import verify_chain
-from clinical.sign_in import login_locked_until
+from bedside.accounts.sign_in import login_locked_until
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "correct horse battery"  # tests/conftest.py make_user

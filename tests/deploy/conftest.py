@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from clinical import localstack, paths
-from clinical.celery import app as celery_app
+from bedside import paths
+from bedside.celery import app as celery_app
+from devtools import localstack
 from tests.e2e.conftest import ARTIFACTS, worker_database_url
 from tests.fakes import FakeModelServer
 

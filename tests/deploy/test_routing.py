@@ -11,11 +11,12 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from bedside.celery import app as celery_app
+from clinical import routing
 from clinical import services as clinical_services
-from clinical.celery import app as celery_app
+from clinical import tasks as clinical_tasks
 from clinical.models import Case
 from clinical.schemas import CaseInput
-from reasoning import routing, services
 from tests.conftest import TEST_ACTOR, load_case
 
 
@@ -49,7 +50,7 @@ def test_stat_cases_are_published_to_the_stat_queue_by_intake_and_sweeper(
     assert (waiting(stat_queue), waiting(routine_queue)) == (1, 2)
 
     Case.objects.filter(id=stat.id).update(updated_at=timezone.now() - timedelta(hours=1))
-    assert services.cases_resend_stale(older_than_s=300) == [stat.id]
+    assert clinical_tasks.cases_resend_stale(older_than_s=300) == [stat.id]
     assert (waiting(stat_queue), waiting(routine_queue)) == (2, 2)
 
 

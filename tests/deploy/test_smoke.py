@@ -13,8 +13,8 @@ from typing import Any
 from django.core.management import get_commands
 from django.urls import NoReverseMatch, reverse
 
-from clinical import roles
-from clinical import services as clinical_services
+from bedside import roles
+from bedside.accounts import services as accounts_services
 from clinical.models import Case, CaseStatus
 from tests.conftest import TEST_ACTOR
 from tests.deploy.conftest import WorkerProcess
@@ -46,12 +46,12 @@ def audit_verify_endpoint_exists() -> bool:
 def test_smoke_passes_against_a_running_bedside(
     live_server: Any,
     fake_model: FakeModelServer,
-    integration_key: clinical_services.IssuedKey,
+    integration_key: accounts_services.IssuedKey,
     start_worker: Callable[..., WorkerProcess],
     queues: tuple[str, str],
 ) -> None:
     start_worker("smoke", ",".join(reversed(queues)), model=fake_model)
-    auditor = clinical_services.api_key_issue(
+    auditor = accounts_services.api_key_issue(
         name="smoke-auditor", role=roles.AUDITOR, actor=TEST_ACTOR
     )
     manage = f"{sys.executable} {ROOT / 'manage.py'}"
@@ -83,7 +83,7 @@ def test_smoke_passes_against_a_running_bedside(
 
 
 def test_smoke_fails_when_bedside_is_not_ready(
-    live_server: Any, fake_model: FakeModelServer, integration_key: clinical_services.IssuedKey
+    live_server: Any, fake_model: FakeModelServer, integration_key: accounts_services.IssuedKey
 ) -> None:
     fake_model.stop()
     result = smoke(live_server.url, integration_key.key)
@@ -96,7 +96,7 @@ def test_smoke_fails_when_bedside_is_not_ready(
 def test_smoke_fails_when_the_case_fails(
     live_server: Any,
     fake_model: FakeModelServer,
-    integration_key: clinical_services.IssuedKey,
+    integration_key: accounts_services.IssuedKey,
     start_worker: Callable[..., WorkerProcess],
     queues: tuple[str, str],
 ) -> None:

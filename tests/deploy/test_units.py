@@ -127,14 +127,14 @@ def test_each_service_restarts_is_limited_and_hardened(unit: Path) -> None:
 
 def test_web_and_workers_run_as_the_local_stack_runs_them() -> None:
     web = " ".join(unit_settings(UNITS / "bedside-web.service")["ExecStart"])
-    assert "gunicorn clinical.wsgi" in web
+    assert "gunicorn bedside.wsgi" in web
     assert "--bind ${BEDSIDE_WEB_BIND}" in web
     worker = " ".join(unit_settings(UNITS / "bedside-worker@.service")["ExecStart"])
-    assert "celery -A clinical worker" in worker
+    assert "celery -A bedside worker" in worker
     assert "--pool threads" in worker
     assert "--queues ${BEDSIDE_WORKER_QUEUES}" in worker
     beat = " ".join(unit_settings(UNITS / "bedside-beat.service")["ExecStart"])
-    assert "celery -A clinical beat" in beat
+    assert "celery -A bedside beat" in beat
 
 
 def test_model_server_unit_is_offline_and_serves_an_r1_distill_from_a_local_path() -> None:
@@ -174,7 +174,8 @@ def test_access_logs_name_the_path_never_the_query_string_nor_the_referer() -> N
     """FHIR intake takes the chief complaint and the question as query parameters: neither
     nginx's access log nor gunicorn's may write them (tests/faults/ checks gunicorn's output
     with canary values)."""
-    from clinical import gunicorn_conf, localstack
+    from bedside import gunicorn_conf
+    from devtools import localstack
 
     site = SITE.read_text()
     log_format = re.search(r"log_format bedside_no_query (.*?);", site, re.S)
@@ -186,8 +187,8 @@ def test_access_logs_name_the_path_never_the_query_string_nor_the_referer() -> N
     assert "%(U)s" in gunicorn_conf.access_log_format
     assert not re.search(r"%\((r|q|f)\)s", gunicorn_conf.access_log_format)
     web = " ".join(unit_settings(UNITS / "bedside-web.service")["ExecStart"])
-    assert "--config python:clinical.gunicorn_conf" in web
-    assert "python:clinical.gunicorn_conf" in localstack.web_command()
+    assert "--config python:bedside.gunicorn_conf" in web
+    assert "python:bedside.gunicorn_conf" in localstack.web_command()
 
 
 def test_nginx_body_limit_is_bedsides_body_limit() -> None:

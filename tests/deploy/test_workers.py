@@ -17,9 +17,9 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from clinical import services as clinical_services
+from clinical import tasks as clinical_tasks
 from clinical.models import Case, CaseStatus
 from clinical.schemas import CaseInput
-from reasoning import services
 from reasoning.models import ReasoningRun, RunOutcome
 from tests.conftest import TEST_ACTOR, load_case
 from tests.deploy.conftest import WorkerProcess, wait_until
@@ -116,7 +116,7 @@ def test_cases_spread_over_workers_and_none_is_lost_when_workers_leave(
     # The four of the killed worker wait for their lease to end; here the lease is ended
     # rather than waited for, then the sweeper re-sends them as it would every minute.
     Case.objects.filter(id__in=running).update(claimed_until=timezone.now() - timedelta(seconds=1))
-    assert sorted(services.cases_resend_stale(older_than_s=300)) == sorted(running)
+    assert sorted(clinical_tasks.cases_resend_stale(older_than_s=300)) == sorted(running)
     wait_until(lambda: all_completed(cases), "all ten cases to complete", third)
 
     assert len(third.model.requests) == 6

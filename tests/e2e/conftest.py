@@ -18,8 +18,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from clinical import localstack, paths
-from clinical.celery import app as celery_app
+from bedside import paths
+from bedside.celery import app as celery_app
+from devtools import localstack
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 

@@ -13,7 +13,8 @@ import pytest
 
 from audit.models import AuditEvent
 from audit.services import Actor, verify_chain
-from clinical import roles, services
+from bedside import roles
+from bedside.accounts import services as accounts_services
 from clinical.models import Case
 from reasoning.models import ReasoningRun
 from tests.conftest import load_case
@@ -24,7 +25,7 @@ MAX_RERUNS = 3
 
 
 def issue_key(name: str) -> str:
-    return services.api_key_issue(
+    return accounts_services.api_key_issue(
         name=name, role=roles.INTEGRATION, actor=Actor(label="tests", role="admin")
     ).key
 

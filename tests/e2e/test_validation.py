@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from reasoning import calibration, metrics, services
+from reasoning import selectors as reasoning_selectors
 from reasoning.models import Calibration, ServedModel, ValidationReport
 
 pytestmark = pytest.mark.e2e
@@ -54,4 +55,4 @@ def test_evaluate_and_calibrate_on_the_real_model(
     call_command("calibrate", method=calibration.PLATT, stdout=StringIO())
     fitted = Calibration.objects.get()
     assert fitted.model_revision == report.model_revision
-    assert services.calibration_for(report.model_revision) == fitted
+    assert reasoning_selectors.calibration_for(report.model_revision) == fitted

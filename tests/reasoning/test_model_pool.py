@@ -15,6 +15,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
+from clinical import lifecycle
 from clinical import services as clinical_services
 from clinical.models import Case, CaseStatus
 from clinical.schemas import CaseInput
@@ -144,9 +145,9 @@ def submit(alice: User, count: int) -> list[Case]:
     ]
 
 
-def run_in_thread(case: Case) -> services.RunResult:
+def run_in_thread(case: Case) -> lifecycle.RunResult:
     try:
-        return services.case_run(case_id=case.id)
+        return lifecycle.case_run(case_id=case.id)
     finally:
         connection.close()  # each thread's own connection, or the test database stays in use
 

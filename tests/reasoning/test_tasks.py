@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from celery.exceptions import Retry
 
-from reasoning import services, tasks
+from clinical import lifecycle, tasks
 
 
 def test_task_never_runs_out_of_celery_retries_before_the_case_does() -> None:
@@ -18,7 +18,7 @@ def test_task_never_runs_out_of_celery_retries_before_the_case_does() -> None:
 
 def test_task_asks_celery_to_retry_after_the_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        services, "case_run", lambda case_id: services.RunResult("retrying", retry_in=42)
+        lifecycle, "case_run", lambda case_id: lifecycle.RunResult("retrying", retry_in=42)
     )
     seen: dict[str, object] = {}
 
@@ -33,5 +33,5 @@ def test_task_asks_celery_to_retry_after_the_backoff(monkeypatch: pytest.MonkeyP
 
 
 def test_task_returns_the_final_status(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(services, "case_run", lambda case_id: services.RunResult("completed"))
+    monkeypatch.setattr(lifecycle, "case_run", lambda case_id: lifecycle.RunResult("completed"))
     assert tasks.run_case_task.run("00000000-0000-0000-0000-000000000000") == "completed"

@@ -13,8 +13,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from clinical.fhir import case_input_from_bundle
-from clinical.paths import PROJECT_ROOT
+from bedside.paths import PROJECT_ROOT
+from clinical.ehr.fhir import case_input_from_bundle
 
 DEFAULT_SOURCE = PROJECT_ROOT / "tests" / "data" / "public" / "synthea-r4"
 UUID_TAIL = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{10})[0-9a-f]{2}")

@@ -6,8 +6,9 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from audit.services import Actor
-from clinical import roles, services
-from clinical.models import ApiKey
+from bedside import roles
+from bedside.accounts import services as accounts_services
+from bedside.accounts.models import ApiKey
 
 DEMO_USERS = [
     ("clinician", roles.CLINICIAN),
@@ -25,7 +26,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, password: str, **options: Any) -> None:
         actor = Actor(label="manage.py seed_demo", role="admin")
         for username, role in DEMO_USERS:
-            services.user_ensure(username=username, password=password, role=role, actor=actor)
+            accounts_services.user_ensure(
+                username=username, password=password, role=role, actor=actor
+            )
         with transaction.atomic():
             # One demo key at a time: the previous one is renamed out of the way.
             for old in ApiKey.objects.filter(name="demo"):
@@ -34,7 +37,9 @@ class Command(BaseCommand):
                 old.user.is_active = False
                 old.user.save(update_fields=["username", "is_active"])
                 old.save(update_fields=["name"])
-            issued = services.api_key_issue(name="demo", role=roles.INTEGRATION, actor=actor)
+            issued = accounts_services.api_key_issue(
+                name="demo", role=roles.INTEGRATION, actor=actor
+            )
         self.stdout.write(f"Demo logins (password for each: {password}):")
         for username, role in DEMO_USERS:
             self.stdout.write(f"  {username:<10} {role}")

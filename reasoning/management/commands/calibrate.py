@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.services import Actor
-from reasoning import calibration, services
+from reasoning import calibration, selectors, services
 from reasoning.models import ValidationReport
 
 
@@ -38,7 +38,7 @@ class Command(BaseCommand):
                 raise CommandError(
                     "the model server cannot be asked which model it serves; name a --report"
                 )
-            report = services.latest_report(served)
+            report = selectors.latest_report(served)
             if report is None:
                 raise CommandError(
                     f"no validation report for {served}: run `manage.py evaluate` first"

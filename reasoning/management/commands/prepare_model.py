@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from clinical.paths import LOCAL_MODEL_NAME
+from bedside.paths import LOCAL_MODEL_NAME
 from reasoning.model_files import prepare_model
 
 

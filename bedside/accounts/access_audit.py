@@ -1,0 +1,149 @@
+"""Audit events for access itself: failed sign-ins and privilege changes.
+
+They are written from Django's signals, because sign-in failures and group changes also
+happen outside our services (the login form, the admin site, ``createsuperuser``). The
+receivers are thin; the acting person comes from ``acting_as`` or the current request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.contrib.auth.signals import user_login_failed
+from django.db.models.signals import m2m_changed, post_save, pre_save
+from django.http import HttpRequest
+
+from audit.actors import actor_for
+from audit.middleware import current_request
+from audit.models import Action, Outcome
+from audit.services import SYSTEM, Actor, current_actor, record
+
+PRIVILEGE_FLAGS = ("is_superuser", "is_staff", "is_active")
+
+
+def signal_actor() -> Actor:
+    explicit = current_actor()
+    if explicit is not None:
+        return explicit
+    request = current_request()
+    if request is None:
+        return SYSTEM
+    user = getattr(request, "user", None)
+    return actor_for(user if user is not None and user.is_authenticated else None, request)
+
+
+def auth_failure_record(
+    *,
+    method: str,
+    reason: str,
+    request: HttpRequest | None,
+    claimed: str = "",
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """One ``auth.failed`` event. ``claimed`` is the user name or key prefix presented
+    (never a password or a key)."""
+    record(
+        actor=actor_for(None, request),
+        action=Action.EXECUTE,
+        code="auth.failed",
+        outcome=Outcome.FAILURE,
+        object_type="user" if method == "password" else "api_key",
+        object_id=claimed[:64],
+        details={"method": method, "reason": reason, **(extra or {})},
+    )
+
+
+def privilege_change_record(*, user: Any, granted: list[str], revoked: list[str]) -> None:
+    if not granted and not revoked:
+        return
+    record(
+        actor=signal_actor(),
+        action=Action.UPDATE,
+        code="role.changed",
+        object_type="user",
+        object_id=str(user.pk),
+        details={"user": user.get_username(), "granted": granted, "revoked": revoked},
+    )
+
+
+# --- receivers ---------------------------------------------------------------------------
+
+
+def _on_login_failed(
+    sender: Any, credentials: dict[str, Any], request: Any = None, **_: Any
+) -> None:
+    auth_failure_record(
+        method="password",
+        reason="bad credentials",
+        request=request,
+        claimed=str(credentials.get("username", "")),
+    )
+
+
+def _on_groups_changed(
+    sender: Any, instance: Any, action: str, reverse: bool, pk_set: set[int] | None, **_: Any
+) -> None:
+    user_model = get_user_model()
+    if action == "pre_clear":
+        # Remember what is about to go: post_clear no longer knows.
+        if reverse:
+            instance._bedside_cleared = list(instance.user_set.values_list("pk", flat=True))
+        else:
+            instance._bedside_cleared = list(instance.groups.values_list("name", flat=True))
+        return
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    if action == "post_clear":
+        cleared = getattr(instance, "_bedside_cleared", [])
+        if reverse:
+            for user in user_model.objects.filter(pk__in=cleared):
+                privilege_change_record(user=user, granted=[], revoked=[instance.name])
+        else:
+            privilege_change_record(user=instance, granted=[], revoked=sorted(cleared))
+        return
+    key = "granted" if action == "post_add" else "revoked"
+    if reverse:  # group.user_set.add(...): one event per user
+        for user in user_model.objects.filter(pk__in=pk_set or ()):
+            privilege_change_record(
+                **{"user": user, "granted": [], "revoked": [], key: [instance.name]}
+            )
+    else:
+        names = sorted(Group.objects.filter(pk__in=pk_set or ()).values_list("name", flat=True))
+        privilege_change_record(**{"user": instance, "granted": [], "revoked": [], key: names})
+
+
+def _flag_changes(old: dict[str, bool], user: Any) -> tuple[list[str], list[str]]:
+    granted = [f for f in PRIVILEGE_FLAGS if getattr(user, f) and not old.get(f, False)]
+    revoked = [f for f in PRIVILEGE_FLAGS if not getattr(user, f) and old.get(f, False)]
+    return granted, revoked
+
+
+def _before_user_saved(sender: Any, instance: Any, update_fields: Any = None, **_: Any) -> None:
+    if update_fields is not None and not set(update_fields) & set(PRIVILEGE_FLAGS):
+        return  # e.g. last_login on every sign-in: no privilege can change
+    old = None
+    if instance.pk is not None:
+        old = sender.objects.filter(pk=instance.pk).values(*PRIVILEGE_FLAGS).first()
+    # A new user starts as an active user with no privileges.
+    instance._bedside_flags = old or {"is_superuser": False, "is_staff": False, "is_active": True}
+
+
+def _after_user_saved(sender: Any, instance: Any, **_: Any) -> None:
+    old = getattr(instance, "_bedside_flags", None)
+    if old is None:
+        return
+    del instance._bedside_flags
+    granted, revoked = _flag_changes(old, instance)
+    privilege_change_record(user=instance, granted=granted, revoked=revoked)
+
+
+def connect() -> None:
+    user_model = get_user_model()
+    user_login_failed.connect(_on_login_failed, dispatch_uid="bedside_auth_failed")
+    m2m_changed.connect(
+        _on_groups_changed, sender=user_model.groups.through, dispatch_uid="bedside_role_changed"
+    )
+    pre_save.connect(_before_user_saved, sender=user_model, dispatch_uid="bedside_flags_before")
+    post_save.connect(_after_user_saved, sender=user_model, dispatch_uid="bedside_flags_after")

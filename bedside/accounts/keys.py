@@ -1,0 +1,28 @@
+"""Integration keys as text: their form, their scopes and the hash they are stored as.
+
+Pure functions, no Django: the key's shape is shared by authentication and issuing."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+KEY_PREFIX = "bsk"
+# What an integration key may be limited to; a key with no scopes has all of its role's.
+SCOPE_CASES_SUBMIT = "cases:submit"
+SCOPE_CASES_READ = "cases:read"
+SCOPE_CDS_HOOKS = "cds-hooks"
+SCOPES = (SCOPE_CASES_SUBMIT, SCOPE_CASES_READ, SCOPE_CDS_HOOKS)
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def split_key(key: str) -> str | None:
+    """Return the lookup prefix of a well-formed key (``bsk_<prefix>_<secret>``), else None."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1] or not parts[2]:
+        return None
+    return parts[1]

@@ -1,0 +1,145 @@
+"""Writes of accounts: issuing, changing and revoking integration keys; people's logins."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import Action
+from audit.services import Actor, acting_as, record
+from bedside import roles
+from bedside.accounts.keys import KEY_PREFIX, SCOPES, hash_key
+from bedside.accounts.models import ApiKey
+from bedside.hosts import EndpointRefused, check_model_endpoint
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: ApiKey
+    key: str  # shown once, never stored
+
+
+class KeyRefused(ValueError):
+    """An API key setting that cannot be accepted (unknown scope, off-premises callback...)."""
+
+
+def api_key_settings_check(*, scopes: list[str], callback_url: str) -> None:
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise KeyRefused(f"unknown scope(s) {', '.join(unknown)}; expected {', '.join(SCOPES)}")
+    if callback_url:
+        try:
+            check_model_endpoint(
+                callback_url, allowed_hosts=settings.BEDSIDE_CALLBACK_ALLOWED_HOSTS
+            )
+        except EndpointRefused as exc:
+            raise KeyRefused(f"callback URL refused: {exc}") from exc
+
+
+def api_key_issue(
+    *,
+    name: str,
+    role: str,
+    actor: Actor,
+    scopes: list[str] | None = None,
+    expires_at: datetime | None = None,
+    rate_limit_per_min: int | None = None,
+    callback_url: str = "",
+) -> IssuedKey:
+    if role not in roles.ALL_ROLES:
+        raise ValueError(f"unknown role {role!r}; expected one of {', '.join(roles.ALL_ROLES)}")
+    scopes = sorted(set(scopes or []))
+    api_key_settings_check(scopes=scopes, callback_url=callback_url)
+    prefix = secrets.token_hex(6)
+    key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    user_model = get_user_model()
+    with transaction.atomic():
+        user = user_model.objects.create_user(username=f"key:{name}"[:150], password=None)
+        with acting_as(actor):
+            roles.grant_role(user, role)
+        api_key = ApiKey.objects.create(
+            name=name,
+            prefix=prefix,
+            key_hash=hash_key(key),
+            user=user,
+            scopes=scopes,
+            expires_at=expires_at,
+            rate_limit_per_min=rate_limit_per_min,
+            callback_url=callback_url,
+        )
+        record(
+            actor=actor,
+            action=Action.CREATE,
+            code="key.issued",
+            object_type="api_key",
+            object_id=str(api_key.pk),
+            details={
+                "name": name,
+                "role": role,
+                "prefix": prefix,
+                "scopes": scopes,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+                "rate_limit_per_min": rate_limit_per_min,
+                "callback": bool(callback_url),
+            },
+        )
+    return IssuedKey(api_key=api_key, key=key)
+
+
+def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> bool:
+    """Revoke a key at once (the next request with it is refused). False if it already was."""
+    with transaction.atomic():
+        revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if revoked:
+            record(
+                actor=actor,
+                action=Action.UPDATE,
+                code="key.revoked",
+                object_type="api_key",
+                object_id=str(api_key.pk),
+                details={"name": api_key.name, "prefix": api_key.prefix},
+            )
+    api_key.refresh_from_db()
+    return bool(revoked)
+
+
+def api_key_update(*, api_key: ApiKey, actor: Actor, changed: list[str]) -> ApiKey:
+    """Save settings changed on a key (the admin page), audited with the field names."""
+    api_key_settings_check(scopes=list(api_key.scopes or []), callback_url=api_key.callback_url)
+    with transaction.atomic():
+        api_key.save()
+        record(
+            actor=actor,
+            action=Action.UPDATE,
+            code="key.changed",
+            object_type="api_key",
+            object_id=str(api_key.pk),
+            details={"name": api_key.name, "prefix": api_key.prefix, "fields": sorted(changed)},
+        )
+    return api_key
+
+
+def user_ensure(*, username: str, password: str, role: str, actor: Actor) -> Any:
+    """Create or reset a person's login with one role (used for the demo accounts)."""
+    user_model = get_user_model()
+    with transaction.atomic():
+        user, _ = user_model.objects.get_or_create(username=username)
+        user.set_password(password)
+        user.is_staff = role == roles.ADMIN
+        user.is_superuser = role == roles.ADMIN
+        # Privilege changes (the role's group, the admin flags) are recorded as
+        # `role.changed` by bedside.accounts.access_audit, with this actor.
+        with acting_as(actor):
+            user.save()
+            if not user.groups.filter(name=role).exists():
+                roles.grant_role(user, role)
+    return user

@@ -1,0 +1,90 @@
+"""Per-key rate limit: a fixed one-minute window counted in PostgreSQL.
+
+PostgreSQL rather than a cache so that every web worker counts against the same number
+without another service; one upsert per request is cheap next to the request itself.
+Sessions (people) are not limited here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from audit.models import Action, Outcome
+from audit.services import Actor, record
+from bedside import roles
+from bedside.accounts.models import ApiKey, RateLimitWindow
+
+WINDOW = timedelta(minutes=1)
+
+_TABLE = RateLimitWindow._meta.db_table
+# Table names are ours; every value is a parameter.
+_COUNT_SQL = (
+    f"INSERT INTO {_TABLE} (api_key_id, window_start, count) VALUES (%s, %s, 1) "  # noqa: S608
+    f"ON CONFLICT (api_key_id, window_start) DO UPDATE SET count = {_TABLE}.count + 1 "
+    "RETURNING count"
+)
+
+
+def key_limit(api_key: ApiKey) -> int:
+    if api_key.rate_limit_per_min is not None:
+        return api_key.rate_limit_per_min
+    return int(settings.BEDSIDE_KEY_RATE_LIMIT_PER_MIN)
+
+
+def count_request(api_key: ApiKey, now: datetime) -> tuple[int, datetime]:
+    """Count one request in the key's current window; return the count and window start."""
+    window_start = now.replace(second=0, microsecond=0)
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_SQL, [api_key.pk, window_start])
+        (count,) = cursor.fetchone()
+    if count == 1:
+        # A new window: drop this key's finished ones so the table stays small.
+        RateLimitWindow.objects.filter(api_key=api_key, window_start__lt=window_start).delete()
+    return count, window_start
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """429 with Retry-After (seconds to the next window) once a key is over its limit."""
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        api_key = request.auth
+        if not isinstance(api_key, ApiKey):
+            return True
+        limit = key_limit(api_key)
+        if limit == 0:
+            return True  # 0: this key is not limited
+        now = timezone.now()
+        count, window_start = count_request(api_key, now)
+        self._wait = max(1.0, (window_start + WINDOW - now).total_seconds())
+        if count == limit + 1:
+            _record_limited(request, api_key, limit)
+        return count <= limit
+
+    def wait(self) -> float | None:
+        return getattr(self, "_wait", None)
+
+
+def _record_limited(request: Request, api_key: ApiKey, limit: int) -> None:
+    """Audited once per window: the first refused request, not every one after it."""
+    record(
+        actor=Actor(
+            label=f"key:{api_key.name}",
+            role=roles.primary_role(api_key.user),
+            user_id=api_key.user_id,
+            source_address=request.META.get("REMOTE_ADDR") or None,
+            request_id=getattr(request, "request_id", ""),
+        ),
+        action=Action.EXECUTE,
+        code="key.rate_limited",
+        outcome=Outcome.FAILURE,
+        object_type="api_key",
+        object_id=str(api_key.pk),
+        details={"limit_per_min": limit},
+    )

