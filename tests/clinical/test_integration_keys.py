@@ -173,10 +173,10 @@ def test_admin_page_lists_changes_and_revokes_keys_audited(
     admin_browser: Client, integration_key: IssuedKey
 ) -> None:
     key = integration_key.api_key
-    assert admin_browser.get("/admin/clinical/apikey/").status_code == 200
-    assert admin_browser.get("/admin/clinical/apikey/add/").status_code == 403
+    assert admin_browser.get("/admin/accounts/apikey/").status_code == 200
+    assert admin_browser.get("/admin/accounts/apikey/add/").status_code == 403
     response = admin_browser.post(
-        f"/admin/clinical/apikey/{key.pk}/change/",
+        f"/admin/accounts/apikey/{key.pk}/change/",
         {"scopes": ["cases:read"], "rate_limit_per_min": "30", "callback_url": ""},
     )
     assert response.status_code == 302, response.content[:2000]
@@ -185,12 +185,12 @@ def test_admin_page_lists_changes_and_revokes_keys_audited(
     changed = AuditEvent.objects.get(code="key.changed")
     assert set(changed.details["fields"]) == {"scopes", "rate_limit_per_min"}
     refused = admin_browser.post(
-        f"/admin/clinical/apikey/{key.pk}/change/",
+        f"/admin/accounts/apikey/{key.pk}/change/",
         {"callback_url": "http://8.8.8.8/x"},
     )
     assert refused.status_code == 200 and b"public address" in refused.content
     admin_browser.post(
-        "/admin/clinical/apikey/",
+        "/admin/accounts/apikey/",
         {"action": "revoke_keys", "_selected_action": [key.pk]},
     )
     key.refresh_from_db()
