@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit import services
+from audit import schemas, services
 from audit.actors import actor_for
 from audit.models import AuditEvent
 from audit.schemas import EventQuery
@@ -33,25 +33,25 @@ class IsAuditor(BasePermission):
         return bool(roles.roles_of(request.user) & AUDIT_ROLES)
 
 
-def event_representation(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "recorded_at": event.recorded_at.isoformat(),
-        "actor": event.actor_label,
-        "actor_id": event.actor_id,
-        "role": event.role,
-        "action": event.action,
-        "code": event.code,
-        "outcome": event.outcome,
-        "object_type": event.object_type,
-        "object_id": event.object_id,
-        "case_id": str(event.case_id) if event.case_id else None,
-        "source_address": event.source_address,
-        "request_id": event.request_id,
-        "details": event.details,
-        "prev_hash": event.prev_hash,
-        "hash": event.hash,
-    }
+def event_representation(event: AuditEvent) -> schemas.AuditEvent:
+    return schemas.AuditEvent(
+        id=event.id,
+        recorded_at=event.recorded_at,
+        actor=event.actor_label,
+        actor_id=event.actor_id,
+        role=event.role,
+        action=event.action,
+        code=event.code,
+        outcome=event.outcome,
+        object_type=event.object_type,
+        object_id=event.object_id,
+        case_id=event.case_id,
+        source_address=event.source_address,
+        request_id=event.request_id,
+        details=event.details,
+        prev_hash=event.prev_hash,
+        hash=event.hash,
+    )
 
 
 def query_params(request: Request, *, ignore: tuple[str, ...]) -> dict[str, str]:
@@ -77,7 +77,7 @@ class EventList(APIView):
         ]
         + openapi.PAGE_PARAMETERS,
         responses={
-            200: OpenApiResponse(openapi.ref("AuditEventPage"), description="A page of events."),
+            200: OpenApiResponse(schemas.AuditEventPage, description="A page of events."),
             **openapi.errors(400, 401, 403, 429),
             **openapi.PAGE_NOT_FOUND,
         },
@@ -101,7 +101,13 @@ class EventList(APIView):
             filters=query.model_dump(mode="json", exclude_none=True),
             count=len(page),
         )
-        return paginator.get_paginated_response([event_representation(e) for e in page])
+        body = schemas.AuditEventPage(
+            count=paginator.page.paginator.count,
+            next=paginator.get_next_link(),
+            previous=paginator.get_previous_link(),
+            results=[event_representation(e) for e in page],
+        )
+        return Response(body.model_dump(mode="json"))
 
 
 class ChainVerify(APIView):
@@ -114,24 +120,20 @@ class ChainVerify(APIView):
         operation_id="audit_verify",
         summary="Walk the hash chain; name the first broken event",
         responses={
-            200: OpenApiResponse(
-                openapi.ref("AuditChainReport"), description="What the walk found."
-            ),
+            200: OpenApiResponse(schemas.AuditChainReport, description="What the walk found."),
             **openapi.errors(401, 403, 429),
         },
     )
     def get(self, request: Request) -> Response:
         report = services.chain_verify_recorded(actor=actor_for(request.user, request))
-        return Response(report.as_dict())
+        return Response(schemas.AuditChainReport(**report.as_dict()).model_dump(mode="json"))
 
     @extend_schema(
         operation_id="audit_verify_checkpoint",
         summary="Walk the chain and check it against a checkpoint (detects a cut-off tail)",
-        request={"application/json": openapi.ref("AuditCheckpoint")},
+        request={"application/json": schemas.AuditCheckpoint},
         responses={
-            200: OpenApiResponse(
-                openapi.ref("AuditChainReport"), description="What the walk found."
-            ),
+            200: OpenApiResponse(schemas.AuditChainReport, description="What the walk found."),
             **openapi.errors(400, 401, 403, 429),
         },
     )
@@ -147,4 +149,4 @@ class ChainVerify(APIView):
         report = services.chain_verify_recorded(
             actor=actor_for(request.user, request), checkpoint=checkpoint
         )
-        return Response(report.as_dict())
+        return Response(schemas.AuditChainReport(**report.as_dict()).model_dump(mode="json"))

@@ -1,14 +1,17 @@
-"""Query parameters of the audit API and screens, validated like any other input."""
+"""Query parameters of the audit API and screens, validated like any other input, and the
+shapes the audit API answers with (they build its JSON and its OpenAPI document)."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from audit.models import Outcome
+from bedside.http.fields import IsoDateTime
 
 EVENT_SORTS = ("id", "recorded_at", "actor_label", "role", "action", "code", "outcome", "case_id")
 
@@ -102,3 +105,58 @@ class CaseListQuery(BaseModel):
         if self.since and self.until and self.until < self.since:
             raise ValueError("'until' is before 'since'")
         return self
+
+
+# --- What the audit API answers with -----------------------------------------------------
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AuditEvent(_Response):
+    id: int
+    recorded_at: IsoDateTime
+    actor: str
+    actor_id: int | None
+    role: str
+    action: Literal["C", "R", "U", "D", "E"] = Field(description="FHIR AuditEvent.action.")
+    code: str
+    outcome: Outcome
+    object_type: str
+    object_id: str
+    case_id: uuid.UUID | None
+    source_address: str | None
+    request_id: str
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditEventPage(_Response):
+    count: int
+    next: str | None = Field(json_schema_extra={"format": "uri"})
+    previous: str | None = Field(json_schema_extra={"format": "uri"})
+    results: list[AuditEvent]
+
+
+class AuditCheckpoint(BaseModel):
+    """The chain's head as ``manage.py audit_checkpoint`` wrote it."""
+
+    head_id: int
+    head_hash: str
+    count: int
+    created_at: str
+    signature: str = Field(default="", description="HMAC-SHA256, when a key is set.")
+
+
+class AuditChainReport(_Response):
+    ok: bool
+    events_checked: int
+    head_id: int | None
+    head_hash: str
+    broken_id: int | None = Field(description="The first event that fails.")
+    problem: str = Field(description="edited, inserted, removed or truncated; empty when ok.")
+    reason: str
+    checkpoint: AuditCheckpoint | None
+    seconds: float

@@ -164,7 +164,7 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "bedside.http.openapi.append_components",
+        "clinical.openapi.append_cds_components",
     ],
 }
 

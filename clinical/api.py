@@ -30,13 +30,15 @@ from bedside.http.errors import validation_errors
 from bedside.http.pagination import CasePagination
 from bedside.http.parsers import FhirJSONParser, StrictJSONParser
 from bedside.vault.encryption import lookup_hash
-from clinical import services
+from clinical import openapi as clinical_openapi
+from clinical import schemas, services
 from clinical.ehr import fhir
 from clinical.models import Case, CaseStatus, ClinicianReview, ReviewSource
 from clinical.reasons import reason_display
 from clinical.schemas import CaseInput, ReviewInput
 from reasoning.models import ReasoningRun
-from reasoning.selectors import calibration_note
+from reasoning.schemas import CalibrationSummary
+from reasoning.selectors import calibration_note, latest_run
 
 
 class CanSubmitCases(BasePermission):
@@ -60,88 +62,99 @@ def visible_cases(user: Any) -> QuerySet[Case]:
     return cases.filter(submitted_by=user)
 
 
-def latest_run(case: Case) -> ReasoningRun | None:
-    return case.runs.order_by("-created_at", "-id").first()
-
-
-def run_result(run: ReasoningRun) -> dict[str, Any]:
-    return {
-        "assessment": run.assessment,
-        "reasoning_trace": run.reasoning_trace,
-        "trace_source": run.trace_source,
-        "confidence": {
-            "value": run.confidence,
-            "raw": run.confidence_raw if run.confidence_raw is not None else run.confidence,
-            "method": run.confidence_method,
-            "components": run.confidence_components,
-            "calibration": (
-                {
-                    "id": run.calibration.pk,
-                    "method": run.calibration.method,
-                    "report_id": run.calibration.report_id,
-                    "sample_size": run.calibration.sample_size,
-                }
-                if run.calibration
-                else None
+def run_result(run: ReasoningRun) -> schemas.CaseResult:
+    calibration = run.calibration
+    return schemas.CaseResult(
+        assessment=run.assessment,
+        reasoning_trace=run.reasoning_trace,
+        trace_source=run.trace_source,
+        confidence=schemas.Confidence(
+            value=run.confidence,
+            raw=run.confidence_raw if run.confidence_raw is not None else run.confidence,
+            method=run.confidence_method,
+            components=run.confidence_components,
+            calibration=None
+            if calibration is None
+            else CalibrationSummary(
+                id=calibration.pk,
+                method=calibration.method,
+                report_id=calibration.report_id,
+                sample_size=calibration.sample_size,
             ),
-            "validation_note": calibration_note(run),
-        },
-        "model": {"name": run.model_name, "revision": run.model_revision},
-        "prompt": {"version": run.prompt_version, "sha256": run.prompt_sha256},
-        "usage": {
-            "prompt_tokens": run.prompt_tokens,
-            "completion_tokens": run.completion_tokens,
-        },
-        "latency_ms": run.latency_ms,
-        "samples": run.samples,
-    }
+            validation_note=calibration_note(run),
+        ),
+        model=schemas.ModelInfo(name=run.model_name, revision=run.model_revision),
+        prompt=schemas.PromptInfo(version=run.prompt_version, sha256=run.prompt_sha256),
+        usage=schemas.Usage(
+            prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens
+        ),
+        latency_ms=run.latency_ms,
+        samples=run.samples,
+    )
 
 
-def review_representation(review: ClinicianReview) -> dict[str, Any]:
+def review_representation(review: ClinicianReview) -> schemas.Review:
+    return schemas.Review(
+        id=review.pk,
+        created_at=review.created_at,
+        reviewer=review.reviewer.get_username(),
+        decision=review.decision,
+        reason_code=review.reason_code,
+        reason_display=reason_display(review.reason_code) if review.reason_code else "",
+        reason_text=review.reason_text,
+        modified_assessment=review.modified_assessment,
+        source=review.source,
+        run_id=review.run_id,
+    )
+
+
+def _case_fields(case: Case) -> dict[str, Any]:
     return {
-        "id": review.pk,
-        "created_at": review.created_at.isoformat(),
-        "reviewer": review.reviewer.get_username(),
-        "decision": review.decision,
-        "reason_code": review.reason_code,
-        "reason_display": reason_display(review.reason_code) if review.reason_code else "",
-        "reason_text": review.reason_text,
-        "modified_assessment": review.modified_assessment,
-        "source": review.source,
-        "run_id": review.run_id,
-    }
-
-
-def case_representation(case: Case, request: Request, *, full: bool) -> dict[str, Any]:
-    url = request.build_absolute_uri(f"/api/v1/cases/{case.id}/")
-    data: dict[str, Any] = {
-        "id": str(case.id),
+        "id": case.id,
         "external_id": case.external_id,
         "priority": case.priority,
         "status": case.status,
         "status_detail": case.status_detail,
-        "created_at": case.created_at.isoformat(),
-        "updated_at": case.updated_at.isoformat(),
-        "started_at": case.started_at.isoformat() if case.started_at else None,
-        "finished_at": case.finished_at.isoformat() if case.finished_at else None,
+        "created_at": case.created_at,
+        "updated_at": case.updated_at,
+        "started_at": case.started_at,
+        "finished_at": case.finished_at,
         "attempts": case.attempts,
         "retries": case.retries,
-        "next_retry_at": case.next_retry_at.isoformat() if case.next_retry_at else None,
-        "links": {"self": url},
+        "next_retry_at": case.next_retry_at,
     }
-    if full:
-        data["input"] = case.input
-        run = latest_run(case) if case.status in (CaseStatus.COMPLETED, CaseStatus.FAILED) else None
-        data["result"] = run_result(run) if run and case.status == CaseStatus.COMPLETED else None
-        data["failure_reason"] = (
-            (run.failure_reason if run else case.status_detail)
-            if case.status == CaseStatus.FAILED
-            else None
-        )
-        latest_review = case.reviews.select_related("reviewer").first()
-        data["latest_review"] = review_representation(latest_review) if latest_review else None
-        data["links"]["reviews"] = request.build_absolute_uri(f"/api/v1/cases/{case.id}/reviews/")
-    return data
+
+
+def _case_url(request: Request, case: Case, tail: str = "") -> str:
+    return request.build_absolute_uri(f"/api/v1/cases/{case.id}/{tail}")
+
+
+def case_summary(case: Case, request: Request) -> schemas.CaseSummary:
+    return schemas.CaseSummary(
+        **_case_fields(case), links=schemas.CaseSummaryLinks(self=_case_url(request, case))
+    )
+
+
+def case_representation(
+    case: Case, request: Request, *, fhir_summary: dict[str, Any] | None = None
+) -> schemas.Case:
+    finished = case.status in (CaseStatus.COMPLETED, CaseStatus.FAILED)
+    run = latest_run(case.id) if finished else None
+    failure_reason = None
+    if case.status == CaseStatus.FAILED:
+        failure_reason = run.failure_reason if run else case.status_detail
+    latest_review = case.reviews.select_related("reviewer").first()
+    return schemas.Case(
+        **_case_fields(case),
+        links=schemas.CaseLinks(
+            self=_case_url(request, case), reviews=_case_url(request, case, "reviews/")
+        ),
+        input=case.input,
+        result=run_result(run) if run and case.status == CaseStatus.COMPLETED else None,
+        failure_reason=failure_reason,
+        latest_review=review_representation(latest_review) if latest_review else None,
+        fhir=fhir_summary,
+    )
 
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -209,13 +222,13 @@ class CaseListCreate(APIView):
         "asynchronously: poll `links.self`. A FHIR Bundle (`application/fhir+json`) is read "
         "from its latest encounter; the answer lists the resource types it ignored.",
         request={
-            "application/json": openapi.ref("CaseInput"),
-            "application/fhir+json": openapi.ref("FhirBundle"),
+            "application/json": CaseInput,
+            "application/fhir+json": clinical_openapi.FhirBundle,
         },
-        parameters=[openapi.IDEMPOTENCY_KEY, *openapi.FHIR_PARAMETERS],
-        examples=[openapi.CASE_EXAMPLE],
+        parameters=[clinical_openapi.IDEMPOTENCY_KEY, *clinical_openapi.FHIR_PARAMETERS],
+        examples=[clinical_openapi.CASE_EXAMPLE],
         responses={
-            202: OpenApiResponse(openapi.ref("Case"), description="Accepted and queued."),
+            202: OpenApiResponse(schemas.Case, description="Accepted and queued."),
             **openapi.errors(400, 401, 403, 409, 413, 415, 429),
         },
     )
@@ -267,18 +280,16 @@ class CaseListCreate(APIView):
                 )
             case = submission.case
             headers["Idempotent-Replayed"] = "true" if submission.replayed else "false"
-        body = case_representation(case, request, full=True)
-        if fhir_summary is not None:
-            body["fhir"] = fhir_summary
-        headers["Location"] = body["links"]["self"]
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
+        body = case_representation(case, request, fhir_summary=fhir_summary)
+        headers["Location"] = body.links.self
+        return Response(body.as_json(), status=status.HTTP_202_ACCEPTED, headers=headers)
 
     @extend_schema(
         operation_id="case_list",
         summary="List the cases this user may see, newest first",
-        parameters=openapi.LIST_PARAMETERS,
+        parameters=clinical_openapi.LIST_PARAMETERS,
         responses={
-            200: openapi.ref("CasePage"),
+            200: schemas.CasePage,
             **openapi.errors(400, 401, 403, 429),
             **openapi.PAGE_NOT_FOUND,
         },
@@ -305,8 +316,13 @@ class CaseListCreate(APIView):
             count=len(page),
             filters={"status": status_filter or None, "external_id": bool(external_id)},
         )
-        return paginator.get_paginated_response(
-            [case_representation(case, request, full=False) for case in page]
+        return Response(
+            schemas.CasePage(
+                count=paginator.page.paginator.count,
+                next=paginator.get_next_link(),
+                previous=paginator.get_previous_link(),
+                results=[case_summary(case, request) for case in page],
+            ).model_dump(mode="json")
         )
 
 
@@ -316,12 +332,12 @@ class CaseDetail(APIView):
     @extend_schema(
         operation_id="case_detail",
         summary="One case: status, input, and when completed the answer, trace, confidence",
-        responses={200: openapi.ref("Case"), **openapi.errors(401, 403, 404, 429)},
+        responses={200: schemas.Case, **openapi.errors(401, 403, 404, 429)},
     )
     def get(self, request: Request, case_id: str) -> Response:
         case = get_object_or_404(visible_cases(request.user), id=case_id)
         services.case_viewed(case=case, actor=actor_for(request.user, request))
-        return Response(case_representation(case, request, full=True))
+        return Response(case_representation(case, request).as_json())
 
 
 class CanReview(BasePermission):
@@ -343,7 +359,7 @@ class CaseReviews(APIView):
     @extend_schema(
         operation_id="case_reviews",
         summary="A case's clinician reviews, newest first",
-        responses={200: openapi.ref("ReviewList"), **openapi.errors(401, 403, 404, 429)},
+        responses={200: schemas.ReviewList, **openapi.errors(401, 403, 404, 429)},
     )
     def get(self, request: Request, case_id: str) -> Response:
         case = get_object_or_404(visible_cases(request.user), id=case_id)
@@ -351,7 +367,8 @@ class CaseReviews(APIView):
         services.reviews_viewed(
             case=case, actor=actor_for(request.user, request), count=len(reviews)
         )
-        return Response({"results": [review_representation(r) for r in reviews]})
+        body = schemas.ReviewList(results=[review_representation(r) for r in reviews])
+        return Response(body.model_dump(mode="json"))
 
     @extend_schema(
         operation_id="case_review_record",
@@ -359,8 +376,8 @@ class CaseReviews(APIView):
         description="`modify` and `reject` need a CDS Hooks non-adherence reason code and the "
         "reason in words; `modify` carries the clinician's own differential or plan. A later "
         "review supersedes an earlier one. 409 while the case has no completed answer.",
-        request={"application/json": openapi.ref("ReviewInput")},
-        responses={201: openapi.ref("Review"), **openapi.errors(400, 401, 403, 404, 409, 429)},
+        request={"application/json": ReviewInput},
+        responses={201: schemas.Review, **openapi.errors(400, 401, 403, 404, 409, 429)},
     )
     def post(self, request: Request, case_id: str) -> Response:
         case = get_object_or_404(visible_cases(request.user), id=case_id)
@@ -381,7 +398,9 @@ class CaseReviews(APIView):
                 {"errors": [{"loc": ["case", "status"], "msg": str(exc)}]},
                 status=status.HTTP_409_CONFLICT,
             )
-        return Response(review_representation(review), status=status.HTTP_201_CREATED)
+        return Response(
+            review_representation(review).model_dump(mode="json"), status=status.HTTP_201_CREATED
+        )
 
 
 class CaseRerun(APIView):
@@ -395,7 +414,7 @@ class CaseRerun(APIView):
         description="Only a `failed` case is re-run (409 otherwise); its failed run stays on "
         "record beside the new one.",
         request=None,
-        responses={202: openapi.ref("Case"), **openapi.errors(401, 403, 404, 409, 429)},
+        responses={202: schemas.Case, **openapi.errors(401, 403, 404, 409, 429)},
     )
     def post(self, request: Request, case_id: str) -> Response:
         case = get_object_or_404(visible_cases(request.user), id=case_id)
@@ -407,5 +426,5 @@ class CaseRerun(APIView):
                 status=status.HTTP_409_CONFLICT,
             )
         return Response(
-            case_representation(case, request, full=True), status=status.HTTP_202_ACCEPTED
+            case_representation(case, request).as_json(), status=status.HTTP_202_ACCEPTED
         )

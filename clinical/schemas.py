@@ -1,4 +1,5 @@
-"""``CaseInput``: the one shape every case is validated into, however it arrived.
+"""``CaseInput``: the one shape every case is validated into, however it arrived; and the
+shapes the case API answers with (they build its JSON and its OpenAPI document alike).
 
 Field names are the contract integrators rely on (DESIGN.md). Units are in the field
 names; bounds are wide enough for real extremes and narrow enough to catch unit mix-ups
@@ -7,8 +8,9 @@ names; bounds are wide enough for real extremes and narrow enough to catch unit 
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -20,6 +22,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from bedside.http.fields import IsoDateTime
+from reasoning.schemas import Assessment, CalibrationSummary, SampleSummary
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 OptionalShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
@@ -199,3 +204,139 @@ class ReviewInput(_Strict):
                 "modify_without_content", "a modify needs the clinician's own differential or plan"
             )
         return self
+
+
+# --- What the case API answers with ------------------------------------------------------
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Uri = Annotated[str, Field(json_schema_extra={"format": "uri"})]
+CaseStatusName = Literal["queued", "running", "completed", "failed"]
+
+
+class CaseSummaryLinks(_Response):
+    self: Uri
+
+
+class CaseLinks(_Response):
+    self: Uri
+    reviews: Uri
+
+
+class _CaseFields(_Response):
+    id: uuid.UUID
+    external_id: str
+    priority: Priority
+    status: CaseStatusName
+    status_detail: str
+    created_at: IsoDateTime
+    updated_at: IsoDateTime
+    started_at: IsoDateTime | None
+    finished_at: IsoDateTime | None
+    attempts: int
+    retries: int
+    next_retry_at: IsoDateTime | None
+
+
+class CaseSummary(_CaseFields):
+    """A case in a list: its status, without its input or answer."""
+
+    links: CaseSummaryLinks
+
+
+class CasePage(_Response):
+    count: int
+    next: Uri | None
+    previous: Uri | None
+    results: list[CaseSummary]
+
+
+class Confidence(_Response):
+    value: float | None = Field(description="Calibrated where a calibration is in force.")
+    raw: float | None = Field(description="Before calibration.")
+    method: str
+    components: dict[str, Any]
+    calibration: CalibrationSummary | None
+    validation_note: str | None = Field(
+        description="How answers at this confidence fared on this model's validation set."
+    )
+
+
+class ModelInfo(_Response):
+    name: str
+    revision: str
+
+
+class PromptInfo(_Response):
+    version: str
+    sha256: str
+
+
+class Usage(_Response):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class CaseResult(_Response):
+    """The latest completed run; null until the case is completed."""
+
+    assessment: Assessment | None = Field(description="The checked answer the clinician sees.")
+    reasoning_trace: str
+    trace_source: str
+    confidence: Confidence
+    model: ModelInfo
+    prompt: PromptInfo
+    usage: Usage
+    latency_ms: int
+    samples: list[SampleSummary]
+
+
+class ModifiedAssessment(_Response):
+    differential: list[ReviewedDiagnosis]
+    plan: list[str]
+
+
+class Review(_Response):
+    id: int
+    created_at: IsoDateTime
+    reviewer: str
+    decision: Decision
+    reason_code: str
+    reason_display: str
+    reason_text: str
+    modified_assessment: ModifiedAssessment | None
+    source: Literal["form", "api", "cds-hooks"]
+    run_id: int
+
+
+class ReviewList(_Response):
+    results: list[Review]
+
+
+class FhirSummary(_Response):
+    """Only on a FHIR submission: what was read and ignored."""
+
+    encounter: str
+    mapped: dict[str, int]
+    ignored: dict[str, int]
+    skipped: dict[str, int]
+
+
+class Case(_CaseFields):
+    """One case: status, the validated input, and when completed the answer."""
+
+    links: CaseLinks
+    input: CaseInput
+    result: CaseResult | None
+    failure_reason: str | None
+    latest_review: Review | None
+    fhir: FhirSummary | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        if self.fhir is None:  # the key is there only on a FHIR submission
+            del data["fhir"]
+        return data

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from bedside.http.fields import IsoDateTime
+
 Phrase = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Facts = Annotated[list[Phrase], Field(max_length=4)]
 
@@ -117,3 +119,64 @@ def response_format() -> dict[str, Any]:
         "type": "json_schema",
         "json_schema": {"name": "assessment", "schema": assessment_json_schema(), "strict": True},
     }
+
+
+# --- What the API returns about runs and models -----------------------------------------
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CalibrationSummary(_Response):
+    """The calibration in force for a model revision (or frozen with a run)."""
+
+    id: int
+    method: str
+    report_id: int
+    sample_size: int
+
+
+class SampleSummary(_Response):
+    """What a run stores of each sample (the full text stays in the raw response)."""
+
+    index: int
+    finish_reason: str | None
+    usable: bool
+    error: str
+    trace_source: str
+    top_diagnosis: str | None
+    stated_confidence: float | None
+    mean_logprob: float | None
+    grounded_share: float | None = None
+
+
+class Dataset(_Response):
+    name: str
+    sha256: str
+
+
+class ValidationReportSummary(_Response):
+    id: int
+    created_at: IsoDateTime
+    dataset: Dataset
+    prompt_version: str
+    items: int
+    metrics: dict[str, float | None]
+    reliability_png: str = Field(json_schema_extra={"format": "uri"})
+
+
+class ModelRevision(_Response):
+    revision: str
+    model_id: str
+    max_model_len: int | None
+    first_seen_at: IsoDateTime
+    last_seen_at: IsoDateTime
+    latest_report: ValidationReportSummary | None
+    calibration: CalibrationSummary | None
+
+
+class ModelValidation(_Response):
+    """The served model revisions, newest first, each with its latest validation."""
+
+    results: list[ModelRevision]

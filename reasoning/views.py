@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from bedside import roles
 from bedside.http import openapi
-from reasoning import selectors, services
+from reasoning import schemas, selectors, services
 from reasoning.models import Calibration, ServedModel, ValidationReport
 
 
@@ -72,47 +72,47 @@ class ModelValidation(APIView):
         operation_id="model_validation",
         summary="Each model revision served here, its latest validation report and calibration",
         responses={
-            200: OpenApiResponse(
-                openapi.ref("ModelValidation"), description="Newest revision first."
-            ),
+            200: OpenApiResponse(schemas.ModelValidation, description="Newest revision first."),
             **openapi.errors(401, 403, 429),
         },
     )
     def get(self, request: Request) -> Response:
-        out = []
+        revisions = []
         for card in model_cards():
             served, report, calibration = card["served"], card["report"], card["calibration"]
-            out.append(
-                {
-                    "revision": served.revision,
-                    "model_id": served.model_id,
-                    "max_model_len": served.max_model_len,
-                    "first_seen_at": served.first_seen_at.isoformat(),
-                    "last_seen_at": served.last_seen_at.isoformat(),
-                    "latest_report": None
+            revisions.append(
+                schemas.ModelRevision(
+                    revision=served.revision,
+                    model_id=served.model_id,
+                    max_model_len=served.max_model_len,
+                    first_seen_at=served.first_seen_at,
+                    last_seen_at=served.last_seen_at,
+                    latest_report=None
                     if report is None
-                    else {
-                        "id": report.pk,
-                        "created_at": report.created_at.isoformat(),
-                        "dataset": {"name": report.dataset_name, "sha256": report.dataset_sha256},
-                        "prompt_version": report.prompt_version,
-                        "items": report.items_total,
-                        "metrics": {
+                    else schemas.ValidationReportSummary(
+                        id=report.pk,
+                        created_at=report.created_at,
+                        dataset=schemas.Dataset(
+                            name=report.dataset_name, sha256=report.dataset_sha256
+                        ),
+                        prompt_version=report.prompt_version,
+                        items=report.items_total,
+                        metrics={
                             k: report.metrics.get(k)
                             for k in ("accuracy", "brier", "ece", "auroc", "mean_confidence")
                         },
-                        "reliability_png": request.build_absolute_uri(
+                        reliability_png=request.build_absolute_uri(
                             f"/model/reports/{report.pk}/reliability.png"
                         ),
-                    },
-                    "calibration": None
+                    ),
+                    calibration=None
                     if calibration is None
-                    else {
-                        "id": calibration.pk,
-                        "method": calibration.method,
-                        "report_id": calibration.report_id,
-                        "sample_size": calibration.sample_size,
-                    },
-                }
+                    else schemas.CalibrationSummary(
+                        id=calibration.pk,
+                        method=calibration.method,
+                        report_id=calibration.report_id,
+                        sample_size=calibration.sample_size,
+                    ),
+                )
             )
-        return Response({"results": out})
+        return Response(schemas.ModelValidation(results=revisions).model_dump(mode="json"))

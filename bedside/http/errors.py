@@ -3,18 +3,46 @@ DRF's exceptions, Django's 404 and 403, pydantic's validation errors, unmatched 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from rest_framework import exceptions, status
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from bedside.http.pagination import QueryParameterInvalid
+
+
+class ErrorItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    loc: list[str | int] = Field(
+        description='Path to the offending field, e.g. ["vitals", "spo2"] or '
+        '["entry", 3, "resource", "valueQuantity"].'
+    )
+    msg: str
+    type: str | None = Field(default=None, description="pydantic's error type, when known.")
+
+
+class Error(BaseModel):
+    """Every 4xx/5xx answer: a list of what went wrong and where."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Inlined, not a $ref: clients read the whole shape in one place.
+    errors: Annotated[
+        list[ErrorItem],
+        WithJsonSchema({"type": "array", "items": ErrorItem.model_json_schema()}),
+    ]
+
+
+def error_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"errors": [...]}`` checked against ``Error`` (``type`` only where it is known)."""
+    return Error.model_validate({"errors": errors}).model_dump(mode="json", exclude_none=True)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
