@@ -2,7 +2,7 @@
 
 Every default is safe for a single machine (embedded PostgreSQL, embedded broker, a
 local vLLM on loopback); production sets the same names to the hospital's services.
-The names are the contract in DESIGN.md and the README's settings table.
+docs/settings.md lists every name with its default and meaning.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 5
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
 
 # Stat cases on a queue of their own (e.g. "cases.stat"), consumed ahead of routine ones;
-# empty: one queue for all. Workers must list it (deploy/README.md, "Queues").
+# empty: one queue for all. Workers must list it (deploy/README.md, "Several worker hosts").
 BEDSIDE_STAT_QUEUE = env_str("BEDSIDE_STAT_QUEUE", "")
 BEDSIDE_STAT_PRIORITIES = env_list("BEDSIDE_STAT_PRIORITIES", ["stat"])
 CELERY_TASK_ROUTES = ("clinical.routing.route_case_task",)
