@@ -62,9 +62,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every response (HTTPS redirects, static files) carries its id.
+    "bedside.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "bedside.middleware.RequestIdMiddleware",
     "bedside.middleware.BodySizeLimitMiddleware",
     "bedside.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -261,8 +262,18 @@ BEDSIDE_MODEL_COOLDOWN_S = env_int("BEDSIDE_MODEL_COOLDOWN_S", 30, minimum=1)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+    },
+    # Every line, web and worker (bedside/celery.py), carries the id of its request.
+    "filters": {"request_id": {"()": "bedside.logformat.RequestIdFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("BEDSIDE_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -355,4 +366,4 @@ if BEDSIDE_LOG_FORMAT not in ("plain", "json"):
 if BEDSIDE_LOG_FORMAT == "json":
     LOGGING["formatters"]["json"] = {"()": "bedside.logformat.JsonFormatter"}
     LOGGING["handlers"]["console"]["formatter"] = "json"
-    # Celery's worker and beat then log through this configuration too (bedside/celery.py).
+    # Celery's worker and beat log through this configuration too (bedside/celery.py).
