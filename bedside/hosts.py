@@ -1,4 +1,5 @@
-"""Which model endpoints may receive patient data: loopback, private ranges, allow-list."""
+"""Which endpoints may receive patient data (model servers, completion callbacks): loopback,
+private ranges, or the host named in that endpoint's allow-list setting."""
 
 from __future__ import annotations
 
@@ -18,9 +19,16 @@ def _is_on_premises(address: str) -> bool:
     return ip.is_loopback or ip.is_private or ip.is_link_local
 
 
-def check_model_endpoint(url: str, *, allowed_hosts: list[str]) -> None:
+MODEL_ALLOW_LIST = "BEDSIDE_MODEL_ALLOWED_HOSTS"
+CALLBACK_ALLOW_LIST = "BEDSIDE_CALLBACK_ALLOWED_HOSTS"
+
+
+def check_model_endpoint(
+    url: str, *, allowed_hosts: list[str], setting: str = MODEL_ALLOW_LIST
+) -> None:
     """Raise ``EndpointRefused`` unless every address ``url``'s host resolves to is
-    loopback or private, or the host is named in ``allowed_hosts``."""
+    loopback or private, or the host is named in ``allowed_hosts``. ``setting`` names the
+    setting ``allowed_hosts`` came from, so the refusal tells the operator what to change."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise EndpointRefused(f"{url!r}: scheme must be http or https")
@@ -33,14 +41,13 @@ def check_model_endpoint(url: str, *, allowed_hosts: list[str]) -> None:
         infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise EndpointRefused(
-            f"{host!r} does not resolve ({exc}); name it in BEDSIDE_MODEL_ALLOWED_HOSTS "
-            "if it is a hospital host"
+            f"{host!r} does not resolve ({exc}); name it in {setting} if it is a hospital host"
         ) from exc
     public = sorted({str(info[4][0]) for info in infos if not _is_on_premises(str(info[4][0]))})
     if public:
         raise EndpointRefused(
             f"{host!r} resolves to public address(es) {', '.join(public)}; only loopback, "
-            "private ranges or hosts in BEDSIDE_MODEL_ALLOWED_HOSTS may receive patient data"
+            f"private ranges or hosts in {setting} may receive patient data"
         )
 
 

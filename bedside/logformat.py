@@ -1,15 +1,33 @@
-"""One JSON object per log line (BEDSIDE_LOG_FORMAT=json), for the hospital's log collector.
+"""Log lines for the hospital's log collector: the request id on every record, and one JSON
+object per line with BEDSIDE_LOG_FORMAT=json.
 
-Carries what the record already holds (time, level, logger, message, process, thread,
-exception) and the request id where a log call passes ``extra={"request_id": ...}``.
-Bedside logs ids, never case contents; this formatter adds nothing from requests.
+The request id is the one ``RequestIdMiddleware`` gave the request, or, in a worker, the id
+of the request that sent the task (bedside/celery.py carries it in the task's headers).
+``RequestIdFilter`` puts it on every record as ``request_id`` ("-" outside any request).
+Bedside logs ids, never case contents; nothing else from a request is added.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from contextvars import ContextVar
 from datetime import UTC, datetime
+
+NO_REQUEST = "-"
+
+current_request_id: ContextVar[str | None] = ContextVar("bedside_request_id", default=None)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to every record that passes (a handler filter: it sees the
+    records of every logger, and lets all of them through)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = current_request_id.get() or NO_REQUEST
+        return True
+
 
 _EXTRA_FIELDS = ("request_id", "case_id", "task_id", "status_code")
 
@@ -26,7 +44,7 @@ class JsonFormatter(logging.Formatter):
         }
         for field in _EXTRA_FIELDS:
             value = getattr(record, field, None)
-            if value is not None:
+            if value is not None and value != NO_REQUEST:
                 entry[field] = str(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

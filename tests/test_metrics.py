@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import subprocess
 import sys
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.test import Client
+from prometheus_client.parser import text_string_to_metric_families
 
 from bedside.logformat import JsonFormatter
 from clinical import lifecycle
@@ -21,18 +21,16 @@ from clinical.schemas import CaseInput
 from tests.conftest import TEST_ACTOR, client_for, load_case
 from tests.fakes import FakeModelServer, choice, completion
 
-SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
-
 
 def parse(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Samples by (name, labels), read by prometheus_client's own parser: what Prometheus
+    can scrape, not what a regular expression of ours accepts."""
     samples = {}
-    for line in text.splitlines():
-        if line.startswith("#") or not line:
-            continue
-        match = SAMPLE.match(line)
-        assert match, f"not a sample line: {line!r}"
-        labels = frozenset(re.findall(r'(\w+)="([^"]*)"', match.group("labels") or ""))
-        samples[(match.group("name"), labels)] = float(match.group("value"))
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = (sample.name, frozenset(sample.labels.items()))
+            assert key not in samples, f"sample twice: {key}"
+            samples[key] = sample.value
     return samples
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from rest_framework.test import APIClient
 
 from tests.fakes import FakeModelServer
@@ -47,3 +52,34 @@ def test_database_outage_is_503_with_a_reason_not_a_500(db: None, monkeypatch) -
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     assert "database is unavailable" in response.json()["errors"][0]["msg"]
+
+
+def test_importing_settings_writes_nothing_and_names_the_command_for_missing_keys(
+    tmp_path: Path,
+) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DJANGO_SECRET_KEY", "BEDSIDE_MASTER_KEYS", "BEDSIDE_LOOKUP_KEY")
+    }
+    env |= {"BEDSIDE_HOME": str(tmp_path / "state"), "DJANGO_SETTINGS_MODULE": "bedside.settings"}
+    script = "import django; django.setup()"
+    missing = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert missing.returncode != 0
+    assert "ImproperlyConfigured" in missing.stderr
+    assert "python -m bedside.local_secrets" in missing.stderr
+    assert not (tmp_path / "state").exists()
+
+    made = subprocess.run(
+        [sys.executable, "-m", "bedside.local_secrets"], env=env, capture_output=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "state").rglob("*")}
+    assert {p.name for p in before} >= {"secret_key", "master_keys", "lookup_key", "static"}
+    imported = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "state").rglob("*")} == before

@@ -64,7 +64,7 @@ def _backoff(attempt: int) -> int:
 
 def callback_deliver(*, case_id: str, attempt: int) -> Delivery:
     """One delivery attempt, audited; says whether (and when) to try again."""
-    from bedside.hosts import EndpointRefused, check_model_endpoint
+    from bedside.hosts import CALLBACK_ALLOW_LIST, EndpointRefused, check_model_endpoint
 
     case = Case.objects.filter(id=case_id).first()
     key = _callback_key(case) if case is not None else None
@@ -90,7 +90,9 @@ def callback_deliver(*, case_id: str, attempt: int) -> Delivery:
     try:
         # Checked at every attempt: what a host name resolves to can change.
         check_model_endpoint(
-            key.callback_url, allowed_hosts=settings.BEDSIDE_CALLBACK_ALLOWED_HOSTS
+            key.callback_url,
+            allowed_hosts=settings.BEDSIDE_CALLBACK_ALLOWED_HOSTS,
+            setting=CALLBACK_ALLOW_LIST,
         )
         response = httpx.post(
             key.callback_url,

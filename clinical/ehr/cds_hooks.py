@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from audit.actors import actor_for
 from audit.models import Action
-from audit.services import Actor, record
+from audit.services import Actor, acting_as, record
 from bedside import roles
 from bedside.vault.encryption import lookup_hash
 from clinical import services
@@ -305,15 +305,10 @@ def ehr_user(issuer: str) -> Any:
         if created:
             user.set_unusable_password()
             user.save()
-            roles.grant_role(user, roles.INTEGRATION)
-            record(
-                actor=Actor(label="cds-hooks", role="system"),
-                action=Action.CREATE,
-                code="role.changed",
-                object_type="user",
-                object_id=str(user.pk),
-                details={"granted": roles.INTEGRATION, "cds_issuer": issuer},
-            )
+            # The group change writes the one `role.changed` event (bedside.accounts.
+            # access_audit), as this actor: the EHR's own request is not signed in.
+            with acting_as(Actor(label=f"cds-hooks:{issuer}"[:150], role="system")):
+                roles.grant_role(user, roles.INTEGRATION)
     return user
 
 

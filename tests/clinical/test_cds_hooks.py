@@ -336,3 +336,13 @@ def test_a_failed_assessment_is_queued_again_a_few_times_then_reported(ehr_key: 
     # Three assessments were tried; the fourth call reports the failure instead of a fourth.
     assert Case.objects.count() == 3
     assert indicators == ["info", "info", "info", "warning"]
+
+
+def test_an_ehrs_first_call_records_one_role_change_by_cds_hooks(ehr_key: Any) -> None:
+    response = call(ehr_key, PATIENT_VIEW, example("hl7spec__L219.json"))
+    assert response.status_code == 200, response.json()
+    changes = list(AuditEvent.objects.filter(code="role.changed"))
+    assert len(changes) == 1, [(e.actor_label, e.details) for e in changes]
+    assert changes[0].actor_label.startswith("cds-hooks:")
+    assert changes[0].details["granted"] == ["integration"]
+    assert verify_chain() is None

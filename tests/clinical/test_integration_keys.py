@@ -19,7 +19,7 @@ from audit.models import AuditEvent
 from audit.services import verify_chain
 from bedside import roles
 from bedside.accounts.models import ApiKey
-from bedside.accounts.services import IssuedKey
+from bedside.accounts.services import IssuedKey, KeyRefused, api_key_settings_check
 from tests.conftest import load_case
 
 URL = "/api/v1/cases/"
@@ -197,3 +197,10 @@ def test_admin_page_lists_changes_and_revokes_keys_audited(
     assert key.revoked_at is not None
     assert bearer(integration_key.key).get(URL).status_code == 401
     assert AuditEvent.objects.filter(code="key.revoked").count() == 1
+
+
+def test_a_refused_callback_url_names_the_callback_allow_list(db: None) -> None:
+    with pytest.raises(KeyRefused) as refused:
+        api_key_settings_check(scopes=[], callback_url="http://8.8.8.8/hook")
+    assert "BEDSIDE_CALLBACK_ALLOWED_HOSTS" in str(refused.value)
+    assert "BEDSIDE_MODEL_ALLOWED_HOSTS" not in str(refused.value)
