@@ -129,6 +129,13 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = STATE_DIR / "static"  # made by bedside.local_secrets, filled by collectstatic
+# Hashed, compressed copies (bedside.<hash>.css): a page never pairs with a stale script, and
+# whitenoise serves them with a far-future cache header. collectstatic writes the manifest;
+# `make run`, the deploy runbook and the test session run it.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # Requests: case bodies are small; anything larger is refused with 413 by our middleware.
 BEDSIDE_MAX_BODY_BYTES = env_int("BEDSIDE_MAX_BODY_BYTES", 1_048_576, minimum=1024)

@@ -129,6 +129,15 @@ def data_keys_shared_with_child_processes() -> None:
     os.environ.setdefault("DJANGO_SECRET_KEY", settings.SECRET_KEY)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def static_files_collected() -> None:
+    """Pages name their static files by the hashed names in collectstatic's manifest, as in
+    production; the processes tests start share this state folder and so this manifest."""
+    from django.core.management import call_command
+
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
     """Let pytest-django empty the append-only tables of the TEST database between
