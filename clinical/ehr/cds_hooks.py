@@ -35,6 +35,7 @@ from clinical.ehr import fhir
 from clinical.models import Case, CaseStatus, CdsCard, CdsTokenUse, ReviewSource
 from clinical.reasons import REASON_CODE_SYSTEM, reason_codes, reason_display
 from clinical.schemas import ReviewInput
+from reasoning import selectors as reasoning_selectors
 
 CARD_NAMESPACE = uuid.UUID("6f1d8c52-3a57-4a3e-9d0e-1c3b2f5a7e90")
 SUMMARY_MAX = 140
@@ -508,8 +509,6 @@ def hook_call(
     *, service: Service, hook: HookRequest, user: Any, actor: Actor, case_link: Any
 ) -> HookAnswer:
     """Queue (or find) the case for this context and answer with the cards Bedside has."""
-    from reasoning.models import ReasoningRun, RunOutcome
-
     if hook.hook != service.hook:
         raise _fail(400, ["hook"], f"service {service.id} answers the {service.hook} hook")
     intake = case_input_for(hook)
@@ -536,11 +535,7 @@ def hook_call(
     link = case_link(case)
     run = None
     if case.status == CaseStatus.COMPLETED:
-        run = (
-            ReasoningRun.objects.filter(case=case, outcome=RunOutcome.COMPLETED)
-            .order_by("-created_at", "-id")
-            .first()
-        )
+        run = reasoning_selectors.latest_completed_run(case.id)
     kind = "assessment" if run is not None else f"status-{case.status}"
     uuid_ = card_uuid(case, hook.hookInstance, kind)
     card = (

@@ -16,7 +16,7 @@ from bedside import roles
 from clinical.models import Case, CaseStatus, ClinicianReview
 from clinical.reasons import reason_display
 from reasoning import selectors as reasoning_selectors
-from reasoning.models import ReasoningRun, RunOutcome
+from reasoning.models import ReasoningRun
 
 # Lower bounds of the plain-words confidence bands, highest first. One place, so the
 # screens, their tests and the calibration note agree on what "high" means.
@@ -112,17 +112,8 @@ def review_history(case: Case) -> list[ReviewEntry]:
     return [ReviewEntry(review=r, latest=n == 0) for n, r in enumerate(reviews)]
 
 
-def latest_completed_run(case: Case) -> ReasoningRun | None:
-    return (
-        ReasoningRun.objects.filter(case=case, outcome=RunOutcome.COMPLETED)
-        .select_related("calibration")
-        .order_by("-created_at", "-id")
-        .first()
-    )
-
-
 def failure_reason(case: Case) -> str:
-    run = case.runs.order_by("-created_at", "-id").first()
+    run = reasoning_selectors.latest_run(case.id)
     reason = run.failure_reason if run is not None and run.failure_reason else case.status_detail
     return reason or "no reason was recorded"
 
@@ -131,7 +122,7 @@ def answer(case: Case) -> dict[str, Any] | None:
     """The completed answer, shaped for the page; None unless the case is completed."""
     if case.status != CaseStatus.COMPLETED:
         return None
-    run = latest_completed_run(case)
+    run = reasoning_selectors.latest_completed_run(case.id)
     if run is None or not run.assessment:
         return None
     assessment = run.assessment
