@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from audit.models import Outcome
+from reasoning.confidence import Band
 
 EVENT_SORTS = ("id", "recorded_at", "actor_label", "role", "action", "code", "outcome", "case_id")
 
@@ -42,19 +44,9 @@ class EventQuery(BaseModel):
         return value
 
 
-class ConfidenceBand(StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    NONE = "none"
-
-
-# [low, high) bounds of each band; a confidence of exactly 1.0 is high.
-CONFIDENCE_BANDS = {
-    ConfidenceBand.LOW: (0.0, 0.5),
-    ConfidenceBand.MEDIUM: (0.5, 0.8),
-    ConfidenceBand.HIGH: (0.8, 1.0000001),
-}
+# The confidence filter: a band (the clinician's page's, from ``reasoning.confidence``), or
+# "none" for cases without a confidence (no answer yet, or a failed one).
+NO_CONFIDENCE = "none"
 
 
 class SubmittingSystem(StrEnum):
@@ -84,7 +76,7 @@ class CaseListQuery(BaseModel):
     clinician: str | None = Field(default=None, max_length=150)
     system: SubmittingSystem | None = None
     model_revision: str | None = Field(default=None, max_length=200)
-    confidence: ConfidenceBand | None = None
+    confidence: Band | Literal["none"] | None = None
     decision: str | None = Field(default=None, pattern="^(accept|modify|reject|none)$")
     status: str | None = Field(default=None, pattern="^(queued|running|completed|failed)$")
     sort: str = "-created_at"
