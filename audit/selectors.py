@@ -15,7 +15,7 @@ from audit.models import AuditEvent, CaseFacts
 from audit.schemas import NO_CONFIDENCE, CaseListQuery, EventQuery
 from bedside import roles
 from clinical.models import Case, ClinicianReview
-from reasoning.confidence import band_range
+from reasoning.confidence import Band, band_range
 from reasoning.models import ReasoningRun
 
 # Columns that may be empty: sorted last either way. The others sort plainly, so that
@@ -76,7 +76,7 @@ def cases_for_audit(query: CaseListQuery) -> QuerySet[CaseFacts]:
         cases = cases.filter(model_revision=query.model_revision)
     if query.confidence == NO_CONFIDENCE:
         cases = cases.filter(confidence__isnull=True)
-    elif query.confidence:
+    elif isinstance(query.confidence, Band):
         floor, ceiling = band_range(query.confidence)
         cases = cases.filter(confidence__isnull=False)
         if floor is not None:
