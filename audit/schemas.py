@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from audit.models import Outcome
 from bedside.http.fields import IsoDateTime
+from reasoning.confidence import Band
 
 EVENT_SORTS = ("id", "recorded_at", "actor_label", "role", "action", "code", "outcome", "case_id")
 
@@ -45,19 +46,9 @@ class EventQuery(BaseModel):
         return value
 
 
-class ConfidenceBand(StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    NONE = "none"
-
-
-# [low, high) bounds of each band; a confidence of exactly 1.0 is high.
-CONFIDENCE_BANDS = {
-    ConfidenceBand.LOW: (0.0, 0.5),
-    ConfidenceBand.MEDIUM: (0.5, 0.8),
-    ConfidenceBand.HIGH: (0.8, 1.0000001),
-}
+# The confidence filter: a band (the clinician's page's, from ``reasoning.confidence``), or
+# "none" for cases without a confidence (no answer yet, or a failed one).
+NO_CONFIDENCE = "none"
 
 
 class SubmittingSystem(StrEnum):
@@ -87,7 +78,7 @@ class CaseListQuery(BaseModel):
     clinician: str | None = Field(default=None, max_length=150)
     system: SubmittingSystem | None = None
     model_revision: str | None = Field(default=None, max_length=200)
-    confidence: ConfidenceBand | None = None
+    confidence: Band | Literal["none"] | None = None
     decision: str | None = Field(default=None, pattern="^(accept|modify|reject|none)$")
     status: str | None = Field(default=None, pattern="^(queued|running|completed|failed)$")
     sort: str = "-created_at"

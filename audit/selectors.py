@@ -12,9 +12,10 @@ from django.db import connection
 from django.db.models import F, QuerySet
 
 from audit.models import AuditEvent, CaseFacts
-from audit.schemas import CONFIDENCE_BANDS, CaseListQuery, ConfidenceBand, EventQuery
+from audit.schemas import NO_CONFIDENCE, CaseListQuery, EventQuery
 from bedside import roles
 from clinical.models import Case, ClinicianReview
+from reasoning.confidence import Band, band_range
 from reasoning.models import ReasoningRun
 
 # Columns that may be empty: sorted last either way. The others sort plainly, so that
@@ -73,11 +74,15 @@ def cases_for_audit(query: CaseListQuery) -> QuerySet[CaseFacts]:
         cases = cases.filter(status=query.status)
     if query.model_revision:
         cases = cases.filter(model_revision=query.model_revision)
-    if query.confidence == ConfidenceBand.NONE:
+    if query.confidence == NO_CONFIDENCE:
         cases = cases.filter(confidence__isnull=True)
-    elif query.confidence:
-        low, high = CONFIDENCE_BANDS[query.confidence]
-        cases = cases.filter(confidence__gte=low, confidence__lt=high)
+    elif isinstance(query.confidence, Band):
+        floor, ceiling = band_range(query.confidence)
+        cases = cases.filter(confidence__isnull=False)
+        if floor is not None:
+            cases = cases.filter(confidence__gte=floor)
+        if ceiling is not None:
+            cases = cases.filter(confidence__lt=ceiling)
     if query.decision == "none":
         cases = cases.filter(decision__isnull=True)
     elif query.decision:

@@ -21,11 +21,12 @@ from pydantic import BaseModel, ValidationError
 from audit import charts, exports, selectors, services
 from audit.actors import actor_for
 from audit.models import AuditEvent
-from audit.schemas import CONFIDENCE_BANDS, CaseListQuery, ConfidenceBand, EventQuery
+from audit.schemas import NO_CONFIDENCE, CaseListQuery, EventQuery
 from bedside import roles
 from clinical.models import Case, CaseStatus, ReviewDecision
 from clinical.reasons import reason_display
 from clinical.services import case_viewed
+from reasoning.confidence import BAND_FLOORS, Band, band_of, band_range
 
 AUDIT_ROLES = {roles.AUDITOR, roles.ADMIN}
 PAGE_SIZE = 25
@@ -187,18 +188,21 @@ def case_list(request: HttpRequest) -> HttpResponse:
         "choices": selectors.filter_choices(),
         "statuses": CaseStatus.choices,
         "decisions": [*ReviewDecision.choices, ("none", "Not reviewed")],
-        "bands": [
-            (band.value, f"{band.value} ({low:.0%}-{min(high, 1):.0%})")
-            for band, (low, high) in CONFIDENCE_BANDS.items()
-        ]
-        + [(ConfidenceBand.NONE.value, "none (no answer)")],
+        "bands": [(band.value, _band_label(band)) for _, band in reversed(BAND_FLOORS)]
+        + [(NO_CONFIDENCE, "none (no answer)")],
         "active_filters": _filters(query).keys() - {"sort"},
     }
     return render(request, "audit/case_list.html", context, status=400 if errors else 200)
 
 
+def _band_label(band: Band) -> str:
+    floor, ceiling = band_range(band)
+    return f"{band.value} ({floor or 0:.0%}-{1 if ceiling is None else ceiling:.0%})"
+
+
 def _attach_external_ids(page: Page) -> None:
-    """The page's external ids, decrypted from the cases themselves (the facts hold a hash)."""
+    """The page's external ids, decrypted from the cases themselves (the facts hold a hash),
+    and each confidence's band, in the clinician's page's words."""
     rows = list(page.object_list)
     page.object_list = rows
     ids = dict(
@@ -206,6 +210,7 @@ def _attach_external_ids(page: Page) -> None:
     )
     for row in rows:
         row.external_id = ids.get(row.case_id, "")
+        row.confidence_band = band_of(row.confidence)
 
 
 @auditor_required

@@ -12,7 +12,7 @@ from bedside.http import errors
 from bedside.middleware import docs_policy
 from bedside.ops import health as ops
 from clinical import api, views
-from clinical.ehr import cds_hooks_views
+from clinical.ehr.cds_hooks import views as cds_hooks_views
 from reasoning import views as model_views
 
 handler404 = errors.not_found

@@ -1,4 +1,5 @@
-"""Writes of the cases app: submitting, re-running and reviewing cases, and reading them."""
+"""Writes of the cases app: submitting, re-running and reviewing cases, and recording in
+the audit trail that they were read."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from clinical.models import (
 )
 from clinical.schemas import CaseInput, Decision, ReviewInput
 from clinical.tasks import run_case_task
-from reasoning.models import ReasoningRun, RunOutcome
+from reasoning import selectors as reasoning_selectors
 
 logger = logging.getLogger(__name__)
 
@@ -219,11 +220,7 @@ def review_record(
 
     Reviews are never edited: a later review supersedes an earlier one.
     """
-    run = (
-        ReasoningRun.objects.filter(case=case, outcome=RunOutcome.COMPLETED)
-        .order_by("-created_at", "-id")
-        .first()
-    )
+    run = reasoning_selectors.latest_completed_run(case.id)
     if case.status != CaseStatus.COMPLETED or run is None:
         raise ReviewNotPossible(f"the case is {case.status}; only a completed answer is reviewed")
     modified = None

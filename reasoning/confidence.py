@@ -4,6 +4,9 @@ returns log-probabilities) and, as a minor part only, the model's stated confide
 
 Samples that failed count against agreement: three samples with one usable answer are
 not "100% agreement".
+
+The bands that put a confidence into words live here too, so the clinician's page, the
+auditor's filters and their tests agree on what "high" means.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from reasoning.parsing import Sample
@@ -20,6 +24,42 @@ METHOD = "self-consistency.v1"
 # Weights of the components; the stated confidence is the least trusted.
 WEIGHTS_WITH_LOGPROBS = {"agreement": 0.6, "token_probability": 0.25, "stated": 0.15}
 WEIGHTS_WITHOUT_LOGPROBS = {"agreement": 0.8, "stated": 0.2}
+
+
+class Band(StrEnum):
+    """A confidence in plain words."""
+
+    HIGH = "high"
+    MODERATE = "moderate"
+    LOW = "low"
+
+
+# Lower bound of each band, highest first: a confidence is in the first band it reaches.
+BAND_FLOORS: tuple[tuple[float, Band], ...] = (
+    (0.75, Band.HIGH),
+    (0.5, Band.MODERATE),
+    (0.0, Band.LOW),
+)
+
+
+def band_of(value: float | None) -> Band | None:
+    """The band of a confidence; None when there is no confidence."""
+    if value is None:
+        return None
+    for floor, band in BAND_FLOORS:
+        if value >= floor:
+            return band
+    return BAND_FLOORS[-1][1]
+
+
+def band_range(band: Band) -> tuple[float | None, float | None]:
+    """``[floor, ceiling)`` of a band, None where it is open (the highest band has no
+    ceiling, the lowest no floor), so a filter selects exactly what ``band_of`` names."""
+    index = [b for _, b in BAND_FLOORS].index(band)
+    floor = BAND_FLOORS[index][0] if index < len(BAND_FLOORS) - 1 else None
+    ceiling = BAND_FLOORS[index - 1][0] if index > 0 else None
+    return floor, ceiling
+
 
 _ARTICLES = re.compile(r"^(?:an?|the|acute|likely|probable|possible|suspected)\s+")
 _NON_WORD = re.compile(r"[^a-z0-9]+")

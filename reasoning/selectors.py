@@ -5,12 +5,23 @@ from __future__ import annotations
 import uuid
 
 from reasoning import evaluation
-from reasoning.models import Calibration, ReasoningRun, ValidationReport
+from reasoning.models import Calibration, ReasoningRun, RunOutcome, ValidationReport
 
 
 def latest_run(case_id: uuid.UUID) -> ReasoningRun | None:
     """The newest run of a case: the one its answer, status and cards are read from."""
     return ReasoningRun.objects.filter(case_id=case_id).order_by("-created_at", "-pk").first()
+
+
+def latest_completed_run(case_id: uuid.UUID) -> ReasoningRun | None:
+    """The newest run of a case that produced an answer: the one a clinician reviews and a
+    card shows (a later failed re-run does not hide it). Its calibration comes with it."""
+    return (
+        ReasoningRun.objects.filter(case_id=case_id, outcome=RunOutcome.COMPLETED)
+        .select_related("calibration")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
 
 
 def calibration_for(revision: str) -> Calibration | None:

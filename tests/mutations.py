@@ -191,7 +191,7 @@ MUTATIONS = [
     Mutation(
         "cds-patient-id-in-clear",
         "patient data at rest",
-        "clinical/ehr/cds_hooks.py",
+        "clinical/ehr/cds_hooks/services.py",
         "    patient = lookup_hash(hook.context.patientId)",
         "    patient = hook.context.patientId",
         (

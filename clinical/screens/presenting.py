@@ -1,5 +1,6 @@
 """Reads for the clinician screens: which cases a person may open, where a case stands,
-and how its answer is put into words (confidence bands live here, in one place)."""
+and how its answer is put into words (the confidence bands are ``reasoning.confidence``'s,
+the same the auditor's screens use)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,8 @@ from bedside import roles
 from clinical.models import Case, CaseStatus, ClinicianReview
 from clinical.reasons import reason_display
 from reasoning import selectors as reasoning_selectors
-from reasoning.models import ReasoningRun, RunOutcome
-
-# Lower bounds of the plain-words confidence bands, highest first. One place, so the
-# screens, their tests and the calibration note agree on what "high" means.
-CONFIDENCE_BANDS: tuple[tuple[float, str], ...] = ((0.75, "high"), (0.5, "moderate"), (0.0, "low"))
+from reasoning.confidence import band_of
+from reasoning.models import ReasoningRun
 
 STATUS_WORDS = {
     CaseStatus.QUEUED: "Waiting for the model",
@@ -53,12 +51,8 @@ def case_for(user: Any, case_id: uuid.UUID) -> Case:
 
 
 def confidence_band(value: float | None) -> str:
-    if value is None:
-        return "unknown"
-    for lower, band in CONFIDENCE_BANDS:
-        if value >= lower:
-            return band
-    return CONFIDENCE_BANDS[-1][1]
+    band = band_of(value)
+    return "unknown" if band is None else band.value
 
 
 def calibration_note(run: ReasoningRun) -> str | None:
@@ -112,17 +106,8 @@ def review_history(case: Case) -> list[ReviewEntry]:
     return [ReviewEntry(review=r, latest=n == 0) for n, r in enumerate(reviews)]
 
 
-def latest_completed_run(case: Case) -> ReasoningRun | None:
-    return (
-        ReasoningRun.objects.filter(case=case, outcome=RunOutcome.COMPLETED)
-        .select_related("calibration")
-        .order_by("-created_at", "-id")
-        .first()
-    )
-
-
 def failure_reason(case: Case) -> str:
-    run = case.runs.order_by("-created_at", "-id").first()
+    run = reasoning_selectors.latest_run(case.id)
     reason = run.failure_reason if run is not None and run.failure_reason else case.status_detail
     return reason or "no reason was recorded"
 
@@ -131,7 +116,7 @@ def answer(case: Case) -> dict[str, Any] | None:
     """The completed answer, shaped for the page; None unless the case is completed."""
     if case.status != CaseStatus.COMPLETED:
         return None
-    run = latest_completed_run(case)
+    run = reasoning_selectors.latest_completed_run(case.id)
     if run is None or not run.assessment:
         return None
     assessment = run.assessment

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from typing import Any
 
 import pytest
@@ -14,10 +15,13 @@ from django.test import Client
 from fhir.resources.R4B.bundle import Bundle
 
 from audit.models import AuditEvent
-from clinical.models import Case
-from clinical.schemas import ReviewInput
-from clinical.services import review_record
-from tests.conftest import TEST_ACTOR
+from clinical import lifecycle
+from clinical.models import Case, CaseStatus
+from clinical.schemas import CaseInput, ReviewInput
+from clinical.services import case_submit, review_record
+from reasoning.confidence import Band, band_of
+from tests.conftest import TEST_ACTOR, load_case
+from tests.fakes import FakeModelServer, assessment, choice, completion
 
 
 @pytest.fixture
@@ -213,3 +217,35 @@ def test_fhir_export_of_too_many_events_asks_for_a_narrower_range(
     assert response.status_code == 400
     assert "more than 2 events: narrow the time range" in response.content.decode()
     assert not AuditEvent.objects.filter(code="export.created").exists()
+
+
+def test_the_auditor_list_and_the_clinician_page_name_the_same_band(
+    auditor: Client, alice: User, fake_model: FakeModelServer
+) -> None:
+    # 0.76: "high" on the clinician's page but "medium" in the auditor's filter before the
+    # two screens shared one table (0.75 and 0.8 were their lower bounds of "high").
+    case = case_submit(
+        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
+    )
+    answer = json.dumps(assessment("Acute MI", confidence=0.4))
+    fake_model.push(completion([choice(i, answer, logprobs=[math.log(0.4)]) for i in range(3)]))
+    lifecycle.case_run(case_id=case.id)
+    case.refresh_from_db()
+    assert case.status == CaseStatus.COMPLETED
+    run = case.runs.get()
+    assert run.confidence == pytest.approx(0.76)
+    band = band_of(run.confidence)
+    assert band == Band.HIGH
+
+    clinician = Client()
+    clinician.force_login(alice)
+    clinician_page = clinician.get(f"/cases/{case.id}/").content.decode()
+    assert f'<span class="band">{band}</span>' in clinician_page
+
+    listed = auditor.get("/audit/cases/", {"confidence": band.value}).content.decode()
+    assert f"/audit/cases/{case.id}/" in listed
+    assert f'{run.confidence:.2f} <span class="band">{band}</span>' in listed
+    for other in Band:
+        if other != band:
+            page = auditor.get("/audit/cases/", {"confidence": other.value}).content.decode()
+            assert f"/audit/cases/{case.id}/" not in page

@@ -20,8 +20,8 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent
 from audit.services import verify_chain
 from clinical import lifecycle
-from clinical.ehr.cds_hooks import SUMMARY_MAX, CdsCard, Feedback, HookRequest, HookResponse
-from clinical.models import Case, CaseStatus, ClinicianReview
+from clinical.ehr.cds_hooks import SUMMARY_MAX, Feedback, HookRequest, HookResponse
+from clinical.models import Case, CaseStatus, CdsCard, ClinicianReview
 from clinical.reasons import REASON_CODE_SYSTEM
 from tests.clinical.conftest import ehr_token
 from tests.fakes import FakeModelServer, assessment, choice, completion

@@ -15,8 +15,9 @@ from audit.models import AuditEvent
 from clinical import lifecycle
 from clinical.models import Case, CaseStatus, ClinicianReview
 from clinical.schemas import CaseInput
-from clinical.screens.presenting import CONFIDENCE_BANDS, confidence_band
+from clinical.screens.presenting import confidence_band
 from clinical.services import case_submit
+from reasoning.confidence import BAND_FLOORS
 from tests.conftest import TEST_ACTOR, load_case
 from tests.fakes import FakeModelServer
 
@@ -157,8 +158,8 @@ def test_confidence_bands_come_from_one_table() -> None:
     assert [confidence_band(v) for v in (0.9, 0.75, 0.6, 0.5, 0.2, None)] == [
         "high", "high", "moderate", "moderate", "low", "unknown"
     ]  # fmt: skip
-    assert [lower for lower, _ in CONFIDENCE_BANDS] == sorted(
-        (lower for lower, _ in CONFIDENCE_BANDS), reverse=True
+    assert [lower for lower, _ in BAND_FLOORS] == sorted(
+        (lower for lower, _ in BAND_FLOORS), reverse=True
     )
 
 

@@ -1,0 +1,73 @@
+"""Who is calling: the EHR's signed JWT, checked against a local allow-list of issuers and
+their public keys (nothing is fetched from outside), each token used once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from clinical.ehr.cds_hooks.errors import fail
+from clinical.models import CdsTokenUse
+
+ALGORITHMS = ["ES384", "RS384", "ES256", "RS256", "ES512", "RS512"]
+JWT_LEEWAY_S = 30
+
+
+def authenticate_ehr(authorization: str, audience: str) -> str:
+    """The verified issuer of the request's JWT; raises ``HookError`` (401) otherwise."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise fail(401, ["header", "Authorization"], "a signed JWT is required (Bearer)")
+    try:
+        unverified = jwt.decode(token, options={"verify_signature": False})
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise fail(401, ["header", "Authorization"], f"not a JWT: {exc}") from exc
+    issuer = unverified.get("iss")
+    clients: dict[str, Any] = settings.BEDSIDE_CDS_HOOKS_CLIENTS
+    if not isinstance(issuer, str) or issuer not in clients:
+        raise fail(401, ["header", "Authorization"], "this JWT's issuer is not allowed")
+    keys = [
+        k
+        for k in clients[issuer].get("jwks", {}).get("keys", [])
+        if not header.get("kid") or k.get("kid") in (None, header.get("kid"))
+    ]
+    last_error: Exception | None = None
+    for jwk in keys:
+        try:
+            claims = jwt.decode(
+                token,
+                key=jwt.PyJWK(jwk).key,
+                algorithms=ALGORITHMS,
+                audience=audience,
+                issuer=issuer,
+                options={"require": ["iss", "aud", "exp", "iat", "jti"]},
+                leeway=JWT_LEEWAY_S,
+            )
+        except jwt.PyJWTError as exc:
+            last_error = exc
+            continue
+        _use_once(issuer, str(claims["jti"]), int(claims["exp"]))
+        return issuer
+    reason = str(last_error) if last_error else "no key of this issuer matches the JWT's kid"
+    raise fail(401, ["header", "Authorization"], f"JWT refused: {reason}")
+
+
+def _use_once(issuer: str, jti: str, exp: int) -> None:
+    """Refuse a replayed token: its ``jti`` is remembered until it expires."""
+    now = timezone.now()
+    CdsTokenUse.objects.filter(expires_at__lt=now - timedelta(seconds=JWT_LEEWAY_S)).delete()
+    try:
+        with transaction.atomic():
+            CdsTokenUse.objects.create(
+                issuer=issuer[:255],
+                jti=jti[:255],
+                expires_at=datetime.fromtimestamp(exp, tz=UTC),
+            )
+    except IntegrityError as exc:
+        raise fail(401, ["header", "Authorization"], "this JWT was already used (jti)") from exc

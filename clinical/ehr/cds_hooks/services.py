@@ -1,0 +1,180 @@
+"""A hook call (queue or find the case for its context, answer with the cards Bedside has)
+and feedback on a card (it becomes a clinician's review)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from audit.models import Action
+from audit.services import Actor, record
+from bedside.vault.encryption import lookup_hash
+from clinical import services as case_services
+from clinical.ehr.cds_hooks.cards import assessment_card, card_uuid, status_card
+from clinical.ehr.cds_hooks.discovery import Service
+from clinical.ehr.cds_hooks.errors import HookError, fail
+from clinical.ehr.cds_hooks.prefetch import case_input_for
+from clinical.ehr.cds_hooks.schemas import Feedback, HookRequest
+from clinical.models import Case, CaseStatus, CdsCard, ReviewSource
+from clinical.reasons import REASON_CODE_SYSTEM, reason_codes, reason_display
+from clinical.schemas import ReviewInput
+from reasoning import selectors as reasoning_selectors
+
+# Assessments tried for one context (EHR, service, patient, record) before the hook answers
+# with the failure instead of queueing another.
+ATTEMPTS_PER_CONTEXT = 3
+
+
+@dataclass(frozen=True)
+class HookAnswer:
+    case: Case
+    cards: list[dict[str, Any]]
+    replayed: bool
+
+
+def hook_call(
+    *, service: Service, hook: HookRequest, user: Any, actor: Actor, case_link: Any
+) -> HookAnswer:
+    """Queue (or find) the case for this context and answer with the cards Bedside has."""
+    if hook.hook != service.hook:
+        raise fail(400, ["hook"], f"service {service.id} answers the {service.hook} hook")
+    intake = case_input_for(hook)
+    content = intake.case_input.model_dump_json()
+    content_sha = hashlib.sha256(content.encode()).hexdigest()
+    # The patient id is kept only as its keyed hash (the stored key is not encrypted).
+    patient = lookup_hash(hook.context.patientId)
+    key = f"cds:{service.id}:{patient}:{content_sha}"
+    for _ in range(ATTEMPTS_PER_CONTEXT):
+        submission = case_services.case_submit_once(
+            case_input=intake.case_input,
+            actor=actor,
+            submitted_by=user,
+            idempotency_key=key,
+            body_sha256=content_sha,
+            intake="cds-hooks",
+        )
+        if not (submission.replayed and submission.case.status == CaseStatus.FAILED):
+            break
+        # The earlier assessment of this context failed: the next call queues a new one
+        # (keyed after the failed case, so racing calls still make only one).
+        key = f"cds:{service.id}:{patient}:{content_sha}:after:{submission.case.id}"
+    case = submission.case
+    link = case_link(case)
+    run = None
+    if case.status == CaseStatus.COMPLETED:
+        run = reasoning_selectors.latest_completed_run(case.id)
+    kind = "assessment" if run is not None else f"status-{case.status}"
+    uuid_ = card_uuid(case, hook.hookInstance, kind)
+    card = (
+        assessment_card(case, run, link, uuid_)
+        if run is not None
+        else status_card(case, link, uuid_)
+    )
+    with transaction.atomic():
+        # The case's row first, the audit chain's lock after, in the order a worker claiming
+        # this new case takes them. The card's foreign key is checked at commit, after
+        # record() holds the chain's lock: with the worker holding the row and waiting for
+        # the chain, that was a deadlock (a 503 to the EHR). A worker that finds the row
+        # locked here looks again a few seconds later.
+        Case.objects.select_for_update(no_key=True).get(pk=case.pk)
+        CdsCard.objects.get_or_create(
+            uuid=uuid_,
+            defaults={
+                "case": case,
+                "service_id": service.id,
+                "hook_instance": hook.hookInstance,
+                "kind": "assessment" if run is not None else "status",
+                "run_id": run.pk if run is not None else None,
+            },
+        )
+        record(
+            actor=actor,
+            action=Action.EXECUTE,
+            code="cds.hook_answered",
+            case_id=case.id,
+            details={
+                "service": service.id,
+                "card": uuid_,
+                "kind": kind,
+                "replayed": submission.replayed,
+            },
+        )
+    return HookAnswer(case=case, cards=[card], replayed=submission.replayed)
+
+
+# --- feedback ------------------------------------------------------------------------------
+
+
+def feedback_record(
+    *, service: Service, feedback: Feedback, user: Any, actor: Actor
+) -> list[dict[str, Any]]:
+    """Each accepted or overridden card of ours becomes a ClinicianReview of its case.
+
+    An override without a reason is audited but not a review (Bedside's reviews carry a
+    reason); feedback on a status card is audited only (there was no answer to judge).
+    """
+    cards = {
+        c.uuid: c
+        for c in CdsCard.objects.select_related("case").filter(
+            uuid__in=[item.card for item in feedback.feedback], service_id=service.id
+        )
+    }
+    errors = []
+    for i, item in enumerate(feedback.feedback):
+        card = cards.get(item.card)
+        if card is None or card.case.submitted_by_id != user.pk:
+            errors.append({"loc": ["feedback", i, "card"], "msg": "not a card of this service"})
+        reason = item.overrideReason.reason if item.overrideReason else None
+        if reason is not None and (
+            reason.system not in (None, REASON_CODE_SYSTEM) or reason.code not in reason_codes()
+        ):
+            errors.append(
+                {
+                    "loc": ["feedback", i, "overrideReason", "reason"],
+                    "msg": f"must be one of the card's overrideReasons ({REASON_CODE_SYSTEM})",
+                }
+            )
+    if errors:
+        raise HookError(400, errors)
+    outcomes = []
+    for item in feedback.feedback:
+        card = cards[item.card]
+        reason = item.overrideReason.reason if item.overrideReason else None
+        comment = (item.overrideReason.userComment or "") if item.overrideReason else ""
+        if card.kind != "assessment" or (item.outcome == "overridden" and reason is None):
+            record(
+                actor=actor,
+                action=Action.EXECUTE,
+                code="cds.feedback_noted",
+                case_id=card.case_id,
+                details={"service": service.id, "card": card.uuid, "outcome": item.outcome},
+            )
+            outcomes.append({"card": card.uuid, "review": None})
+            continue
+        if item.outcome == "accepted":
+            review = ReviewInput(decision="accept")
+        else:
+            assert reason is not None
+            review = ReviewInput(
+                decision="reject",
+                reason_code=reason.code,
+                reason_text=comment or reason_display(reason.code),
+            )
+        try:
+            saved = case_services.review_record(
+                case=card.case,
+                review=review,
+                actor=actor,
+                reviewer=user,
+                source=ReviewSource.CDS_HOOKS,
+                card_uuid=card.uuid,
+                hook_instance=card.hook_instance,
+            )
+        except case_services.ReviewNotPossible:
+            outcomes.append({"card": card.uuid, "review": None})
+            continue
+        outcomes.append({"card": card.uuid, "review": saved.pk})
+    return outcomes
