@@ -4,6 +4,11 @@
 - bob: clinician (must not see alice's cases)
 - carol: auditor (sees every case, submits none)
 - an integration key (an EHR), acting as its own service user
+
+Every test belongs to exactly one tier (pyproject.toml lists them): the folder it lives in
+decides (``TIER_BY_FOLDER``; anything else is ``unit``), unless the test names its tier
+itself. ``slow`` is added by hand, with ``pytestmark`` or a decorator, to what takes over
+~10 s. ``make test-fast`` runs ``unit and not slow``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,29 @@ from tests.fakes import FakeModelServer
 
 DATA = Path(__file__).parent / "data"
 TEST_ACTOR = Actor(label="tests", role="admin")
+TESTS = Path(__file__).parent
+TIERS = ("unit", "stack", "browser", "e2e")
+# Folders whose tests start real processes or drive a real browser; the rest are unit tests
+# (the test database and the fake model server only).
+TIER_BY_FOLDER = {"faults": "stack", "deploy": "stack", "browser": "browser", "e2e": "e2e"}
+
+
+def tiers_of(item: pytest.Item) -> list[str]:
+    return [tier for tier in TIERS if item.get_closest_marker(tier) is not None]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its folder's tier unless it names one itself, and refuse the run
+    if any test ends up with no tier or with more than one."""
+    wrong = []
+    for item in items:
+        if not tiers_of(item):
+            folder = item.path.relative_to(TESTS).parts[0]
+            item.add_marker(TIER_BY_FOLDER.get(folder, "unit"))
+        if len(tiers_of(item)) != 1:
+            wrong.append(f"{item.nodeid}: {tiers_of(item) or 'no tier'}")
+    if wrong:
+        raise pytest.UsageError("each test needs exactly one tier:\n" + "\n".join(wrong))
 
 
 def load_case(name: str = "case_chest_pain.json") -> dict[str, Any]:
