@@ -15,26 +15,18 @@ from fhir.resources.R4B.bundle import Bundle
 
 from audit.models import AuditEvent
 from clinical.models import Case
-from clinical.schemas import ReviewInput
-from clinical.services import review_record
-from tests.conftest import TEST_ACTOR
+from tests import factories
 
 
 @pytest.fixture
 def reviewed_case(completed_case: Case, alice: User) -> Case:
-    review_record(
-        case=completed_case,
-        review=ReviewInput.model_validate(
-            {
-                "decision": "reject",
-                "reason_code": "cds-not-applicable",
-                "reason_text": "troponin was drawn too early",
-            }
-        ),
-        actor=TEST_ACTOR,
-        reviewer=alice,
+    return factories.reviewed_case(
+        completed_case,
+        alice,
+        decision="reject",
+        reason_code="cds-not-applicable",
+        reason_text="troponin was drawn too early",
     )
-    return completed_case
 
 
 @pytest.fixture

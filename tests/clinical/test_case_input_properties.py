@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from clinical.schemas import CaseInput
 from reasoning import prompts
 from reasoning.grounding import CaseFacts
-from tests.conftest import client_for, load_case
+from tests.conftest import client_for
+from tests.factories import load_case
 
 BASE = load_case()
 

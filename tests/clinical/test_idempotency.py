@@ -12,9 +12,10 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from audit.services import verify_chain
-from clinical.models import Case, IdempotencyRecord
 from bedside.accounts.services import IssuedKey
-from tests.conftest import client_for, load_case
+from clinical.models import Case, IdempotencyRecord
+from tests.conftest import client_for
+from tests.factories import load_case
 
 URL = "/api/v1/cases/"
 
