@@ -59,6 +59,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError("each test needs exactly one tier:\n" + "\n".join(wrong))
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(request: pytest.FixtureRequest, settings: SettingsWrapper) -> None:
+    """Unit tests hash passwords with MD5: Django's PBKDF2 costs over half a second a hash on
+    the 2-core machine, which was most of ``make test-fast``. Tiers with other processes
+    keep the real hasher, since those processes check the same passwords."""
+    if request.node.get_closest_marker("unit"):
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def alice(db: None) -> User:
     return user_with_role("alice", roles.CLINICIAN)

@@ -29,6 +29,9 @@ from tests import factories
 from tests.clinical.conftest import ehr_token
 from tests.fakes import FakeModelServer
 
+# Fuzzes every operation of the API: a few minutes in all on the 2-core machine.
+pytestmark = pytest.mark.slow
+
 # Loaded once at collection: serving the document touches no database.
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application())
 # What the document allows (positive) and what it refuses (negative), for every operation.

@@ -20,6 +20,9 @@ from reasoning.grounding import CaseFacts
 from tests.conftest import client_for
 from tests.factories import load_case
 
+# Hundreds of generated cases per property: kept out of make test-fast.
+pytestmark = pytest.mark.slow
+
 BASE = load_case()
 
 json_values = st.recursive(
