@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # pip here warns about every package missing from a local index; the failure status stays.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install install-browser install-deploy-tools bench bench-audit bench-encryption run test test-offline test-e2e lint migrations-check backup restore clean
+.PHONY: install install-browser install-deploy-tools bench bench-audit bench-encryption run test test-fast test-offline test-e2e lint migrations-check backup restore clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ run: install  ## start PostgreSQL, broker, vLLM, worker and web on http://127.0.
 
 test: install install-browser install-deploy-tools  ## the whole suite, the real-stack end-to-end tests included
 	$(PY) -m devtools.localstack exec --no-wait-model -- $(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install  ## the unit tier without the slow tests, under 2 minutes (tiers: pyproject.toml)
+	$(PY) -m devtools.localstack exec --no-model -- $(PY) -m pytest -m "unit and not slow" $(PYTEST_ARGS)
 
 test-e2e: install  ## only the end-to-end tests through the real stack
 	$(PY) -m devtools.localstack exec --no-wait-model -- $(PY) -m pytest -m e2e $(PYTEST_ARGS)

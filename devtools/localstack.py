@@ -556,8 +556,8 @@ def run() -> int:
         stop_all()
 
 
-def execute(command: list[str], *, wait_model: bool) -> int:
-    started = up(wait_model=wait_model)
+def execute(command: list[str], *, wait_model: bool, with_model: bool = True) -> int:
+    started = up(wait_model=wait_model, with_model=with_model)
     try:
         return subprocess.run(command, check=False).returncode
     finally:
@@ -578,6 +578,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop the detached services")
     exec_parser = sub.add_parser("exec", help="up, run a command, stop what was started")
     exec_parser.add_argument("--no-wait-model", action="store_true")
+    # The unit tests talk to a fake model server: vLLM would only take their CPU.
+    exec_parser.add_argument("--no-model", action="store_true", help="leave vLLM stopped")
     exec_parser.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command != "down":
@@ -603,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     command = [part for part in args.cmd if part != "--"] if args.cmd[:1] == ["--"] else args.cmd
     if not command:
         parser.error("exec needs a command after --")
-    return execute(command, wait_model=not args.no_wait_model)
+    return execute(command, wait_model=not args.no_wait_model, with_model=not args.no_model)
 
 
 if __name__ == "__main__":

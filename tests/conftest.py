@@ -4,12 +4,18 @@
 - bob: clinician (must not see alice's cases)
 - carol: auditor (sees every case, submits none)
 - an integration key (an EHR), acting as its own service user
+
+tests/factories.py builds the rest (more users, keys, cases, runs, reviews).
+
+Every test belongs to exactly one tier (pyproject.toml lists them): the folder it lives in
+decides (``TIER_BY_FOLDER``; anything else is ``unit``), unless the test names its tier
+itself. ``slow`` is added by hand, with ``pytestmark`` or a decorator, to what takes over
+~10 s. ``make test-fast`` runs ``unit and not slow``.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,48 +26,66 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from audit.services import Actor
 from bedside import roles
 from bedside.accounts import services as accounts_services
-from clinical import lifecycle, services
 from reasoning import services as reasoning_services
+from tests import factories
 from tests.browser.support import browser, page, page_without_js  # noqa: F401 (fixtures)
+from tests.factories import issued_key, user_with_role
 from tests.fakes import FakeModelServer
 
-DATA = Path(__file__).parent / "data"
-TEST_ACTOR = Actor(label="tests", role="admin")
+TESTS = Path(__file__).parent
+TIERS = ("unit", "stack", "browser", "e2e")
+# Folders whose tests start real processes or drive a real browser; the rest are unit tests
+# (the test database and the fake model server only).
+TIER_BY_FOLDER = {"faults": "stack", "deploy": "stack", "browser": "browser", "e2e": "e2e"}
 
 
-def load_case(name: str = "case_chest_pain.json") -> dict[str, Any]:
-    return json.loads((DATA / name).read_text())
+def tiers_of(item: pytest.Item) -> list[str]:
+    return [tier for tier in TIERS if item.get_closest_marker(tier) is not None]
 
 
-def make_user(username: str, role: str) -> User:
-    user = User.objects.create_user(username=username, password="correct horse battery")
-    roles.grant_role(user, role)
-    return user
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its folder's tier unless it names one itself, and refuse the run
+    if any test ends up with no tier or with more than one."""
+    wrong = []
+    for item in items:
+        if not tiers_of(item):
+            folder = item.path.relative_to(TESTS).parts[0]
+            item.add_marker(TIER_BY_FOLDER.get(folder, "unit"))
+        if len(tiers_of(item)) != 1:
+            wrong.append(f"{item.nodeid}: {tiers_of(item) or 'no tier'}")
+    if wrong:
+        raise pytest.UsageError("each test needs exactly one tier:\n" + "\n".join(wrong))
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(request: pytest.FixtureRequest, settings: SettingsWrapper) -> None:
+    """Unit tests hash passwords with MD5: Django's PBKDF2 costs over half a second a hash on
+    the 2-core machine, which was most of ``make test-fast``. Tiers with other processes
+    keep the real hasher, since those processes check the same passwords."""
+    if request.node.get_closest_marker("unit"):
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
 def alice(db: None) -> User:
-    return make_user("alice", roles.CLINICIAN)
+    return user_with_role("alice", roles.CLINICIAN)
 
 
 @pytest.fixture
 def bob(db: None) -> User:
-    return make_user("bob", roles.CLINICIAN)
+    return user_with_role("bob", roles.CLINICIAN)
 
 
 @pytest.fixture
 def carol(db: None) -> User:
-    return make_user("carol", roles.AUDITOR)
+    return user_with_role("carol", roles.AUDITOR)
 
 
 @pytest.fixture
 def integration_key(db: None) -> accounts_services.IssuedKey:
-    return accounts_services.api_key_issue(
-        name="ehr-test", role=roles.INTEGRATION, actor=TEST_ACTOR
-    )
+    return issued_key("ehr-test", roles.INTEGRATION)
 
 
 @pytest.fixture
@@ -90,26 +114,10 @@ def fake_model(settings: SettingsWrapper) -> Iterator[FakeModelServer]:
     reasoning_services._served_model_revision.cache_clear()
 
 
-def case_completed_for(user: User, fake_model: FakeModelServer) -> Any:
-    """A case submitted by ``user``, run to completion against the fake model server."""
-    from clinical.models import CaseStatus
-    from clinical.schemas import CaseInput
-    from tests.fakes import agreeing_completion
-
-    case = services.case_submit(
-        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=user
-    )
-    fake_model.push(agreeing_completion(["Acute MI", "acute MI", "Unstable angina"]))
-    lifecycle.case_run(case_id=case.id)
-    case.refresh_from_db()
-    assert case.status == CaseStatus.COMPLETED
-    return case
-
-
 @pytest.fixture
 def completed_case(alice: User, fake_model: FakeModelServer) -> Any:
     """One of alice's cases, run to completion against the fake model server."""
-    return case_completed_for(alice, fake_model)
+    return factories.completed_case(alice, fake_model)
 
 
 @pytest.fixture(scope="session", autouse=True)

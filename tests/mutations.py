@@ -33,7 +33,7 @@ MUTATIONS = [
     Mutation(
         "expired-lease-never-taken-over",
         "worker killed mid-case",
-        "reasoning/services.py",
+        "clinical/lifecycle.py",
         "if case.status == CaseStatus.RUNNING and case.claimed_until and case.claimed_until > now:",
         "if case.status == CaseStatus.RUNNING:",
         (
@@ -43,7 +43,7 @@ MUTATIONS = [
     Mutation(
         "claim-token-not-checked",
         "duplicate delivery, two workers racing",
-        "reasoning/services.py",
+        "clinical/lifecycle.py",
         "if case.status != CaseStatus.RUNNING or case.claim_token != claim.token:",
         "if case.status != CaseStatus.RUNNING:",
         (
@@ -53,7 +53,7 @@ MUTATIONS = [
     Mutation(
         "no-attempt-counter",
         "a case that keeps killing workers",
-        "reasoning/services.py",
+        "clinical/lifecycle.py",
         "if case.attempts >= settings.BEDSIDE_MAX_ATTEMPTS:",
         "if False:",
         ("tests/reasoning/test_case_run.py::test_case_that_keeps_losing_its_worker_ends_failed",),
@@ -61,10 +61,10 @@ MUTATIONS = [
     Mutation(
         "model-down-fails-the-case",
         "model server down",
-        "reasoning/services.py",
+        "clinical/lifecycle.py",
         "        return case_release_for_retry(claim=claimed, reason=str(exc))",
-        "        return case_record_outcome("
-        "claim=claimed, prompt=prompt, result=None, failure=str(exc))",
+        "        return case_record_outcome(claim=claimed, "
+        "prompt=prompts.render(claimed.case_input), result=None, failure=str(exc))",
         (
             "tests/reasoning/test_case_run.py::test_model_down_puts_the_case_back_with_the_reason_then_it_completes",
         ),
@@ -72,7 +72,7 @@ MUTATIONS = [
     Mutation(
         "busy-retry-waits-the-whole-lease",
         "RabbitMQ consumer timeout",
-        "reasoning/services.py",
+        "clinical/lifecycle.py",
         "retry_in=min(lease_left, settings.BEDSIDE_RETRY_BACKOFF_MAX_S)",
         "retry_in=lease_left",
         (
@@ -101,9 +101,9 @@ MUTATIONS = [
     Mutation(
         "no-sweeper",
         "cases left queued (broker down at commit)",
-        "reasoning/services.py",
-        '    """Re-send the task of every case that nothing is working on:',
-        '    return []\n    """Re-send the task of every case that nothing is working on:',
+        "clinical/selectors.py",
+        '    """Cases that nothing is working on, oldest first:',
+        '    return []\n    """Cases that nothing is working on, oldest first:',
         (
             "tests/reasoning/test_case_run.py::test_sweeper_resends_only_cases_left_queued_with_nothing_due",
         ),
@@ -181,7 +181,7 @@ MUTATIONS = [
     Mutation(
         "json-stored-in-clear",
         "patient data at rest",
-        "bedside/vault/encryption.py",
+        "bedside/vault/fields.py",
         "        return encrypt(text, purpose=self.purpose())",
         "        return text",
         (

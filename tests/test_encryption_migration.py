@@ -19,6 +19,9 @@ from django.db import connection
 from bedside import paths
 from bedside.vault.encryption import lookup_hash
 
+# Migrates a scratch database from zero in subprocesses: about 20 s.
+pytestmark = pytest.mark.slow
+
 CANARY = "Mgr4Canary"
 CASE_ID = uuid.UUID("00000000-0000-4000-8000-00000000c0de")
 

@@ -15,10 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bedside.logformat import JsonFormatter
 from clinical import lifecycle
-from clinical import services as clinical_services
 from clinical.models import Case
-from clinical.schemas import CaseInput
-from tests.conftest import TEST_ACTOR, client_for, load_case
+from tests.conftest import client_for
+from tests.factories import submitted_case
 from tests.fakes import FakeModelServer, choice, completion
 
 
@@ -41,18 +40,10 @@ def value(samples: dict[Any, float], name: str, **labels: str) -> float:
 def test_metrics_count_cases_runs_reviews_and_leave_out_patient_data(
     completed_case: Case, alice: User, fake_model: FakeModelServer
 ) -> None:
-    failed = clinical_services.case_submit(
-        case_input=CaseInput.model_validate({**load_case(), "priority": "stat"}),
-        actor=TEST_ACTOR,
-        submitted_by=alice,
-    )
+    failed = submitted_case(alice, priority="stat")
     fake_model.push(completion([choice(0, "{not json")]))  # no usable sample: a failed run
     lifecycle.case_run(case_id=failed.id)
-    queued = clinical_services.case_submit(
-        case_input=CaseInput.model_validate({**load_case(), "priority": "routine"}),
-        actor=TEST_ACTOR,
-        submitted_by=alice,
-    )
+    queued = submitted_case(alice, priority="routine")
     review = {"decision": "reject", "reason_code": "cds-not-applicable", "reason_text": "Not so."}
     posted = client_for(alice).post(
         f"/api/v1/cases/{completed_case.id}/reviews/", review, format="json"

@@ -12,7 +12,8 @@ from django.contrib.auth.models import User
 from audit.models import AuditEvent
 from clinical import lifecycle
 from clinical.models import Case
-from tests.conftest import client_for, load_case
+from tests.conftest import client_for
+from tests.factories import load_case
 from tests.fakes import FakeModelServer
 
 CANARY = "Zqx7Canary"

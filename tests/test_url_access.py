@@ -29,12 +29,10 @@ from rest_framework.test import APIClient
 
 from bedside import roles
 from bedside.accounts.services import IssuedKey
-from clinical import services
 from clinical.ehr.cds_hooks import SERVICES
 from clinical.models import Case
-from clinical.schemas import CaseInput
 from reasoning.models import ValidationReport
-from tests.conftest import TEST_ACTOR, load_case
+from tests.factories import load_case, submitted_case
 from tests.fakes import FakeModelServer
 
 # Who asks, in the column order of ROUTES. Where a route takes a case id, each principal asks
@@ -225,11 +223,7 @@ def world(
 ) -> World:
     dora = User.objects.create_superuser("dora", password="correct horse battery")
     roles.grant_role(dora, roles.ADMIN)
-    key_case = services.case_submit(
-        case_input=CaseInput.model_validate(load_case()),
-        actor=TEST_ACTOR,
-        submitted_by=integration_key.api_key.user,
-    )
+    key_case = submitted_case(integration_key.api_key.user)
     report = ValidationReport.objects.create(
         model_name="m",
         model_revision="r",

@@ -13,10 +13,8 @@ from django.db import IntegrityError, ProgrammingError, connection, transaction
 from audit.models import Action, AuditEvent
 from audit.services import SYSTEM, record
 from clinical.models import ClinicianReview
-from clinical.schemas import ReviewInput
-from clinical.services import review_record
 from reasoning.models import ReasoningRun
-from tests.conftest import TEST_ACTOR
+from tests import factories
 
 APP_ROLE_SQL = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "app_role.sql"
 PROTECTED = ("audit_auditevent", "clinical_clinicianreview", "reasoning_reasoningrun")
@@ -35,13 +33,7 @@ def _refused(statement: str, params: list[Any] | None = None) -> str:
 
 @pytest.fixture
 def reviewed_case(completed_case: Any, alice: Any) -> Any:
-    review_record(
-        case=completed_case,
-        review=ReviewInput.model_validate({"decision": "accept"}),
-        actor=TEST_ACTOR,
-        reviewer=alice,
-    )
-    return completed_case
+    return factories.reviewed_case(completed_case, alice, decision="accept")
 
 
 def test_orm_update_and_delete_of_an_audit_event_are_refused(db: None) -> None:

@@ -7,9 +7,7 @@ from django.contrib.auth.models import User
 
 from audit.models import CaseFacts
 from clinical.models import Case
-from clinical.schemas import ReviewInput
-from clinical.services import review_record
-from tests.conftest import TEST_ACTOR
+from tests.factories import reviewed_case, submitted_case
 
 
 def test_facts_follow_the_case_its_run_and_its_latest_review(
@@ -33,12 +31,7 @@ def test_facts_follow_the_case_its_run_and_its_latest_review(
                 "differential": [{"diagnosis": "Unstable angina", "likelihood": "high"}],
                 "plan": ["serial troponins"],
             }
-        review_record(
-            case=completed_case,
-            review=ReviewInput.model_validate(body),
-            actor=TEST_ACTOR,
-            reviewer=alice,
-        )
+        reviewed_case(completed_case, alice, **body)
     facts.refresh_from_db()
     assert facts.decision == "modify"  # the latest review wins
 
@@ -46,7 +39,7 @@ def test_facts_follow_the_case_its_run_and_its_latest_review(
 def test_cases_from_an_integration_key_are_marked_api(
     ehr_client: object, integration_key: object
 ) -> None:
-    from tests.conftest import load_case
+    from tests.factories import load_case
 
     response = ehr_client.post("/api/v1/cases/", load_case(), format="json")  # type: ignore[attr-defined]
     assert response.status_code == 202
@@ -55,13 +48,8 @@ def test_cases_from_an_integration_key_are_marked_api(
 
 
 def test_facts_go_with_a_deleted_case(alice: User) -> None:
-    from clinical.schemas import CaseInput
-    from clinical.services import case_submit
-    from tests.conftest import load_case
 
-    case = case_submit(
-        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
-    )
+    case = submitted_case(alice)
     assert CaseFacts.objects.filter(case_id=case.id).exists()
     Case.objects.filter(id=case.id).delete()  # a queued case nothing else refers to
     assert not CaseFacts.objects.filter(case_id=case.id).exists()

@@ -17,7 +17,8 @@ from bedside import roles
 from bedside.accounts.models import ApiKey
 from bedside.accounts.services import IssuedKey
 from clinical.models import Case
-from tests.conftest import client_for, load_case, make_user
+from tests.conftest import client_for
+from tests.factories import load_case, user_with_role
 
 ENDPOINTS = {
     "home": ("GET", "/"),
@@ -161,7 +162,7 @@ def test_every_endpoint_as_every_role_writes_exactly_the_expected_events(
         "clinician": alice,
         "other-clinician": bob,
         "auditor": carol,
-        "admin": make_user("dora", roles.ADMIN),
+        "admin": user_with_role("dora", roles.ADMIN),
     }
     client = _client(role, users, integration_key)
     actual: dict[str, tuple[int, list[str]]] = {}
@@ -230,7 +231,7 @@ def test_every_privilege_change_writes_one_event(db: None) -> None:
 
 def test_role_change_through_the_admin_site_names_the_admin(db: None) -> None:
     admin = User.objects.create_superuser("root", password="correct horse battery")
-    target = make_user("frank", roles.CLINICIAN)
+    target = user_with_role("frank", roles.CLINICIAN)
     auditor_group = Group.objects.get_or_create(name=roles.AUDITOR)[0]
     client = Client()
     client.force_login(admin)

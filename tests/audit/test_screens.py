@@ -17,28 +17,23 @@ from fhir.resources.R4B.bundle import Bundle
 from audit.models import AuditEvent
 from clinical import lifecycle
 from clinical.models import Case, CaseStatus
-from clinical.schemas import CaseInput, ReviewInput
-from clinical.services import case_submit, review_record
+from clinical.schemas import CaseInput
+from clinical.services import case_submit
 from reasoning.confidence import Band, band_of
-from tests.conftest import TEST_ACTOR, load_case
+from tests import factories
+from tests.factories import TEST_ACTOR, load_case
 from tests.fakes import FakeModelServer, assessment, choice, completion
 
 
 @pytest.fixture
 def reviewed_case(completed_case: Case, alice: User) -> Case:
-    review_record(
-        case=completed_case,
-        review=ReviewInput.model_validate(
-            {
-                "decision": "reject",
-                "reason_code": "cds-not-applicable",
-                "reason_text": "troponin was drawn too early",
-            }
-        ),
-        actor=TEST_ACTOR,
-        reviewer=alice,
+    return factories.reviewed_case(
+        completed_case,
+        alice,
+        decision="reject",
+        reason_code="cds-not-applicable",
+        reason_text="troponin was drawn too early",
     )
-    return completed_case
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from clinical.models import Case
 from clinical.schemas import ReviewInput
 from clinical.services import review_record
 from tests.browser.support import only_local_requests, screenshot, sign_in
-from tests.conftest import TEST_ACTOR
+from tests.factories import TEST_ACTOR
 
 
 def test_auditor_filters_opens_a_timeline_exports_and_checks_the_chain(

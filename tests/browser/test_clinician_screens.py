@@ -135,7 +135,7 @@ def test_polling_says_so_when_the_session_has_ended(
 ) -> None:
     from clinical.schemas import CaseInput
     from clinical.services import case_submit
-    from tests.conftest import TEST_ACTOR, load_case
+    from tests.factories import TEST_ACTOR, load_case
 
     case = case_submit(
         case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice

@@ -24,11 +24,13 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from bedside import roles
-from bedside.accounts import services as accounts_services
 from clinical.models import Case
+from tests import factories
 from tests.clinical.conftest import ehr_token
-from tests.conftest import TEST_ACTOR, case_completed_for
 from tests.fakes import FakeModelServer
+
+# Fuzzes every operation of the API: a few minutes in all on the 2-core machine.
+pytestmark = pytest.mark.slow
 
 # Loaded once at collection: serving the document touches no database.
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application())
@@ -57,9 +59,7 @@ def keys(db: None) -> dict[str, str]:
     for the audit trail, a clinician's for the rest (a clinician may do everything an
     EHR's integration key may, and record reviews besides)."""
     return {
-        role: accounts_services.api_key_issue(
-            name=f"fuzz-{role}", role=role, actor=TEST_ACTOR, rate_limit_per_min=0
-        ).key
+        role: factories.issued_key(f"fuzz-{role}", role, rate_limit_per_min=0).key
         for role in (roles.AUDITOR, roles.CLINICIAN)
     }
 
@@ -69,7 +69,7 @@ def completed_case(keys: dict[str, str], fake_model: FakeModelServer) -> Case:
     """A completed case of the clinician key's, so that the case operations answer with
     the case (its result, its reviews) and not only with 404s."""
     submitter = User.objects.get(username=f"key:fuzz-{roles.CLINICIAN}")
-    return case_completed_for(submitter, fake_model)
+    return factories.completed_case(submitter, fake_model)
 
 
 def _is_uuid(value: object) -> bool:

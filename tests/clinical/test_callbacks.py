@@ -17,12 +17,10 @@ from pytest_django.fixtures import DjangoCaptureOnCommitCallbacks
 from audit.models import AuditEvent
 from bedside import roles
 from bedside.accounts import services as accounts_services
-from clinical import lifecycle, services
 from clinical.ehr import callbacks
-from clinical.models import Case, CaseStatus
-from clinical.schemas import CaseInput
-from tests.conftest import TEST_ACTOR, load_case
-from tests.fakes import FakeModelServer, agreeing_completion
+from clinical.models import Case
+from tests.factories import completed_case, issued_key
+from tests.fakes import FakeModelServer
 
 
 class Receiver:
@@ -57,23 +55,12 @@ def receiver() -> Iterator[Receiver]:
 
 
 def finished_case(key: accounts_services.IssuedKey, fake_model: FakeModelServer) -> Case:
-    case = services.case_submit(
-        case_input=CaseInput.model_validate(load_case()),
-        actor=TEST_ACTOR,
-        submitted_by=key.api_key.user,
-    )
-    fake_model.push(agreeing_completion(["Acute MI"] * 3))
-    lifecycle.case_run(case_id=case.id)
-    case.refresh_from_db()
-    assert case.status == CaseStatus.COMPLETED
-    return case
+    return completed_case(key.api_key.user, fake_model, tops=["Acute MI"] * 3)
 
 
 @pytest.fixture
 def hooked_key(db: None, receiver: Receiver) -> accounts_services.IssuedKey:
-    return accounts_services.api_key_issue(
-        name="lab-system", role=roles.INTEGRATION, actor=TEST_ACTOR, callback_url=receiver.url
-    )
+    return issued_key("lab-system", roles.INTEGRATION, callback_url=receiver.url)
 
 
 def test_completed_case_is_announced_signed_and_audited(

@@ -13,7 +13,8 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent
 from bedside.accounts.services import IssuedKey
 from clinical.models import Case
-from tests.conftest import client_for, load_case
+from tests.conftest import client_for
+from tests.factories import load_case
 
 URL = "/api/v1/cases/"
 

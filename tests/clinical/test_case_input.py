@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from clinical.schemas import CaseInput
-from tests.conftest import load_case
+from tests.factories import load_case
 
 
 def errors_for(data: dict[str, Any]) -> dict[tuple[Any, ...], str]:

@@ -17,7 +17,11 @@ from pydantic import ValidationError
 from clinical.schemas import CaseInput
 from reasoning import prompts
 from reasoning.grounding import CaseFacts
-from tests.conftest import client_for, load_case
+from tests.conftest import client_for
+from tests.factories import load_case
+
+# Hundreds of generated cases per property: kept out of make test-fast.
+pytestmark = pytest.mark.slow
 
 BASE = load_case()
 

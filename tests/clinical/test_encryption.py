@@ -24,7 +24,8 @@ from bedside.vault.models import DataKey
 from clinical import lifecycle
 from clinical.models import Case, ClinicianReview
 from reasoning.models import ReasoningRun
-from tests.conftest import client_for, load_case
+from tests.conftest import client_for
+from tests.factories import load_case
 from tests.fakes import FakeModelServer, agreeing_completion
 
 CANARY = "Wyv9Canary"

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from clinical.ehr.fhir import DEFAULT_QUESTION, CaseParameters, case_input_from_bundle
 from clinical.models import Case
-from tests.conftest import load_case
+from tests.factories import load_case
 
 URL = "/api/v1/cases/"
 FHIR = "application/fhir+json"

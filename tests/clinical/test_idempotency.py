@@ -14,7 +14,8 @@ from audit.models import AuditEvent
 from audit.services import verify_chain
 from bedside.accounts.services import IssuedKey
 from clinical.models import Case, IdempotencyRecord
-from tests.conftest import client_for, load_case
+from tests.conftest import client_for
+from tests.factories import load_case
 
 URL = "/api/v1/cases/"
 

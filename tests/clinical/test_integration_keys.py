@@ -20,7 +20,7 @@ from audit.services import verify_chain
 from bedside import roles
 from bedside.accounts.models import ApiKey
 from bedside.accounts.services import IssuedKey, KeyRefused, api_key_settings_check
-from tests.conftest import load_case
+from tests.factories import load_case
 
 URL = "/api/v1/cases/"
 

@@ -9,7 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from clinical.models import Case
-from tests.conftest import load_case
+from tests.factories import load_case
 
 URL = "/api/v1/cases/"
 

@@ -10,9 +10,8 @@ from django.contrib.auth.models import User
 
 from audit.models import AuditEvent
 from clinical.models import Case, ClinicianReview
-from clinical.schemas import CaseInput
-from clinical.services import case_submit
-from tests.conftest import TEST_ACTOR, client_for, load_case
+from tests.conftest import client_for
+from tests.factories import submitted_case
 
 
 def url(case: Case) -> str:
@@ -89,9 +88,7 @@ def test_review_is_audited_without_the_free_text(completed_case: Case, alice: Us
 
 
 def test_a_case_without_an_answer_cannot_be_reviewed(alice: User) -> None:
-    case = case_submit(
-        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
-    )
+    case = submitted_case(alice)
     response = client_for(alice).post(url(case), {"decision": "accept"}, format="json")
     assert response.status_code == 409
     assert response.json()["errors"][0]["loc"] == ["case", "status"]

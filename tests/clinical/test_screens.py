@@ -16,9 +16,8 @@ from clinical import lifecycle
 from clinical.models import Case, CaseStatus, ClinicianReview
 from clinical.schemas import CaseInput
 from clinical.screens.presenting import confidence_band
-from clinical.services import case_submit
 from reasoning.confidence import BAND_FLOORS
-from tests.conftest import TEST_ACTOR, load_case
+from tests.factories import load_case, submitted_case
 from tests.fakes import FakeModelServer
 
 pytestmark = pytest.mark.django_db
@@ -178,9 +177,7 @@ def test_other_clinicians_cases_and_malformed_ids_are_not_found(
 def test_status_endpoint_says_where_the_case_stands_without_patient_data(
     alice: User, fake_model: FakeModelServer
 ) -> None:
-    case = case_submit(
-        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
-    )
+    case = submitted_case(alice)
     client = signed_in(alice)
     queued = client.get(f"/cases/{case.id}/status.json").json()
     assert queued["status"] == "queued" and queued["finished"] is False
@@ -194,9 +191,7 @@ def test_status_endpoint_says_where_the_case_stands_without_patient_data(
 
 
 def test_failed_case_says_why(alice: User, fake_model: FakeModelServer) -> None:
-    case = case_submit(
-        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
-    )
+    case = submitted_case(alice)
     fake_model.push({"error": {"message": "prompt too long"}}, status=400)
     lifecycle.case_run(case_id=case.id)
     case.refresh_from_db()
@@ -292,10 +287,7 @@ def test_auditor_is_refused_the_review(completed_case: Case, carol: User) -> Non
 
 def _many_cases(user: User, n: int, **changes: Any) -> None:
     for i in range(n):
-        case_input = CaseInput.model_validate(
-            {**load_case(), "external_id": f"ED-{i:04d}", **changes}
-        )
-        case_submit(case_input=case_input, actor=TEST_ACTOR, submitted_by=user)
+        submitted_case(user, **{"external_id": f"ED-{i:04d}", **changes})
 
 
 def test_my_cases_is_empty_then_paginated_by_25(alice: User, bob: User) -> None:
@@ -371,9 +363,7 @@ def test_calibration_note_from_the_models_validation_report(
 def test_failed_case_is_sent_again_from_its_page(
     alice: User, bob: User, fake_model: FakeModelServer
 ) -> None:
-    case = case_submit(
-        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
-    )
+    case = submitted_case(alice)
     fake_model.push({"error": {"message": "prompt too long"}}, status=400)
     lifecycle.case_run(case_id=case.id)
     assert signed_in(bob).post(f"/cases/{case.id}/rerun/").status_code == 404
@@ -389,9 +379,7 @@ def test_failed_case_is_sent_again_from_its_page(
 
 
 def test_retry_reason_shows_while_the_case_waits(alice: User) -> None:
-    case = case_submit(
-        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
-    )
+    case = submitted_case(alice)
     Case.objects.filter(pk=case.pk).update(
         status_detail="model server unreachable; retry 2 of 8", retries=2
     )
@@ -406,9 +394,9 @@ def test_retry_reason_shows_while_the_case_waits(alice: User) -> None:
 
 
 def test_an_admin_opens_any_case_but_records_no_review(completed_case: Case) -> None:
-    from tests.conftest import make_user
+    from tests.factories import user_with_role
 
-    admin = make_user("dana", "admin")
+    admin = user_with_role("dana", "admin")
     html = signed_in(admin).get(f"/cases/{completed_case.id}/").content.decode()
     assert "Acute MI" in html
     assert "Only clinicians record reviews." in html and 'name="decision"' not in html

@@ -17,7 +17,7 @@ from clinical import services as clinical_services
 from clinical import tasks as clinical_tasks
 from clinical.models import Case
 from clinical.schemas import CaseInput
-from tests.conftest import TEST_ACTOR, load_case
+from tests.factories import TEST_ACTOR, load_case
 
 
 @pytest.fixture

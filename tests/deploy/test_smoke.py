@@ -16,9 +16,9 @@ from django.urls import NoReverseMatch, reverse
 from bedside import roles
 from bedside.accounts import services as accounts_services
 from clinical.models import Case, CaseStatus
-from tests.conftest import TEST_ACTOR
 from tests.deploy.conftest import WorkerProcess
 from tests.e2e.conftest import worker_database_url
+from tests.factories import TEST_ACTOR
 from tests.fakes import FakeModelServer
 
 ROOT = Path(__file__).resolve().parents[2]

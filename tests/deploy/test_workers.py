@@ -21,8 +21,8 @@ from clinical import tasks as clinical_tasks
 from clinical.models import Case, CaseStatus
 from clinical.schemas import CaseInput
 from reasoning.models import ReasoningRun, RunOutcome
-from tests.conftest import TEST_ACTOR, load_case
 from tests.deploy.conftest import WorkerProcess, wait_until
+from tests.factories import TEST_ACTOR, load_case
 from tests.fakes import FakeModelServer
 
 

@@ -15,7 +15,7 @@ from clinical.services import case_rerun
 from reasoning.models import ReasoningRun
 from tests.browser.flows import clinician_flow
 from tests.browser.support import only_local_requests
-from tests.conftest import TEST_ACTOR
+from tests.factories import TEST_ACTOR
 
 pytestmark = pytest.mark.e2e
 MAX_RERUNS = 3

@@ -17,7 +17,7 @@ from bedside import roles
 from bedside.accounts import services as accounts_services
 from clinical.models import Case
 from reasoning.models import ReasoningRun
-from tests.conftest import load_case
+from tests.factories import load_case
 
 pytestmark = pytest.mark.e2e
 CASE_TIMEOUT_S = 600

@@ -31,8 +31,8 @@ from bedside import roles
 from bedside.accounts import services as accounts_services
 from clinical.models import CaseStatus
 from reasoning.models import ReasoningRun
-from tests.conftest import TEST_ACTOR, load_case
 from tests.e2e.conftest import ARTIFACTS
+from tests.factories import TEST_ACTOR, load_case
 from tests.faults.support import Stack, private_broker, running_stack, wait_until_final
 
 CASES = 24

@@ -14,7 +14,7 @@ from bedside.celery import app as celery_app
 from clinical.models import Case
 from clinical.schemas import CaseInput
 from clinical.services import case_submit
-from tests.conftest import TEST_ACTOR, load_case
+from tests.factories import TEST_ACTOR, load_case
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from bedside.accounts import services as accounts_services
 from clinical.models import Case, CaseStatus
 from tests.clinical.conftest import ehr_clients, ehr_token
 from tests.clinical.test_screens import form_data
-from tests.conftest import DATA, TEST_ACTOR
+from tests.factories import DATA, TEST_ACTOR
 from tests.fakes import choice, completion
 from tests.faults.support import Stack, private_broker, running_stack, wait_until_final
 from tests.test_no_patient_data_in_logs import CANARY, canary_case

@@ -16,19 +16,15 @@ from audit.services import verify_chain
 from clinical import lifecycle
 from clinical import tasks as clinical_tasks
 from clinical.models import Case, CaseStatus
-from clinical.schemas import CaseInput
-from clinical.services import case_submit
 from reasoning import services
 from reasoning.models import ReasoningRun, ServedModel
-from tests.conftest import TEST_ACTOR, load_case
+from tests.factories import submitted_case
 from tests.fakes import FakeModelServer, agreeing_completion, choice, completion
 
 
 @pytest.fixture
 def case(alice: User) -> Case:
-    return case_submit(
-        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
-    )
+    return submitted_case(alice)
 
 
 def test_case_completes_with_one_run_holding_everything(
@@ -239,10 +235,7 @@ def test_sweeper_resends_only_cases_left_queued_with_nothing_due(
 
     sent: list[str] = []
     monkeypatch.setattr(tasks.run_case_task, "delay", lambda case_id: sent.append(case_id))
-    make = lambda: case_submit(  # noqa: E731
-        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
-    )
-    old, fresh, retry_due_later, running = make(), make(), make(), make()
+    old, fresh, retry_due_later, running = [submitted_case(alice) for _ in range(4)]
     long_ago = timezone.now() - timedelta(hours=1)
     Case.objects.filter(id__in=[old.id, retry_due_later.id, running.id]).update(updated_at=long_ago)
     Case.objects.filter(id=retry_due_later.id).update(

@@ -13,12 +13,11 @@ from django.core.management import CommandError, call_command
 
 from audit.models import AuditEvent
 from clinical import lifecycle
-from clinical.schemas import CaseInput
-from clinical.services import case_submit
 from reasoning import services
 from reasoning.evaluation import DatasetError, load_dataset
 from reasoning.models import Calibration, ReasoningRun, ServedModel, ValidationReport
-from tests.conftest import TEST_ACTOR, client_for, load_case
+from tests.conftest import client_for
+from tests.factories import submitted_case
 from tests.fakes import FakeModelServer, choice, completion, mcq_completion
 
 GOLD = ["A", "B", "C", "D"]
@@ -130,9 +129,7 @@ def test_calibration_applies_to_new_runs_of_the_same_revision_only(
     # Isotonic on (0, F) (0.3467, T) (0.6333, F) (0.98, T): pooled to 0, 0.5, 1.
     assert calibration.parameters["points"] == [[0.0, 0.0], [0.49, 0.5], [0.98, 1.0]]
 
-    case = case_submit(
-        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
-    )
+    case = submitted_case(alice)
     lifecycle.case_run(case_id=case.id)
     run = ReasoningRun.objects.get(case=case)
     assert run.calibration == calibration
@@ -148,9 +145,7 @@ def test_calibration_applies_to_new_runs_of_the_same_revision_only(
     # New weights behind the same name: a new revision, and the old calibration is not used.
     fake_model.root = "/models/fake-v2"
     services._served_model_revision.cache_clear()
-    second = case_submit(
-        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
-    )
+    second = submitted_case(alice)
     lifecycle.case_run(case_id=second.id)
     run2 = ReasoningRun.objects.get(case=second)
     assert run2.model_revision != run.model_revision

@@ -15,7 +15,7 @@ from reasoning.grounding import CaseFacts, check
 from reasoning.models import ReasoningRun
 from reasoning.parsing import TraceSource, parse_choice
 from reasoning.protocol import Choice
-from tests.conftest import TEST_ACTOR, load_case
+from tests.factories import TEST_ACTOR, load_case
 from tests.fakes import FakeModelServer, assessment, choice, completion
 
 CASE = load_case()

@@ -16,13 +16,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 
 from clinical import lifecycle
-from clinical import services as clinical_services
 from clinical.models import Case, CaseStatus
-from clinical.schemas import CaseInput
 from reasoning import services
 from reasoning.client import ModelUnavailable
 from reasoning.pool import ModelPool
-from tests.conftest import TEST_ACTOR, load_case
+from tests.factories import submitted_case
 from tests.fakes import FakeModelServer
 
 MESSAGES = [{"role": "user", "content": "ping"}]
@@ -137,12 +135,7 @@ def test_every_url_of_a_pool_must_be_on_the_premises(settings: Any) -> None:
 
 
 def submit(alice: User, count: int) -> list[Case]:
-    return [
-        clinical_services.case_submit(
-            case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
-        )
-        for _ in range(count)
-    ]
+    return [submitted_case(alice) for _ in range(count)]
 
 
 def run_in_thread(case: Case) -> lifecycle.RunResult:
