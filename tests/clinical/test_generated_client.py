@@ -19,7 +19,7 @@ from django.contrib.auth.models import User
 from django.test import Client as DjangoClient
 
 from clinical import lifecycle
-from tests.conftest import load_case
+from tests.factories import load_case
 from tests.fakes import FakeModelServer, agreeing_completion
 
 GENERATOR = Path(sys.executable).parent / "openapi-python-client"
