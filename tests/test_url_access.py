@@ -28,11 +28,11 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from bedside import roles
+from bedside.accounts.services import IssuedKey
 from clinical import services
 from clinical.ehr.cds_hooks import SERVICES
 from clinical.models import Case
 from clinical.schemas import CaseInput
-from bedside.accounts.services import IssuedKey
 from reasoning.models import ValidationReport
 from tests.conftest import TEST_ACTOR, load_case
 from tests.fakes import FakeModelServer

@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent
 from bedside import roles
 from bedside.accounts.models import ApiKey
-from clinical.models import Case
 from bedside.accounts.services import IssuedKey
+from clinical.models import Case
 from tests.conftest import client_for, load_case, make_user
 
 ENDPOINTS = {

@@ -11,8 +11,8 @@ from pytest_django.fixtures import DjangoCaptureOnCommitCallbacks
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from clinical.models import Case
 from bedside.accounts.services import IssuedKey
+from clinical.models import Case
 from tests.conftest import client_for, load_case
 
 URL = "/api/v1/cases/"

@@ -12,8 +12,8 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from audit.services import verify_chain
-from clinical.models import Case, IdempotencyRecord
 from bedside.accounts.services import IssuedKey
+from clinical.models import Case, IdempotencyRecord
 from tests.conftest import client_for, load_case
 
 URL = "/api/v1/cases/"
