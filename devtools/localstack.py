@@ -406,9 +406,10 @@ SERVICES: dict[str, tuple[Callable[..., bool], Callable[[], None]]] = {
 }
 
 
-def up(*, wait_model: bool, with_model: bool = True) -> list[str]:
-    started = [name for name, (start, _) in SERVICES.items() if start()]
-    if with_model and model_up(wait=wait_model):
+def up(*, wait_model: bool, with_model: bool = True, only: list[str] | None = None) -> list[str]:
+    wanted = only if only else [*SERVICES, "model"]
+    started = [name for name, (start, _) in SERVICES.items() if name in wanted and start()]
+    if with_model and "model" in wanted and model_up(wait=wait_model):
         started.append("model")
     return started
 
@@ -556,8 +557,8 @@ def run() -> int:
         stop_all()
 
 
-def execute(command: list[str], *, wait_model: bool) -> int:
-    started = up(wait_model=wait_model)
+def execute(command: list[str], *, wait_model: bool, only: list[str] | None = None) -> int:
+    started = up(wait_model=wait_model, only=only)
     try:
         return subprocess.run(command, check=False).returncode
     finally:
@@ -578,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop the detached services")
     exec_parser = sub.add_parser("exec", help="up, run a command, stop what was started")
     exec_parser.add_argument("--no-wait-model", action="store_true")
+    # A command that needs only the database (the migrations check) need not start vLLM.
+    exec_parser.add_argument("--only", choices=["postgres", "broker", "model"], action="append")
     exec_parser.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
 
@@ -599,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     command = [part for part in args.cmd if part != "--"] if args.cmd[:1] == ["--"] else args.cmd
     if not command:
         parser.error("exec needs a command after --")
-    return execute(command, wait_model=not args.no_wait_model)
+    return execute(command, wait_model=not args.no_wait_model, only=args.only)
 
 
 if __name__ == "__main__":
