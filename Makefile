@@ -58,12 +58,14 @@ bench: install  ## pipeline vs raw vLLM throughput, Bedside's own time, intake (
 test-offline: install  ## the spine end to end in a loopback-only network namespace (root)
 	tests/offline/run-isolated.sh
 
-lint: install
+lint: install  ## ruff (lint, format), the layers (import-linter) and the types (mypy; pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
-migrations-check: install
-	$(PY) -m devtools.localstack exec -- $(PY) manage.py makemigrations --check --dry-run
+migrations-check: install  ## fail if a model change has no migration (starts the embedded database)
+	$(PY) -m devtools.localstack exec --only postgres -- $(PY) manage.py makemigrations --check --dry-run
 
 # Backups of DATABASE_URL (unset: the embedded database, with the embedded wheel's own tools).
 # PG_BIN: the folder of pg_dump/pg_restore of the server's major version, with a trailing

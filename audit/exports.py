@@ -121,7 +121,7 @@ def audit_event_resource(event: AuditEvent) -> dict[str, Any]:
         agent["who"]["identifier"] = {"system": USER_SYSTEM, "value": str(event.actor_id)}
     if event.source_address:
         agent["network"] = {"address": event.source_address, "type": "2"}
-    resource = {
+    resource: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": f"bedside-{event.id}",
         "type": {

@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_http_methods
 from pydantic import BaseModel, ValidationError
@@ -57,10 +58,10 @@ EVENT_COLUMNS = (
 )
 
 
-def auditor_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def auditor_required(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not roles.roles_of(request.user) & AUDIT_ROLES:
             raise PermissionDenied("only auditors and administrators read the audit trail")
         return view(request, *args, **kwargs)
@@ -69,7 +70,10 @@ def auditor_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRes
 
 
 def _params(request: HttpRequest, *, ignore: tuple[str, ...] = ()) -> dict[str, str]:
-    return {k: v for k, v in request.GET.items() if v.strip() and k not in ignore}
+    # QueryDict.items() gives each key's last value (a list only for a key with no values).
+    return {
+        k: v for k, v in request.GET.items() if isinstance(v, str) and v.strip() and k not in ignore
+    }
 
 
 def _errors(exc: ValidationError) -> list[dict[str, str]]:
@@ -288,7 +292,7 @@ def _stamp() -> str:
 
 @auditor_required
 @require_GET
-def export_csv(request: HttpRequest) -> HttpResponse:
+def export_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     query, errors = _event_query(request)
     if errors:
         return _refused_export(request, query, errors)

@@ -26,8 +26,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bedside.accounts import services as accounts_services
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/bedside_bench_audit"
@@ -79,6 +77,7 @@ def fill(n_cases: int, n_events: int, seed: int = 7) -> None:
 
     from audit.services import GENESIS_HASH, SYSTEM, Actor, canonical_json
     from bedside import roles
+    from bedside.accounts import services as accounts_services
 
     rng = random.Random(seed)
     actor = Actor(label="bench", role="admin")
@@ -471,7 +470,7 @@ def main() -> None:
     args = parser.parse_args()
 
     url = os.environ["DATABASE_URL"]
-    if "bench" not in psycopg.conninfo.conninfo_to_dict(url)["dbname"]:
+    if "bench" not in str(psycopg.conninfo.conninfo_to_dict(url).get("dbname", "")):
         sys.exit(
             "refusing: DATABASE_URL must name a benchmark database (its name contains 'bench')"
         )

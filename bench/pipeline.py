@@ -33,8 +33,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bedside.accounts import services as accounts_services
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PYTHON = sys.executable
@@ -154,7 +152,7 @@ async def raw_level(level: int, cases: list[dict[str, Any]]) -> dict[str, Any]:
 
     from reasoning import prompts
     from reasoning.schemas import response_format
-    from reasoning.services import _sampling_parameters
+    from reasoning.services import sampling_parameters
 
     url = settings.BEDSIDE_MODEL_BASE_URL.rstrip("/") + "/chat/completions"
     semaphore = asyncio.Semaphore(level)
@@ -167,7 +165,7 @@ async def raw_level(level: int, cases: list[dict[str, Any]]) -> dict[str, Any]:
             "model": settings.BEDSIDE_MODEL_NAME,
             "messages": prompts.render(case).messages(),
             "response_format": response_format(),
-            **_sampling_parameters(),
+            **sampling_parameters(),
         }
         async with semaphore:
             started = time.monotonic()
@@ -256,6 +254,7 @@ def start_worker(concurrency: int) -> Process:
 def issue_key() -> str:
     from audit.services import Actor
     from bedside import roles
+    from bedside.accounts import services as accounts_services
 
     # A limit far above the run's rate: the per-key counter's upsert is still paid on every
     # request, as in production, but no request is refused.
@@ -403,6 +402,8 @@ def pipeline_level(
 
 
 def intake(web_url: str, key: str) -> dict[str, Any]:
+    from kombu import Queue
+
     from bedside.celery import app as celery_app
     from clinical.models import Case, CaseStatus
 
@@ -414,7 +415,7 @@ def intake(web_url: str, key: str) -> dict[str, Any]:
         status=CaseStatus.FAILED, status_detail="benchmark intake only; not run"
     )
     with celery_app.connection_for_write() as conn:
-        conn.default_channel.queue_purge(QUEUE)
+        Queue(QUEUE, channel=conn.default_channel).purge()
     return {
         "cases": len(ids),
         "refused": refused,

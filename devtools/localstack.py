@@ -406,9 +406,10 @@ SERVICES: dict[str, tuple[Callable[..., bool], Callable[[], None]]] = {
 }
 
 
-def up(*, wait_model: bool, with_model: bool = True) -> list[str]:
-    started = [name for name, (start, _) in SERVICES.items() if start()]
-    if with_model and model_up(wait=wait_model):
+def up(*, wait_model: bool, with_model: bool = True, only: list[str] | None = None) -> list[str]:
+    wanted = only if only else [*SERVICES, "model"]
+    started = [name for name, (start, _) in SERVICES.items() if name in wanted and start()]
+    if with_model and "model" in wanted and model_up(wait=wait_model):
         started.append("model")
     return started
 
@@ -556,8 +557,10 @@ def run() -> int:
         stop_all()
 
 
-def execute(command: list[str], *, wait_model: bool, with_model: bool = True) -> int:
-    started = up(wait_model=wait_model, with_model=with_model)
+def execute(
+    command: list[str], *, wait_model: bool, with_model: bool = True, only: list[str] | None = None
+) -> int:
+    started = up(wait_model=wait_model, with_model=with_model, only=only)
     try:
         return subprocess.run(command, check=False).returncode
     finally:
@@ -580,6 +583,8 @@ def main(argv: list[str] | None = None) -> int:
     exec_parser.add_argument("--no-wait-model", action="store_true")
     # The unit tests talk to a fake model server: vLLM would only take their CPU.
     exec_parser.add_argument("--no-model", action="store_true", help="leave vLLM stopped")
+    # A command that needs only the database (the migrations check) need not start vLLM.
+    exec_parser.add_argument("--only", choices=["postgres", "broker", "model"], action="append")
     exec_parser.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.command != "down":
@@ -605,7 +610,12 @@ def main(argv: list[str] | None = None) -> int:
     command = [part for part in args.cmd if part != "--"] if args.cmd[:1] == ["--"] else args.cmd
     if not command:
         parser.error("exec needs a command after --")
-    return execute(command, wait_model=not args.no_wait_model, with_model=not args.no_model)
+    return execute(
+        command,
+        wait_model=not args.no_wait_model,
+        with_model=not args.no_model,
+        only=args.only,
+    )
 
 
 if __name__ == "__main__":

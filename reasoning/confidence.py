@@ -94,7 +94,7 @@ def combine(samples: list[Sample], *, requested: int) -> Confidence | None:
     modal, votes = counts.most_common(1)[0]
     agreeing = [s for s, top in zip(usable, tops, strict=True) if top == modal]
     agreement = votes / max(requested, len(samples))
-    stated = sum(s.assessment.stated_confidence for s in agreeing) / len(agreeing)  # type: ignore[union-attr]
+    stated = sum(s.assessment.stated_confidence for s in agreeing) / len(agreeing)
     logprobs = [s.mean_logprob for s in agreeing if s.mean_logprob is not None]
     token_probability = math.exp(sum(logprobs) / len(logprobs)) if logprobs else None
 

@@ -12,7 +12,7 @@ on every sample.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,7 +185,7 @@ class Grounding:
 
 
 def check(
-    *, cited_facts: list[str], steps: list[str], facts: CaseFacts, conclusions: list[str] = ()
+    *, cited_facts: list[str], steps: list[str], facts: CaseFacts, conclusions: Sequence[str] = ()
 ) -> Grounding:
     """``conclusions`` are the answer's own findings (diagnoses, actions, red flags): an answer
     whose conclusions, cited facts and steps all miss the case ignores it."""

@@ -103,15 +103,21 @@ def _on_groups_changed(
         else:
             privilege_change_record(user=instance, granted=[], revoked=sorted(cleared))
         return
-    key = "granted" if action == "post_add" else "revoked"
+
+    def changed(user: Any, names: list[str]) -> None:
+        if action == "post_add":
+            privilege_change_record(user=user, granted=names, revoked=[])
+        else:
+            privilege_change_record(user=user, granted=[], revoked=names)
+
     if reverse:  # group.user_set.add(...): one event per user
         for user in user_model.objects.filter(pk__in=pk_set or ()):
-            privilege_change_record(
-                **{"user": user, "granted": [], "revoked": [], key: [instance.name]}
-            )
+            changed(user, [instance.name])
     else:
-        names = sorted(Group.objects.filter(pk__in=pk_set or ()).values_list("name", flat=True))
-        privilege_change_record(**{"user": instance, "granted": [], "revoked": [], key: names})
+        changed(
+            instance,
+            sorted(Group.objects.filter(pk__in=pk_set or ()).values_list("name", flat=True)),
+        )
 
 
 def _flag_changes(old: dict[str, bool], user: Any) -> tuple[list[str], list[str]]:

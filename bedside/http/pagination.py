@@ -4,6 +4,7 @@ while it loads, before the API views (and their OpenAPI decorators) can be impor
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -33,7 +34,7 @@ class CasePagination(PageNumberPagination):
     last_page_strings = ()
 
     def paginate_queryset(
-        self, queryset: QuerySet[Any], request: Request, view: Any = None
+        self, queryset: QuerySet[Any] | Sequence[Any], request: Request, view: Any = None
     ) -> list[Any] | None:
         # DRF would quietly fall back to 25 for a page size it cannot read and cap one over
         # 100: an integrator who asked for 500 would page through 100s without knowing why.

@@ -70,7 +70,7 @@ def wrap(data_key_id: uuid.UUID, secret: bytes, master: MasterKey) -> bytes:
     return nonce + AESGCM(master.secret).encrypt(nonce, secret, _wrap_aad(data_key_id))
 
 
-def unwrap(data_key_id: uuid.UUID, wrapped: bytes, master_key_id: str) -> bytes:
+def unwrap(data_key_id: uuid.UUID, wrapped: bytes | memoryview, master_key_id: str) -> bytes:
     master = _master(master_key_id)
     try:
         return AESGCM(master.secret).decrypt(

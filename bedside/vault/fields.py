@@ -10,12 +10,16 @@ from django.db import models
 from bedside.vault.encryption import decrypt, encrypt
 
 
-class EncryptedTextField(models.TextField):
-    """Text stored encrypted; reads and writes plain ``str`` in Python. ``""`` is stored as
-    ``""`` (an empty value says nothing), so "has a reason" filters keep working."""
+class _EncryptedField(models.TextField):
+    """What both encrypted fields share: the purpose their ciphertext is bound to."""
 
     def purpose(self) -> str:
         return f"{self.model._meta.db_table}.{self.column}"
+
+
+class EncryptedTextField(_EncryptedField):
+    """Text stored encrypted; reads and writes plain ``str`` in Python. ``""`` is stored as
+    ``""`` (an empty value says nothing), so "has a reason" filters keep working."""
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         if value is None or value == "":
@@ -31,10 +35,12 @@ class EncryptedTextField(models.TextField):
         return encrypt(str(value), purpose=self.purpose())
 
 
-class EncryptedJSONField(models.TextField):
+class EncryptedJSONField(_EncryptedField):
     """JSON stored encrypted; reads and writes Python values. ``None`` is SQL NULL."""
 
-    purpose = EncryptedTextField.purpose
+    # The types django-stubs gives the model attribute: any JSON value, not TextField's str.
+    _pyi_private_set_type: Any
+    _pyi_private_get_type: Any
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         if value is None:

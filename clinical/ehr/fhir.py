@@ -287,8 +287,10 @@ def _bundle_entries(bundle: Any) -> tuple[list[_Raw], Counter[str]]:
         if resource_type not in MAPPED_TYPES:
             ignored[resource_type] += 1
             continue
-        full_url = raw.get("fullUrl") if isinstance(raw.get("fullUrl"), str) else ""
-        found.append(_Raw(index, full_url, resource_type, resource))
+        full_url = raw.get("fullUrl")
+        found.append(
+            _Raw(index, full_url if isinstance(full_url, str) else "", resource_type, resource)
+        )
     if errors:
         raise FhirIntakeError(errors[:50])
     return found, ignored

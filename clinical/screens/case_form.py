@@ -248,7 +248,7 @@ class CaseForm:
             group: [{**values_, "__index__": str(i)} for i, values_ in sorted(found.items())]
             for group, found in by_group.items()
         }
-        return cls(values, rows)  # type: ignore[arg-type]
+        return cls(values, rows)
 
     # -- editing rows without JavaScript ---------------------------------------------------
 

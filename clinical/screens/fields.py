@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 
 @dataclass
@@ -39,7 +40,7 @@ class FormField:
         return self.value.strip() in ("", self.default)
 
 
-def clean_message(error: dict[str, Any]) -> str:
+def clean_message(error: ErrorDetails) -> str:
     msg = str(error["msg"])
     if error.get("type") == "missing":
         return "Required"

@@ -28,10 +28,10 @@ def inflated(bundle: dict[str, Any], size: int) -> dict[str, Any]:
     copy = 0
     while len(json.dumps(big)) < size:
         # Every id but the patient's gets a per-copy ending, so references stay consistent.
-        text = UUID_TAIL.sub(
-            lambda m, c=copy: m.group(0) if m.group(0) == patient_id else f"{m.group(1)}{c:02x}",
-            others,
-        )
+        def tail(m: re.Match[str], c: int = copy) -> str:
+            return m.group(0) if m.group(0) == patient_id else f"{m.group(1)}{c:02x}"
+
+        text = UUID_TAIL.sub(tail, others)
         big["entry"] += json.loads(text)
         copy += 1
     return big
