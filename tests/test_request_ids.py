@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -59,17 +60,17 @@ def test_a_log_line_written_during_a_request_carries_its_id(collected: Collect) 
     assert after.request_id == "-"  # type: ignore[attr-defined]
     assert current_request_id.get() is None
 
-    plain = logging.Formatter(settings.LOGGING["formatters"]["plain"]["format"])
+    plain = logging.Formatter(logging_config()["formatters"]["plain"]["format"])
     assert "[req-7] model server gpu-01 out" in plain.format(first)
     assert json.loads(JsonFormatter().format(first))["request_id"] == "req-7"
     assert "request_id" not in json.loads(JsonFormatter().format(after))
 
 
 def test_the_console_handler_adds_the_request_id_in_both_formats() -> None:
-    console = settings.LOGGING["handlers"]["console"]
+    console = logging_config()["handlers"]["console"]
     assert "request_id" in console["filters"]
-    assert settings.LOGGING["filters"]["request_id"]["()"] == "bedside.logformat.RequestIdFilter"
-    assert "%(request_id)s" in settings.LOGGING["formatters"]["plain"]["format"]
+    assert logging_config()["filters"]["request_id"]["()"] == "bedside.logformat.RequestIdFilter"
+    assert "%(request_id)s" in logging_config()["formatters"]["plain"]["format"]
 
 
 def test_every_response_and_the_access_log_carry_the_id_bedside_answered_with(
@@ -95,10 +96,10 @@ def test_a_task_sent_during_a_request_logs_with_that_requests_id(collected: Coll
     def log_something() -> None:
         log.warning("working on the case")
 
-    published: list[dict[str, object]] = []
+    published: list[dict[str, str]] = []
 
     def capture(headers: dict[str, object] | None = None, **_: object) -> None:
-        published.append(dict(headers or {}))
+        published.append({key: str(value) for key, value in (headers or {}).items()})
 
     from celery import signals
 
@@ -124,3 +125,8 @@ def test_a_task_sent_during_a_request_logs_with_that_requests_id(collected: Coll
     assert in_task.request_id == "req-9"  # type: ignore[attr-defined]
     assert in_task_without.request_id == "-"  # type: ignore[attr-defined]
     assert current_request_id.get() is None
+
+
+def logging_config() -> dict[str, Any]:
+    config: dict[str, Any] = settings.LOGGING
+    return config

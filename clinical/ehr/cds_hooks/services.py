@@ -139,7 +139,7 @@ def feedback_record(
             )
     if errors:
         raise HookError(400, errors)
-    outcomes = []
+    outcomes: list[dict[str, Any]] = []
     for item in feedback.feedback:
         card = cards[item.card]
         reason = item.overrideReason.reason if item.overrideReason else None

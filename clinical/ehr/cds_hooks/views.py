@@ -78,7 +78,8 @@ class HookCall(APIView):
         description="A finished assessment for the same patient and record comes back as a "
         "card; otherwise an info card says it is running (the next call gets the result).",
         tags=["cds-hooks"],
-        auth=[{"ehrJwt": []}],
+        # A security requirement object, which OpenAPI allows and the stubs do not know.
+        auth=[{"ehrJwt": []}],  # type: ignore[list-item]
         parameters=[SERVICE_ID],
         request={"application/json": openapi.ref("CdsHookRequest")},
         responses={
@@ -114,7 +115,8 @@ class HookFeedback(APIView):
         operation_id="cds_feedback",
         summary="CDS Hooks feedback: accepted or overridden cards become clinician reviews",
         tags=["cds-hooks"],
-        auth=[{"ehrJwt": []}],
+        # A security requirement object, which OpenAPI allows and the stubs do not know.
+        auth=[{"ehrJwt": []}],  # type: ignore[list-item]
         parameters=[SERVICE_ID],
         request={"application/json": openapi.ref("CdsFeedback")},
         responses={200: openapi.ref("CdsFeedbackResult"), **openapi.errors(400, 401, 404)},
