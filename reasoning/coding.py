@@ -12,6 +12,7 @@ import functools
 import re
 import unicodedata
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -229,6 +230,17 @@ SYNONYMS: dict[str, str] = {
     "carbon monoxide poisoning": "T58.91XA",
     "heat stroke": "T67.01XA",
     "hypothermia": "T68.XXXA",
+    "allergic reaction": "T78.40XA",
+    "acute allergic reaction": "T78.40XA",
+    "osteoporosis": "M81.0",
+    "sinusitis": "J32.9",
+    "viral sinusitis": "J01.90",
+    "emphysema": "J43.9",
+    "pulmonary emphysema": "J43.9",
+    "miscarriage": "O03.9",
+    "obesity": "E66.9",
+    "pid": "N73.9",
+    "pelvic inflammatory disease": "N73.9",
 }
 
 
@@ -284,6 +296,15 @@ _SPELLING = re.compile(
     "|".join([*_ANYWHERE, r"\b(?:" + "|".join(s for s in _SPELLINGS if s not in _ANYWHERE) + ")"])
 )
 _NON_WORD = re.compile(r"[^a-z0-9]+")
+_NEGATIONS = _words("no not without")
+# Words that make a different diagnosis when a description has them and the text does not
+# ("Congenital renal artery stenosis" is not "renal artery stenosis").
+_QUALIFIERS = _words(
+    "congenital neonatal newborn perinatal maternal fetal history family personal sequelae "
+    "postprocedural postoperative induced drug traumatic acute chronic recurrent"
+)
+# A past or family condition is not the patient's diagnosis now.
+_HISTORY = re.compile(r"\b(?:history|h o|hx|pmh)\b")
 _MODIFIERS = _words("acute new onset recent")
 _IDENTIFIER = re.compile(r"^[a-z]+(?: \d+){2,}$")  # "mildred-9-19-20-11-20"
 _PARENTHESISED = re.compile(r"\(([^)]*)\)")
@@ -301,7 +322,16 @@ def normalise(text: str) -> str:
 
 
 def _content(words: list[str]) -> frozenset[str]:
-    return frozenset(w for w in words if w not in _STOPWORDS)
+    """The words that carry meaning; a negation is glued to the word it negates."""
+    content: list[str] = []
+    negate = False
+    for word in words:
+        if word in _NEGATIONS:
+            negate = True
+        elif word not in _STOPWORDS:
+            content.append(f"no_{word}" if negate else word)
+            negate = False
+    return frozenset(content)
 
 
 @dataclass(frozen=True)
@@ -369,18 +399,56 @@ def describe(code: str) -> str | None:
     return str(cm.get_description(code))
 
 
+def _unspecified(code: str) -> int:
+    import simple_icd_10_cm as cm
+
+    return str(cm.get_description(code)).casefold().count("unspecified")
+
+
+_SIDES = _words("male female right left")  # never guessed: the text did not say
+
+
+def _only(codes: Iterable[str]) -> str | None:
+    """The one code, or None when there are none or several (male or female: do not guess)."""
+    found = list(codes)
+    return found[0] if len(found) == 1 else None
+
+
 def _billable(code: str) -> str:
     """Descend from a non-billable code to its unspecified (or initial-encounter) child."""
     import simple_icd_10_cm as cm
 
     while not cm.is_leaf(code):
         children = cm.get_children(code)
-        # ICD-10-CM's own conventions: "unspecified" in the words, the initial encounter
-        # as seventh character, a final 9 for the unspecified or residual subdivision.
-        chosen = next(
-            (c for c in children if "unspecified" in cm.get_description(c).casefold()),
-            next((c for c in children if c.endswith("A") and len(c) == 8), None),
-        ) or next((c for c in children if c.endswith("9")), None)
+        # ICD-10-CM's own conventions, in order: the billable child that repeats its
+        # parent's words (J01.9 -> J01.90); one that leaves more unspecified ("... of
+        # unspecified clavicle"); one that is the unspecified kind ("Unspecified sprain of
+        # wrist"); the initial encounter as seventh character; a final 9 that is not "other
+        # specified". Otherwise stop at a valid, non-billable code rather than guess.
+        words = str(cm.get_description(code)).casefold()
+        parent = _unspecified(code)
+        described = {c: str(cm.get_description(c)).casefold() for c in children}
+        chosen = (
+            next((c for c in children if described[c] == words), None)
+            or _only(c for c in children if _unspecified(c) > parent)
+            or _only(
+                c
+                for c in children
+                if (
+                    described[c].startswith("unspecified") or described[c].endswith(", unspecified")
+                )
+                and not _SIDES & set(described[c].split())
+            )
+            or next((c for c in children if c.endswith("A") and len(c) == 8), None)
+            or next(
+                (
+                    c
+                    for c in children
+                    if c.endswith("9") and not described[c].startswith("other specified")
+                ),
+                None,
+            )
+        )
         if chosen is None:
             return code  # valid, not billable: better than a guessed child
         code = chosen
@@ -421,6 +489,8 @@ def _is_junk(key: str) -> bool:
     if not any(w.isalpha() and len(w) > 1 for w in words):
         return True  # punctuation, numbers, single letters
     if _IDENTIFIER.match(key) or all(w in _NOT_DIAGNOSES for w in words):
+        return True
+    if _HISTORY.search(key):
         return True
     content = [w for w in words if w not in _STOPWORDS]
     return len(content) == 1 and content[0] in _GENERIC
@@ -463,7 +533,11 @@ def _overlap(key: str, code_set: _CodeSet) -> str | None:
         covered = shared == len(entry.words)  # every content word of the description
         if covered and shared >= 2 and shared / len(query) >= 0.6:
             score = 1.0 + shared / len(query)
-        elif shared >= 2 and shared / len(query | entry.words) >= 0.75:
+        elif (
+            shared >= 2
+            and shared / len(query | entry.words) >= 0.75
+            and not (entry.words - query) & _QUALIFIERS
+        ):
             score = shared / len(query | entry.words)
         else:
             continue

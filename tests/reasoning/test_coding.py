@@ -64,7 +64,7 @@ def test_common_clinical_phrases_code_through_the_synonym_table(text: str, code:
         ("Iron deficiency anaemia", "D50.9"),
         ("Hypoglycaemia", "E16.2"),
         ("Gastro-oesophageal reflux disease", "K21.9"),
-        ("Oesophageal varices", "I85"),
+        ("Oesophageal varices", "I85.0"),  # valid, not billable: bleeding is not said
     ],
 )
 def test_british_spellings_code_as_american_ones(text: str, code: str) -> None:
@@ -151,3 +151,33 @@ def test_category_is_the_three_characters_before_the_dot() -> None:
     stemi, nstemi = code_diagnosis("STEMI"), code_diagnosis("NSTEMI")
     assert stemi is not None and nstemi is not None
     assert stemi.category == nstemi.category == "I21"  # self-consistency agrees on the category
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        # Negations count: "not intractable" is a different code.
+        ("Chronic intractable migraine without aura", "G43.719"),
+        # A non-billable match descends only where the code set says which child is unspecified.
+        ("Fracture of clavicle", "S42.009A"),
+        ("Sprain of wrist", "S63.509A"),
+        ("Acute bacterial sinusitis", "J01.90"),
+        # ... and stops, valid, where the child would be a guess (male or female).
+        ("Urethral stricture", "N35.9"),
+    ],
+)
+def test_specificity_is_never_guessed(text: str, code: str) -> None:
+    assert _code(text) == code
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "History of cardiac arrest",
+        "Past medical history of breast cancer",
+        "Family history of cancer of colon",
+        "Renal artery stenosis",  # not "Congenital renal artery stenosis"
+    ],
+)
+def test_history_and_added_qualifiers_do_not_code(text: str) -> None:
+    assert code_diagnosis(text) is None
