@@ -19,16 +19,30 @@ _EPS = 1e-6
 
 
 def fit_isotonic(confidence: Sequence[float], correct: Sequence[bool]) -> dict[str, Any]:
-    """Pool adjacent violators. Returns ``{"points": [[x, y], ...]}``: one point per pooled
-    block (x = mean raw confidence of the block, y = its accuracy), increasing in both."""
-    pairs = sorted(zip(confidence, correct, strict=True))
-    if not pairs:
+    """Pool adjacent violators. Returns ``{"points": [[x, y], ...], "counts": [...]}``: one
+    point per pooled block (x = mean raw confidence of its items, y = their accuracy),
+    increasing in x and never decreasing in y.
+
+    Items with the same raw confidence are first merged into one point weighted by their
+    number: a map gives one value per confidence, and self-consistency confidences are
+    discrete, so ties are the normal case (pooling them one by one, sorted wrong before
+    right, made a rising step inside a tie)."""
+    if len(confidence) != len(correct):
+        raise ValueError("confidence and correct differ in length")
+    if not confidence:
         raise ValueError("no items to fit a calibration on")
-    # Each block: [sum_x, sum_y, count]
+    ties: dict[float, list[float]] = {}
+    for x, y in zip(confidence, correct, strict=True):
+        tie = ties.setdefault(float(x), [0.0, 0.0, 0.0])
+        tie[0] += x
+        tie[1] += float(y)
+        tie[2] += 1.0
+    # Each block: [sum_x, sum_y, count]; merged only when it breaks the order (strictly
+    # less accurate than the block before), so monotone data keep one point per confidence.
     blocks: list[list[float]] = []
-    for x, y in pairs:
-        blocks.append([x, float(y), 1.0])
-        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][2] >= blocks[-1][1] / blocks[-1][2]:
+    for _, tie in sorted(ties.items()):
+        blocks.append(tie)
+        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][2] > blocks[-1][1] / blocks[-1][2]:
             sx, sy, n = blocks.pop()
             blocks[-1][0] += sx
             blocks[-1][1] += sy
