@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
+
 from reasoning import evaluation
 from reasoning.models import Calibration, ReasoningRun, RunOutcome, ValidationReport
 
@@ -25,10 +27,18 @@ def latest_completed_run(case_id: uuid.UUID) -> ReasoningRun | None:
 
 
 def calibration_for(revision: str) -> Calibration | None:
-    """The newest calibration fitted on this very model revision; never another's."""
+    """The newest calibration fitted on this very model revision, never another's, and on
+    at least ``BEDSIDE_CALIBRATION_MIN_ITEMS`` items (one fitted under a lower setting is
+    not applied)."""
     if not revision:
         return None
-    return Calibration.objects.filter(model_revision=revision).select_related("report").first()
+    return (
+        Calibration.objects.filter(
+            model_revision=revision, sample_size__gte=settings.BEDSIDE_CALIBRATION_MIN_ITEMS
+        )
+        .select_related("report")
+        .first()
+    )
 
 
 def latest_report(revision: str) -> ValidationReport | None:

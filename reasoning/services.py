@@ -296,8 +296,12 @@ def calibration_fit(*, report: ValidationReport, method: str, actor: Actor) -> C
     to runs of the report's model revision."""
     if not report.model_revision:
         raise EvaluationRefused("the report names no model revision; it cannot be used")
-    if report.items_total < 2:
-        raise EvaluationRefused("a calibration needs at least two validation items")
+    minimum = settings.BEDSIDE_CALIBRATION_MIN_ITEMS
+    if len(report.items) < minimum:
+        raise EvaluationRefused(
+            f"report {report.pk} has {len(report.items)} validation items; a calibration "
+            f"needs at least {minimum} (BEDSIDE_CALIBRATION_MIN_ITEMS)"
+        )
     confidence = [float(item["confidence"]) for item in report.items]
     correct = [bool(item["correct"]) for item in report.items]
     parameters = calibration_maps.fit(method, confidence, correct)
