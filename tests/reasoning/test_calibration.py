@@ -71,3 +71,12 @@ def test_isotonic_weighs_a_tie_by_its_number_of_items() -> None:
     # the items' mean confidence 0.3. Pooling the tie as one point would give 1/3.
     fitted = calibration.fit_isotonic([0.2, 0.2, 0.2, 0.6], [True, True, False, False])
     assert fitted == {"points": [[0.3, 0.5]], "counts": [4]}
+
+
+def test_platt_does_not_overshoot_when_a_confidence_is_zero() -> None:
+    # logit(0) is about -13.8: a full Newton step overflowed math.exp here, and without a
+    # line search ran off to a ≈ 19 000 (a step function).
+    fitted = calibration.fit_platt([0.98, 0.6333, 0.3467, 0.0], [True, False, True, False])
+    assert 0 < fitted["a"] < 1
+    values = [calibration.apply(calibration.PLATT, fitted, x) for x in (0.0, 0.35, 0.63, 0.98)]
+    assert values == sorted(values) and values[0] > 0.2 and values[-1] < 0.7
