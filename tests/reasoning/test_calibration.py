@@ -73,6 +73,16 @@ def test_isotonic_weighs_a_tie_by_its_number_of_items() -> None:
     assert fitted == {"points": [[0.3, 0.5]], "counts": [4]}
 
 
+def test_accuracy_is_put_in_words_a_reader_can_picture() -> None:
+    from reasoning.selectors import times_in_words
+
+    assert times_in_words(1, 3) == "1 in 3"
+    assert times_in_words(5, 7) == "5 in 7"
+    assert times_in_words(10, 40) == "1 in 4"
+    assert times_in_words(13, 40) == "about 1 in 3"
+    assert times_in_words(0, 12) == "0 in 12"
+
+
 def test_platt_does_not_overshoot_when_a_confidence_is_zero() -> None:
     # logit(0) is about -13.8: a full Newton step overflowed math.exp here, and without a
     # line search ran off to a ≈ 19 000 (a step function).

@@ -146,6 +146,18 @@ def test_calibration_applies_to_new_runs_of_the_same_revision_only(
     assert body["result"]["confidence"]["raw"] == run.confidence_raw
     assert body["result"]["confidence"]["calibration"]["report_id"] == evaluated.pk
     assert body["result"]["confidence"]["validation_note"].startswith("On 4 validation cases")
+    assert run.validation_report == evaluated
+    assert run.calibration_summary == {
+        "id": calibration.pk,
+        "method": "isotonic.v1",
+        "report_id": evaluated.pk,
+        "items": 4,
+        "fitted_at": calibration.created_at.isoformat(),
+    }
+    # A calibration fitted after the run finished is not the one it was shown with.
+    call_command("calibrate", method="platt.v1", stdout=StringIO())
+    again = client_for(alice).get(f"/api/v1/cases/{case.id}/").json()
+    assert again["result"]["confidence"] == body["result"]["confidence"]
 
     # New weights behind the same name: a new revision, and the old calibration is not used.
     fake_model.root = "/models/fake-v2"
