@@ -242,6 +242,9 @@ BEDSIDE_MAX_TOKENS = env_int("BEDSIDE_MAX_TOKENS", 1024, minimum=64)
 # `manage.py evaluate`: the answer to a multiple-choice vignette is short; items in flight at once.
 BEDSIDE_EVAL_MAX_TOKENS = env_int("BEDSIDE_EVAL_MAX_TOKENS", 384, minimum=64)
 BEDSIDE_EVAL_CONCURRENCY = env_int("BEDSIDE_EVAL_CONCURRENCY", 4, minimum=1)
+# A calibration fitted on fewer validation items than this is neither fitted nor applied:
+# on a handful of items its steps are noise, and the clinician would read them as accuracy.
+BEDSIDE_CALIBRATION_MIN_ITEMS = env_int("BEDSIDE_CALIBRATION_MIN_ITEMS", 30, minimum=2)
 BEDSIDE_MODEL_TIMEOUT_S = env_int("BEDSIDE_MODEL_TIMEOUT_S", 300, minimum=5)
 # Retries while the model server is unreachable: backoff doubles from BASE up to MAX.
 BEDSIDE_MODEL_MAX_RETRIES = env_int("BEDSIDE_MODEL_MAX_RETRIES", 8, minimum=0)

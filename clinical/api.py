@@ -38,7 +38,7 @@ from clinical.reasons import reason_display
 from clinical.schemas import CaseInput, ReviewInput
 from reasoning.models import ReasoningRun
 from reasoning.schemas import CalibrationSummary
-from reasoning.selectors import calibration_note, latest_run
+from reasoning.selectors import latest_run, run_calibration, run_validation_note
 
 
 class CanSubmitCases(BasePermission):
@@ -63,7 +63,9 @@ def visible_cases(user: Any) -> QuerySet[Case]:
 
 
 def run_result(run: ReasoningRun) -> schemas.CaseResult:
-    calibration = run.calibration
+    """The run as stored: its calibration and validation note are those in force when it
+    finished, never worked out again."""
+    calibration = run_calibration(run)
     return schemas.CaseResult(
         assessment=run.assessment,
         reasoning_trace=run.reasoning_trace,
@@ -76,12 +78,12 @@ def run_result(run: ReasoningRun) -> schemas.CaseResult:
             calibration=None
             if calibration is None
             else CalibrationSummary(
-                id=calibration.pk,
-                method=calibration.method,
-                report_id=calibration.report_id,
-                sample_size=calibration.sample_size,
+                id=calibration["id"],
+                method=calibration["method"],
+                report_id=calibration["report_id"],
+                sample_size=calibration["items"],
             ),
-            validation_note=calibration_note(run),
+            validation_note=run_validation_note(run) or None,
         ),
         model=schemas.ModelInfo(name=run.model_name, revision=run.model_revision),
         prompt=schemas.PromptInfo(version=run.prompt_version, sha256=run.prompt_sha256),

@@ -259,9 +259,12 @@ class Confidence(_Response):
     raw: float | None = Field(description="Before calibration.")
     method: str
     components: dict[str, Any]
-    calibration: CalibrationSummary | None
+    calibration: CalibrationSummary | None = Field(
+        description="The calibration in force when the run finished, stored with it."
+    )
     validation_note: str | None = Field(
-        description="How answers at this confidence fared on this model's validation set."
+        description="How answers at this confidence fared on this model's validation set, "
+        "as stored when the run finished (a later report does not change it)."
     )
 
 

@@ -19,16 +19,30 @@ _EPS = 1e-6
 
 
 def fit_isotonic(confidence: Sequence[float], correct: Sequence[bool]) -> dict[str, Any]:
-    """Pool adjacent violators. Returns ``{"points": [[x, y], ...]}``: one point per pooled
-    block (x = mean raw confidence of the block, y = its accuracy), increasing in both."""
-    pairs = sorted(zip(confidence, correct, strict=True))
-    if not pairs:
+    """Pool adjacent violators. Returns ``{"points": [[x, y], ...], "counts": [...]}``: one
+    point per pooled block (x = mean raw confidence of its items, y = their accuracy),
+    increasing in x and never decreasing in y.
+
+    Items with the same raw confidence are first merged into one point weighted by their
+    number: a map gives one value per confidence, and self-consistency confidences are
+    discrete, so ties are the normal case (pooling them one by one, sorted wrong before
+    right, made a rising step inside a tie)."""
+    if len(confidence) != len(correct):
+        raise ValueError("confidence and correct differ in length")
+    if not confidence:
         raise ValueError("no items to fit a calibration on")
-    # Each block: [sum_x, sum_y, count]
+    ties: dict[float, list[float]] = {}
+    for x, y in zip(confidence, correct, strict=True):
+        tie = ties.setdefault(float(x), [0.0, 0.0, 0.0])
+        tie[0] += x
+        tie[1] += float(y)
+        tie[2] += 1.0
+    # Each block: [sum_x, sum_y, count]; merged only when it breaks the order (strictly
+    # less accurate than the block before), so monotone data keep one point per confidence.
     blocks: list[list[float]] = []
-    for x, y in pairs:
-        blocks.append([x, float(y), 1.0])
-        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][2] >= blocks[-1][1] / blocks[-1][2]:
+    for _, tie in sorted(ties.items()):
+        blocks.append(tie)
+        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][2] > blocks[-1][1] / blocks[-1][2]:
             sx, sy, n = blocks.pop()
             blocks[-1][0] += sx
             blocks[-1][1] += sy
@@ -57,6 +71,14 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def _sigmoid(t: float) -> float:
+    """1 / (1 + exp(-t)) without overflow for large |t| (logit(0) is about -13.8)."""
+    if t >= 0:
+        return 1 / (1 + math.exp(-t))
+    e = math.exp(t)
+    return e / (1 + e)
+
+
 def fit_platt(confidence: Sequence[float], correct: Sequence[bool]) -> dict[str, Any]:
     """Logistic regression of correctness on logit(raw): p = 1 / (1 + exp(-(a·z + b))).
 
@@ -73,7 +95,7 @@ def fit_platt(confidence: Sequence[float], correct: Sequence[bool]) -> dict[str,
     for _ in range(100):
         g_a = g_b = h_aa = h_ab = h_bb = 0.0
         for z, t in zip(zs, targets, strict=True):
-            p = 1 / (1 + math.exp(-(a * z + b)))
+            p = _sigmoid(a * z + b)
             w = max(p * (1 - p), 1e-12)
             g_a += (p - t) * z
             g_b += p - t
@@ -87,14 +109,31 @@ def fit_platt(confidence: Sequence[float], correct: Sequence[bool]) -> dict[str,
             break
         step_a = (h_bb * g_a - h_ab * g_b) / det
         step_b = (h_aa * g_b - h_ab * g_a) / det
-        a, b = a - step_a, b - step_b
-        if abs(step_a) < 1e-9 and abs(step_b) < 1e-9:
+        # Backtracking (Lin, Lin & Weng 2007): a full Newton step can overshoot far from the
+        # optimum (logit(0) is about -13.8) and run off to absurd parameters.
+        loss, scale = _platt_loss(zs, targets, a, b), 1.0
+        while scale > 1e-10 and _platt_loss(
+            zs, targets, a - scale * step_a, b - scale * step_b
+        ) > loss + 1e-4 * scale * (g_a * -step_a + g_b * -step_b):
+            scale /= 2
+        a, b = a - scale * step_a, b - scale * step_b
+        if abs(scale * step_a) < 1e-9 and abs(scale * step_b) < 1e-9:
             break
     return {"a": round(a, 6), "b": round(b, 6)}
 
 
+def _platt_loss(zs: Sequence[float], targets: Sequence[float], a: float, b: float) -> float:
+    """Cross-entropy of the smoothed targets, computed without overflow."""
+    total = 0.0
+    for z, t in zip(zs, targets, strict=True):
+        f = a * z + b
+        # -(t·log s(f) + (1-t)·log(1-s(f))) = log(1 + e^f) - t·f, s the sigmoid
+        total += (f if f > 0 else 0.0) + math.log1p(math.exp(-abs(f))) - t * f
+    return total
+
+
 def apply_platt(parameters: dict[str, Any], raw: float) -> float:
-    return 1 / (1 + math.exp(-(parameters["a"] * _logit(raw) + parameters["b"])))
+    return _sigmoid(parameters["a"] * _logit(raw) + parameters["b"])
 
 
 FITTERS = {ISOTONIC: fit_isotonic, PLATT: fit_platt}

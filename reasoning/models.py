@@ -39,6 +39,20 @@ class ReasoningRun(models.Model):
     )
     confidence_method = models.CharField(max_length=50, blank=True)
     confidence_components = models.JSONField(default=dict)
+    # What the clinician was told about that confidence, frozen when the run finished: a
+    # later report or calibration never changes it. Null on runs from before notes were
+    # frozen; empty when there was no confidence to note.
+    validation_report = models.ForeignKey(
+        "reasoning.ValidationReport",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="runs",
+    )
+    # null, unlike "", means "not recorded": the page must not make one up for old runs.
+    validation_note = models.TextField(null=True, blank=True)  # noqa: DJ001 - the API's sentence
+    validation_words = models.TextField(null=True, blank=True)  # noqa: DJ001 - the page's words
+    calibration_summary = models.JSONField(null=True, blank=True)  # method, report, items
 
     samples = EncryptedJSONField(default=list)
     finish_reasons = models.JSONField(default=list)

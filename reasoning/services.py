@@ -43,7 +43,7 @@ from reasoning.models import (
 from reasoning.parsing import Sample, parse_choice
 from reasoning.pool import ModelPool
 from reasoning.schemas import response_format
-from reasoning.selectors import calibration_for
+from reasoning.selectors import calibration_for, calibration_summary, validation_note
 
 logger = logging.getLogger(__name__)
 
@@ -150,9 +150,12 @@ def case_answer(*, case_input: dict[str, Any]) -> Answer:
 
 
 def run_save(*, case_id: uuid.UUID, answer: Answer) -> ReasoningRun:
-    """The one ReasoningRun of an answer; called inside the caller's transaction."""
+    """The one ReasoningRun of an answer; called inside the caller's transaction. The
+    validation note and the calibration in force are stored with it, as the clinician will
+    read them: a report or calibration that comes later does not change what this run said."""
     result, chosen, confidence = answer.result, answer.chosen, answer.confidence
     usage = result.completion.usage if result else None
+    note = validation_note(answer.revision, confidence.value if confidence else None)
     return ReasoningRun.objects.create(
         case_id=case_id,
         outcome=RunOutcome.COMPLETED if answer.completed else RunOutcome.FAILED,
@@ -172,6 +175,12 @@ def run_save(*, case_id: uuid.UUID, answer: Answer) -> ReasoningRun:
         else None,
         confidence_raw=confidence.value if confidence else None,
         calibration=answer.calibration,
+        calibration_summary=calibration_summary(answer.calibration)
+        if answer.calibration is not None
+        else None,
+        validation_report=note.report,
+        validation_note=note.note,
+        validation_words=note.words,
         confidence_method=confidence.method if confidence else "",
         confidence_components=confidence.components if confidence else {},
         samples=[s.summary() for s in answer.samples],
@@ -296,8 +305,12 @@ def calibration_fit(*, report: ValidationReport, method: str, actor: Actor) -> C
     to runs of the report's model revision."""
     if not report.model_revision:
         raise EvaluationRefused("the report names no model revision; it cannot be used")
-    if report.items_total < 2:
-        raise EvaluationRefused("a calibration needs at least two validation items")
+    minimum = settings.BEDSIDE_CALIBRATION_MIN_ITEMS
+    if len(report.items) < minimum:
+        raise EvaluationRefused(
+            f"report {report.pk} has {len(report.items)} validation items; a calibration "
+            f"needs at least {minimum} (BEDSIDE_CALIBRATION_MIN_ITEMS)"
+        )
     confidence = [float(item["confidence"]) for item in report.items]
     correct = [bool(item["correct"]) for item in report.items]
     parameters = calibration_maps.fit(method, confidence, correct)

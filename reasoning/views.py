@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from bedside import roles
 from bedside.http import openapi
 from reasoning import schemas, selectors, services
-from reasoning.models import Calibration, ServedModel, ValidationReport
+from reasoning.models import ServedModel, ValidationReport
 
 
 def model_cards() -> list[dict[str, Any]]:
@@ -28,7 +28,7 @@ def model_cards() -> list[dict[str, Any]]:
     cards = []
     for served in ServedModel.objects.order_by("-last_seen_at")[:20]:
         report = selectors.latest_report(served.revision)
-        calibration = Calibration.objects.filter(model_revision=served.revision).first()
+        calibration = selectors.calibration_for(served.revision)  # the one new runs get
         cards.append({"served": served, "report": report, "calibration": calibration})
     return cards
 

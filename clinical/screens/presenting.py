@@ -18,7 +18,7 @@ from clinical.models import Case, CaseStatus, ClinicianReview
 from clinical.reasons import reason_display
 from reasoning import selectors as reasoning_selectors
 from reasoning.confidence import band_of
-from reasoning.models import ReasoningRun
+from reasoning.models import CalibrationMethod, ReasoningRun
 
 STATUS_WORDS = {
     CaseStatus.QUEUED: "Waiting for the model",
@@ -27,7 +27,8 @@ STATUS_WORDS = {
     CaseStatus.FAILED: "The model could not answer this case",
 }
 
-NOT_VALIDATED_NOTE = "This model has not been validated on local cases yet."
+NOT_VALIDATED_NOTE = reasoning_selectors.NOT_VALIDATED_NOTE
+NOT_RECORDED_WORDS = "validation not recorded for this run (before notes were frozen)"
 
 
 def screen_cases(user: Any) -> QuerySet[Case]:
@@ -55,11 +56,21 @@ def confidence_band(value: float | None) -> str:
     return "unknown" if band is None else band.value
 
 
-def calibration_note(run: ReasoningRun) -> str | None:
-    """'On N validation cases, answers at this confidence were right X% of the time', from
-    the latest validation report of the run's model revision; None when there is none (the
-    page then says the model is not validated on local cases)."""
-    return reasoning_selectors.calibration_note(run)
+def calibration_note(run: ReasoningRun) -> str:
+    """'On N validation cases, answers at this confidence were right X% of the time', as
+    stored when the run finished; never worked out again from a later report."""
+    return reasoning_selectors.run_validation_note(run)
+
+
+def confidence_words(run: ReasoningRun) -> str:
+    """The confidence in a line: 'Low — on 40 local test questions, answers at this
+    confidence were right 1 in 3 times; 2 of 3 samples usable', from what the run stored."""
+    band = band_of(run.confidence)
+    words = NOT_RECORDED_WORDS if run.validation_words is None else run.validation_words
+    samples = run.samples or []
+    usable = sum(1 for s in samples if s.get("usable"))
+    parts = [p for p in (words, f"{usable} of {len(samples)} samples usable") if p]
+    return f"{band.value.capitalize() if band else 'Unknown'} — {'; '.join(parts)}"
 
 
 def elapsed_seconds(case: Case, now: dt.datetime | None = None) -> int:
@@ -121,6 +132,7 @@ def answer(case: Case) -> dict[str, Any] | None:
         return None
     assessment = run.assessment
     confidence = run.confidence
+    calibration = reasoning_selectors.run_calibration(run)
     return {
         "run": run,
         "differential": assessment.get("differential", []),
@@ -133,8 +145,13 @@ def answer(case: Case) -> dict[str, Any] | None:
         "confidence_band": confidence_band(confidence),
         "confidence_method": run.confidence_method,
         "confidence_raw": run.confidence_raw,
-        "calibration": run.calibration,
+        "calibration": calibration,
+        "calibration_method": CalibrationMethod(calibration["method"]).label.lower()
+        if calibration
+        else "",
         "calibration_note": calibration_note(run),
+        "confidence_words": confidence_words(run),
+        "confidence_components": sorted((run.confidence_components or {}).items()),
         "trace": run.reasoning_trace,
         "trace_source": run.trace_source,
     }

@@ -332,32 +332,87 @@ def test_bad_dates_in_the_search_are_field_errors_not_500s(alice: User) -> None:
     assert "The end date is before the start date" in response.content.decode()
 
 
-def test_calibration_note_from_the_models_validation_report(
-    completed_case: Case, alice: User
-) -> None:
+def _report_for(revision: str, *, items: int = 40, count: int = 7, right: int = 5) -> Any:
+    """A validation report of ``revision`` with ``right`` of ``count`` answers right in
+    every confidence bin."""
     from reasoning import evaluation
     from reasoning.models import ValidationReport
 
-    run = completed_case.runs.get()
-    raw = run.confidence_raw if run.confidence_raw is not None else run.confidence
-    lower = min(int(raw * evaluation.BINS), evaluation.BINS - 1) / evaluation.BINS
-    ValidationReport.objects.create(
-        model_name=run.model_name,
-        model_revision=run.model_revision,
-        prompt_version=run.prompt_version,
-        prompt_sha256=run.prompt_sha256,
-        confidence_method=run.confidence_method,
+    return ValidationReport.objects.create(
+        model_name="fake",
+        model_revision=revision,
+        prompt_version="mcq.v1",
+        prompt_sha256="0" * 64,
+        confidence_method="self-consistency",
         dataset_name="test vignettes",
         dataset_sha256="0" * 64,
-        items_total=40,
-        items_answered=40,
+        items_total=items,
+        items_answered=items,
         samples_per_item=3,
         metrics={"accuracy": 0.6},
-        bins=[{"lower": lower, "count": 7, "accuracy": 5 / 7}],
+        bins=[
+            {"lower": i / evaluation.BINS, "count": count, "accuracy": right / count}
+            for i in range(evaluation.BINS)
+        ],
     )
-    html = signed_in(alice).get(f"/cases/{completed_case.id}/").content.decode()
-    assert "On 40 validation cases" in html and "were right 71% of the time" in html
+
+
+def test_calibration_note_from_the_models_validation_report(
+    alice: User, fake_model: FakeModelServer
+) -> None:
+    from reasoning import services as reasoning_services
+    from tests.factories import completed_case
+
+    # The report exists before the run finishes: the run's note (and plain words) quote it.
+    report = _report_for(reasoning_services.model_revision(), count=3, right=1)
+    case = completed_case(alice, fake_model)
+    run = case.runs.get()
+    assert run.validation_report == report
+    html = signed_in(alice).get(f"/cases/{case.id}/").content.decode()
+    assert "On 40 validation cases" in html and "were right 33% of the time" in html
+    band = confidence_band(run.confidence).capitalize()
+    usable = sum(1 for s in run.samples if s["usable"])
+    assert (
+        f"{band} — on 40 local test questions, answers at this confidence were right "
+        f"1 in 3 times; {usable} of {len(run.samples)} samples usable"
+    ) in html
     assert "has not been validated on local cases" not in html
+    assert '<details id="confidence-detail">' in html
+
+
+def test_confidence_note_is_frozen_when_the_run_finishes(completed_case: Case, alice: User) -> None:
+    # No report when the run finished: the note says so, and keeps saying so after one is made.
+    client = signed_in(alice)
+    run = completed_case.runs.get()
+
+    def shown() -> tuple[str | None, str]:
+        api = client.get(f"/api/v1/cases/{completed_case.id}/").json()
+        html = client.get(f"/cases/{completed_case.id}/").content.decode()
+        note = re.search(r'<p class="calibration"[^>]*>(.*?)</p>', html, re.S)
+        assert note is not None
+        return api["result"]["confidence"]["validation_note"], note.group(1)
+
+    before = shown()
+    assert before[0] == "This model has not been validated on local cases yet."
+    assert "not yet tested on local questions" in before[1]
+    _report_for(run.model_revision)
+    assert shown() == before
+    html = client.get(f"/cases/{completed_case.id}/").content.decode()
+    assert "On 40 validation cases" not in html
+
+
+def test_run_from_before_notes_were_frozen_says_so(completed_case: Case, alice: User) -> None:
+    run = completed_case.runs.get()
+    # Runs are append-only: a copy as an older release wrote it (no note stored) is newest.
+    run.pk, run.validation_note, run.validation_words = None, None, None
+    run.save()
+    _report_for(run.model_revision)  # not used to make one up after the fact
+    client = signed_in(alice)
+    html = client.get(f"/cases/{completed_case.id}/").content.decode()
+    assert "not recorded for this run (before notes were frozen)" in html
+    assert "On 40 validation cases" not in html
+    api = client.get(f"/api/v1/cases/{completed_case.id}/").json()
+    assert "before notes were frozen" in api["result"]["confidence"]["validation_note"]
 
 
 def test_failed_case_is_sent_again_from_its_page(

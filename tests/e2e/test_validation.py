@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -19,8 +20,9 @@ ITEMS = 3
 
 
 def test_evaluate_and_calibrate_on_the_real_model(
-    real_model_server: str, db: None, tmp_path: Path
+    real_model_server: str, db: None, tmp_path: Path, settings: Any
 ) -> None:
+    settings.BEDSIDE_CALIBRATION_MIN_ITEMS = ITEMS  # a few items keep the CPU run short
     services.model_client.cache_clear()
     services._served_model_revision.cache_clear()
     out = tmp_path / "report"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -13,11 +14,13 @@ from django.core.management import CommandError, call_command
 
 from audit.models import AuditEvent
 from clinical import lifecycle
-from reasoning import services
+from clinical.schemas import CaseInput
+from clinical.services import case_submit
+from reasoning import selectors, services
 from reasoning.evaluation import DatasetError, load_dataset
 from reasoning.models import Calibration, ReasoningRun, ServedModel, ValidationReport
 from tests.conftest import client_for
-from tests.factories import submitted_case
+from tests.factories import TEST_ACTOR, load_case, submitted_case
 from tests.fakes import FakeModelServer, choice, completion, mcq_completion
 
 GOLD = ["A", "B", "C", "D"]
@@ -121,8 +124,9 @@ def test_shipped_sample_loads() -> None:  # no database needed
 
 
 def test_calibration_applies_to_new_runs_of_the_same_revision_only(
-    evaluated: ValidationReport, fake_model: FakeModelServer, alice: User
+    evaluated: ValidationReport, fake_model: FakeModelServer, alice: User, settings: Any
 ) -> None:
+    settings.BEDSIDE_CALIBRATION_MIN_ITEMS = 4  # the hand-worked report has four items
     call_command("calibrate", stdout=StringIO())
     calibration = Calibration.objects.get()
     assert calibration.model_revision == evaluated.model_revision
@@ -141,6 +145,18 @@ def test_calibration_applies_to_new_runs_of_the_same_revision_only(
     assert body["result"]["confidence"]["raw"] == run.confidence_raw
     assert body["result"]["confidence"]["calibration"]["report_id"] == evaluated.pk
     assert body["result"]["confidence"]["validation_note"].startswith("On 4 validation cases")
+    assert run.validation_report == evaluated
+    assert run.calibration_summary == {
+        "id": calibration.pk,
+        "method": "isotonic.v1",
+        "report_id": evaluated.pk,
+        "items": 4,
+        "fitted_at": calibration.created_at.isoformat(),
+    }
+    # A calibration fitted after the run finished is not the one it was shown with.
+    call_command("calibrate", method="platt.v1", stdout=StringIO())
+    again = client_for(alice).get(f"/api/v1/cases/{case.id}/").json()
+    assert again["result"]["confidence"] == body["result"]["confidence"]
 
     # New weights behind the same name: a new revision, and the old calibration is not used.
     fake_model.root = "/models/fake-v2"
@@ -154,6 +170,33 @@ def test_calibration_applies_to_new_runs_of_the_same_revision_only(
     assert ServedModel.objects.count() == 2
     with pytest.raises(CommandError, match="never carries across model revisions"):
         call_command("calibrate", report=evaluated.pk, stdout=StringIO())
+
+
+def test_calibration_is_refused_on_fewer_items_than_the_minimum(
+    evaluated: ValidationReport, settings: Any
+) -> None:
+    settings.BEDSIDE_CALIBRATION_MIN_ITEMS = 30
+    with pytest.raises(CommandError, match="4 validation items; a calibration needs at least 30"):
+        call_command("calibrate", stdout=StringIO())
+    assert not Calibration.objects.exists()
+    assert not AuditEvent.objects.filter(code="calibration.fitted").exists()
+
+
+def test_calibration_below_a_raised_minimum_is_not_applied(
+    evaluated: ValidationReport, fake_model: FakeModelServer, alice: User, settings: Any
+) -> None:
+    settings.BEDSIDE_CALIBRATION_MIN_ITEMS = 4
+    call_command("calibrate", stdout=StringIO())
+    assert selectors.calibration_for(evaluated.model_revision) == Calibration.objects.get()
+    settings.BEDSIDE_CALIBRATION_MIN_ITEMS = 5
+    assert selectors.calibration_for(evaluated.model_revision) is None
+    case = case_submit(
+        case_input=CaseInput.model_validate(load_case()), actor=TEST_ACTOR, submitted_by=alice
+    )
+    lifecycle.case_run(case_id=case.id)
+    run = ReasoningRun.objects.get(case=case)
+    assert run.calibration is None
+    assert run.confidence == run.confidence_raw
 
 
 def test_model_page_and_api_show_the_latest_report(
