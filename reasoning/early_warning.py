@@ -47,7 +47,7 @@ NORMAL, ELEVATED = "normal", "elevated"
 class Component(TypedDict):
     parameter: str
     label: str
-    value: float | int | None
+    value: float | int
     unit: str
     points: int | None
 
@@ -120,7 +120,7 @@ def news2_points(parameter: str, value: float) -> int:
     return _ABOVE[parameter]
 
 
-def _component(parameter: str, value: float | int | None, points: int | None) -> Component:
+def _component(parameter: str, value: float | int, points: int | None) -> Component:
     label, unit = _LABELS[parameter]
     return {"parameter": parameter, "label": label, "value": value, "unit": unit, "points": points}
 
