@@ -272,6 +272,14 @@ def alert_reasons(scores: Sequence[Mapping[str, Any]]) -> list[str]:
     return reasons
 
 
+def alert_headline(scores: Sequence[Mapping[str, Any]]) -> str:
+    """The alert in a few words: the aggregate scores that raise it ("NEWS2 9 (high)"), or,
+    when only a single parameter does, that parameter; empty when there is no alert."""
+    reasons = alert_reasons(scores)
+    aggregate = [r for r in reasons if not r.endswith(" on NEWS2")]
+    return " and ".join(aggregate or reasons)
+
+
 def audit_summary(result: EarlyWarning) -> dict[str, Any]:
     """What the audit record keeps of the scores: names, numbers and parameter codes, never
     the vital signs themselves (the case input holds those, encrypted)."""

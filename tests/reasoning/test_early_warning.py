@@ -14,11 +14,13 @@ from reasoning.early_warning import (
     SHOCK_INDEX_NOT_COMPUTED,
     Score,
     alert,
+    alert_headline,
     alert_reasons,
     audit_summary,
     early_warning,
     news2_points,
 )
+from reasoning.red_flags import credible_red_flags, is_junk
 
 # Each row: a value on the chart's edge and the points the chart gives it.
 NEWS2_BOUNDARIES = [
@@ -286,3 +288,30 @@ def test_the_audit_summary_holds_points_and_codes_not_vital_signs() -> None:
         "missing": ["supplemental_oxygen", "systolic_bp", "consciousness", "temperature_c"],
     }
     assert "118" not in str(summary) and "89" not in str(summary)
+
+
+def test_the_alert_headline_names_the_aggregate_score_or_else_the_parameter() -> None:
+    high = early_warning(case(heart_rate=118, respiratory_rate=26, spo2=89))["scores"]
+    assert alert_headline(high) == "NEWS2 8 (high)"
+    single = early_warning(case(spo2=90, heart_rate=80))["scores"]
+    assert alert_headline(single) == "SpO₂ 90 % scored 3 on NEWS2"
+    both = early_warning(case(respiratory_rate=25, systolic_bp=95, heart_rate=115))["scores"]
+    assert alert_headline(both) == "NEWS2 7 (high) and qSOFA 2 (high)"
+    assert alert_headline(early_warning(case(heart_rate=72))["scores"]) == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "junk"),
+    [
+        *[(t, True) for t in ("True", "False", "High", "high ", ",", "},{", "1. ]{", "N/A")],
+        *[(t, True) for t in ("mildred-9-19-20-11-20", "add", "x")],
+        *[(t, False) for t in ("Raised troponin", "Hypoxia (SpO2 89%)", "Sepsis", "MI")],
+    ],
+)
+def test_junk_red_flags_are_recognised(text: str, junk: bool) -> None:
+    assert is_junk(text) is junk
+
+
+def test_credible_red_flags_drop_junk_and_repeats() -> None:
+    flags = [{"flag": f} for f in ("High", "Hypoxia", "hypoxia.", "True", "Tachycardia")]
+    assert [f["flag"] for f in credible_red_flags(flags)] == ["Hypoxia", "Tachycardia"]
