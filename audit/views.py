@@ -27,6 +27,7 @@ from bedside import roles
 from clinical.models import Case, CaseStatus, ReviewDecision
 from clinical.reasons import reason_display
 from clinical.services import case_viewed
+from reasoning import early_warning as ew
 from reasoning.confidence import BAND_FLOORS, Band, band_of, band_range
 
 AUDIT_ROLES = {roles.AUDITOR, roles.ADMIN}
@@ -217,6 +218,15 @@ def _attach_external_ids(page: Page) -> None:
         row.confidence_band = band_of(row.confidence)
 
 
+def _early_warning_at_intake(case: Case, events: list[AuditEvent]) -> dict[str, Any]:
+    """The early-warning scores as the ledger recorded them at intake; for a case submitted
+    before they were recorded, as computed now from the input, and labelled so."""
+    for event in events:
+        if event.code == "case.submitted" and "early_warning" in event.details:
+            return {"recorded": True, "event_id": event.id, **event.details["early_warning"]}
+    return {"recorded": False, **ew.audit_summary(ew.early_warning(case.input))}
+
+
 @auditor_required
 @require_GET
 def case_detail(request: HttpRequest, case_id: str) -> HttpResponse:
@@ -226,6 +236,7 @@ def case_detail(request: HttpRequest, case_id: str) -> HttpResponse:
     context = {
         "case": case,
         "record": record,
+        "early_warning": _early_warning_at_intake(case, list(record.events)),
         "input_json": json.dumps(case.input, indent=2, ensure_ascii=False),
         "runs": [
             {

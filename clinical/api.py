@@ -36,6 +36,7 @@ from clinical.ehr import fhir
 from clinical.models import Case, CaseStatus, ClinicianReview, ReviewSource
 from clinical.reasons import reason_display
 from clinical.schemas import CaseInput, ReviewInput
+from reasoning import early_warning
 from reasoning.models import ReasoningRun
 from reasoning.schemas import CalibrationSummary
 from reasoning.selectors import latest_run, run_calibration, run_validation_note
@@ -146,12 +147,16 @@ def case_representation(
     if case.status == CaseStatus.FAILED:
         failure_reason = run.failure_reason if run else case.status_detail
     latest_review = case.reviews.select_related("reviewer").first()
+    warning = early_warning.early_warning(case.input)
     return schemas.Case(
         **_case_fields(case),
         links=schemas.CaseLinks(
             self=_case_url(request, case), reviews=_case_url(request, case, "reviews/")
         ),
         input=case.input,
+        early_warning=warning["scores"],
+        early_warning_not_scored=warning["not_scored"],
+        early_warning_alert=early_warning.alert(warning["scores"]),
         result=run_result(run) if run and case.status == CaseStatus.COMPLETED else None,
         failure_reason=failure_reason,
         latest_review=review_representation(latest_review) if latest_review else None,

@@ -328,11 +328,51 @@ class FhirSummary(_Response):
     skipped: dict[str, int]
 
 
+class EarlyWarningComponent(_Response):
+    parameter: str = Field(description="The vital sign's field in `input.vitals`.")
+    label: str
+    value: int | float
+    unit: str
+    points: int | None = Field(description="Its points in the score; null where a score has none.")
+
+
+class EarlyWarningMissing(_Response):
+    parameter: str
+    label: str
+    assumed: str | None = Field(
+        description="What the score took in its place (NEWS2: 'alert', 'air'); null: not scored."
+    )
+
+
+class EarlyWarningScore(_Response):
+    """A score Bedside computes itself from the vital signs, with no model."""
+
+    name: Literal["NEWS2", "qSOFA", "Shock index"]
+    score: int | float
+    risk: Literal["low", "low-medium", "medium", "high", "normal", "elevated"]
+    partial: bool = Field(
+        description="A measured parameter is not recorded: the true score may be higher."
+    )
+    components: list[EarlyWarningComponent]
+    missing: list[EarlyWarningMissing]
+
+
 class Case(_CaseFields):
     """One case: status, the validated input, and when completed the answer."""
 
     links: CaseLinks
     input: CaseInput
+    early_warning: list[EarlyWarningScore] = Field(
+        description="NEWS2 (RCP 2017, SpO₂ scale 1), qSOFA and the shock index from the "
+        "vitals, on every case from intake on; empty when no vital sign they use is recorded."
+    )
+    early_warning_not_scored: list[str] = Field(
+        description="Why a score is absent, e.g. 'no vital signs recorded'."
+    )
+    early_warning_alert: bool = Field(
+        description="NEWS2 7 or more, a single NEWS2 parameter scoring 3, or qSOFA 2 or more: "
+        "assess the patient now, whatever the model's answer says."
+    )
     result: CaseResult | None
     failure_reason: str | None
     latest_review: Review | None

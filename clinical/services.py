@@ -21,6 +21,7 @@ from clinical.models import (
 )
 from clinical.schemas import CaseInput, Decision, ReviewInput
 from clinical.tasks import run_case_task
+from reasoning import early_warning
 from reasoning import selectors as reasoning_selectors
 
 logger = logging.getLogger(__name__)
@@ -90,12 +91,20 @@ def _case_create(*, case_input: CaseInput, submitted_by: Any) -> Case:
 
 
 def _case_submitted(*, case: Case, case_input: CaseInput, actor: Actor, intake: str) -> None:
+    # The early-warning scores as they stood at intake: what the clinician was shown beside
+    # the model's answer can be reconstructed from the ledger (points and codes only).
+    scores = early_warning.audit_summary(early_warning.early_warning(case.input))
     record(
         actor=actor,
         action=Action.CREATE,
         code="case.submitted",
         case_id=case.id,
-        details={"priority": case.priority, "setting": case_input.setting, "intake": intake},
+        details={
+            "priority": case.priority,
+            "setting": case_input.setting,
+            "intake": intake,
+            "early_warning": scores,
+        },
     )
     case_id = str(case.id)
     transaction.on_commit(lambda: _enqueue(case_id))

@@ -16,9 +16,11 @@ from django.utils import timezone
 from bedside import roles
 from clinical.models import Case, CaseStatus, ClinicianReview
 from clinical.reasons import reason_display
+from reasoning import early_warning as ew
 from reasoning import selectors as reasoning_selectors
 from reasoning.confidence import band_of
 from reasoning.models import CalibrationMethod, ReasoningRun
+from reasoning.red_flags import credible_red_flags
 
 STATUS_WORDS = {
     CaseStatus.QUEUED: "Waiting for the model",
@@ -175,3 +177,36 @@ def case_summary(case: Case) -> dict[str, Any]:
         if vitals.get(key) is not None
     ]
     return {**data, "vitals_shown": vitals_shown}
+
+
+def early_warning(case: Case, answer: dict[str, Any] | None) -> dict[str, Any]:
+    """The scores Bedside computes from the vitals, for the top of the page, and the plain
+    warning when one is high and the model's answer raises no red flag (or there is no
+    answer yet, or none at all)."""
+    result = ew.early_warning(case.input)
+    scores = result["scores"]
+    for score in scores:
+        score["not_recorded"] = [m["label"] for m in score["missing"] if m["assumed"] is None]
+        score["assumed"] = [
+            f"{m['label'].lower()} assumed {m['assumed']}"
+            for m in score["missing"]
+            if m["assumed"] is not None
+        ]
+    warning = ""
+    if ew.alert(scores):
+        headline = ew.alert_headline(scores)
+        if case.status == CaseStatus.COMPLETED and answer is not None:
+            if credible_red_flags(answer["red_flags"]):
+                warning = f"{headline}: assess the patient now."
+            else:
+                warning = (
+                    f"{headline}: the model's answer raises no red flag. Assess the patient now."
+                )
+        elif case.status == CaseStatus.FAILED:
+            warning = f"{headline}, and the model gave no answer. Assess the patient now."
+        else:
+            warning = (
+                f"{headline}: the model has not answered yet. Assess the patient now; "
+                "do not wait for the model."
+            )
+    return {"scores": scores, "not_scored": result["not_scored"], "warning": warning}

@@ -62,6 +62,7 @@ def _case_page(
         "summary": presenting.case_summary(case),
         "state": presenting.case_status(case),
         "answer": answer,
+        "early_warning": presenting.early_warning(case, answer),
         "not_validated_note": presenting.NOT_VALIDATED_NOTE,
         "calibration_note": answer["calibration_note"] if answer else None,
         "may_rerun": case.status == CaseStatus.FAILED and case.submitted_by_id == request.user.pk,

@@ -244,3 +244,29 @@ def test_the_auditor_list_and_the_clinician_page_name_the_same_band(
         if other != band:
             page = auditor.get("/audit/cases/", {"confidence": other.value}).content.decode()
             assert f"/audit/cases/{case.id}/" not in page
+
+
+def test_case_page_shows_the_early_warning_scores_recorded_at_intake(
+    auditor: Client, reviewed_case: Case
+) -> None:
+    # The chest-pain case: NEWS2 4 (low), qSOFA 1 (low), shock index 0.73 (elevated).
+    body = auditor.get(f"/audit/cases/{reviewed_case.id}/").content.decode()
+    submitted = AuditEvent.objects.get(code="case.submitted", case_id=reviewed_case.id)
+    assert f"As recorded at intake (event {submitted.id})" in body
+    section = body[body.index('id="early-warning"') : body.index('id="timeline"')]
+    for expected in ("NEWS2", "<strong>4</strong>", "qSOFA", "Shock index", "0.73", "elevated"):
+        assert expected in section, expected
+    assert "<code>consciousness</code>" in section
+    assert "<strong>no</strong>" in section  # no alert
+
+
+def test_case_page_of_a_case_without_vitals_says_it_was_not_scored(
+    auditor: Client, alice: User
+) -> None:
+    data = load_case()
+    del data["vitals"]
+    case = case_submit(
+        case_input=CaseInput.model_validate(data), actor=TEST_ACTOR, submitted_by=alice
+    )
+    body = auditor.get(f"/audit/cases/{case.id}/").content.decode()
+    assert "Not scored: <code>no_vitals</code>" in body

@@ -200,3 +200,63 @@ def test_people_sign_in_with_a_session_and_land_on_home(alice: User) -> None:
     home = browser.get("/")
     assert home.status_code == 200
     assert b"alice" in home.content and b"clinician" in home.content
+
+
+def test_every_case_carries_its_early_warning_scores_from_intake_and_the_ledger_keeps_them(
+    ehr_client: APIClient,
+) -> None:
+    # The chest-pain case: HR 110 (1), systolic 150 (0), RR 22 (2), 37.1 °C (0), SpO₂ 94 (1):
+    # NEWS2 4, low; qSOFA 1 (RR ≥ 22); shock index 110/150 = 0.73, elevated.
+    body = ehr_client.post(URL, load_case(), format="json").json()
+    assert body["status"] == "queued"
+    scores = {s["name"]: s for s in body["early_warning"]}
+    assert (scores["NEWS2"]["score"], scores["NEWS2"]["risk"]) == (4, "low")
+    assert (scores["qSOFA"]["score"], scores["qSOFA"]["risk"]) == (1, "low")
+    assert (scores["Shock index"]["score"], scores["Shock index"]["risk"]) == (0.73, "elevated")
+    assert {"parameter": "consciousness", "label": "Consciousness", "assumed": "alert"} in scores[
+        "NEWS2"
+    ]["missing"]
+    assert body["early_warning_alert"] is False
+    assert body["early_warning_not_scored"] == []
+    again = ehr_client.get(f"{URL}{body['id']}/").json()
+    assert again["early_warning"] == body["early_warning"]
+    details = AuditEvent.objects.get(code="case.submitted").details["early_warning"]
+    assert details["alert"] is False
+    assert [(s["name"], s["score"], s["risk"]) for s in details["scores"]] == [
+        ("NEWS2", 4, "low"),
+        ("qSOFA", 1, "low"),
+        ("Shock index", 0.73, "elevated"),
+    ]
+    assert "110" not in json.dumps(details)  # points and codes, never the vital signs
+
+
+def test_a_case_without_vitals_has_no_scores_and_says_so(ehr_client: APIClient) -> None:
+    data = load_case()
+    del data["vitals"]
+    body = ehr_client.post(URL, data, format="json").json()
+    assert body["early_warning"] == []
+    assert body["early_warning_not_scored"] == ["no vital signs recorded"]
+    assert body["early_warning_alert"] is False
+
+
+def test_a_case_with_some_vitals_gets_partial_scores_and_a_high_one_alerts(
+    ehr_client: APIClient,
+) -> None:
+    data = load_case()
+    data["vitals"] = {"heart_rate": 118, "respiratory_rate": 26, "spo2": 89}
+    body = ehr_client.post(URL, data, format="json").json()
+    news2 = body["early_warning"][0]
+    assert (news2["name"], news2["score"], news2["risk"], news2["partial"]) == (
+        "NEWS2",
+        8,
+        "high",
+        True,
+    )
+    assert [m["parameter"] for m in news2["missing"] if m["assumed"] is None] == [
+        "systolic_bp",
+        "temperature_c",
+    ]
+    assert body["early_warning_alert"] is True
+    assert body["early_warning_not_scored"] == [
+        "shock index not computed: it needs both heart rate and systolic BP"
+    ]

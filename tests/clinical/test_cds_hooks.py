@@ -10,6 +10,7 @@ import time
 import uuid
 from datetime import date
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,8 +22,10 @@ from audit.models import AuditEvent
 from audit.services import verify_chain
 from clinical import lifecycle
 from clinical.ehr.cds_hooks import SUMMARY_MAX, Feedback, HookRequest, HookResponse
+from clinical.ehr.cds_hooks import cards as card_shapes
 from clinical.models import Case, CaseStatus, CdsCard, ClinicianReview
 from clinical.reasons import REASON_CODE_SYSTEM
+from reasoning.early_warning import early_warning
 from tests.clinical.conftest import ehr_token
 from tests.fakes import FakeModelServer, assessment, choice, completion
 
@@ -346,3 +349,86 @@ def test_an_ehrs_first_call_records_one_role_change_by_cds_hooks(ehr_key: Any) -
     assert changes[0].actor_label.startswith("cds-hooks:")
     assert changes[0].details["granted"] == ["integration"]
     assert verify_chain() is None
+
+
+# --- early-warning scores and criticality ----------------------------------------------------
+
+PE_VITALS = {"heart_rate": 118, "respiratory_rate": 26, "spo2": 89}
+NORMAL_VITALS = {"heart_rate": 72, "respiratory_rate": 16, "spo2": 98, "systolic_bp": 125}
+
+
+def _case(vitals: dict[str, Any] | None, status: str = CaseStatus.COMPLETED) -> Case:
+    data = {
+        "patient": {"age_years": 71, "sex": "female"},
+        "chief_complaint": "Breathless after a long flight",
+        "question": "What is the most likely diagnosis?",
+        "vitals": vitals,
+    }
+    return Case(input=data, status=status)
+
+
+def _run(red_flags: list[str], confidence: float = 0.9) -> Any:
+    answer = assessment("Pulmonary embolism")
+    answer["red_flags"] = [{"flag": f, "based_on": ["SpO₂ 89 %"]} for f in red_flags]
+    return SimpleNamespace(
+        assessment=answer, confidence=confidence, confidence_method="m", model_name="fake"
+    )
+
+
+def _scores(vitals: dict[str, Any]) -> list[Any]:
+    return early_warning(_case(vitals).input)["scores"]
+
+
+def test_card_indicator_is_critical_from_a_high_score_alone() -> None:
+    assert card_shapes.card_indicator(_scores(PE_VITALS), []) == "critical"
+    assert card_shapes.card_indicator(_scores(NORMAL_VITALS), []) == "info"
+    assert card_shapes.card_indicator(_scores(NORMAL_VITALS), [], otherwise="warning") == "warning"
+
+
+@pytest.mark.parametrize("junk", ["True", "False", "High", "likely", "},{", "—"])
+def test_a_junk_red_flag_does_not_make_a_card_critical(junk: str) -> None:
+    assert card_shapes.card_indicator(_scores(NORMAL_VITALS), [{"flag": junk}]) == "info"
+    card = card_shapes.assessment_card(_case(NORMAL_VITALS), _run([junk, "high"]), "http://x/", "u")
+    assert card["indicator"] == "info"
+    assert "**Red flags**" not in card["detail"]
+
+
+def test_a_real_red_flag_still_makes_a_card_critical() -> None:
+    assert card_shapes.card_indicator([], [{"flag": "Hypoxia"}]) == "critical"
+    card = card_shapes.assessment_card(_case(NORMAL_VITALS), _run(["Hypoxia"]), "http://x/", "u")
+    assert card["indicator"] == "critical"
+
+
+def test_a_high_score_with_no_red_flag_says_so_in_a_critical_card() -> None:
+    card = card_shapes.assessment_card(_case(PE_VITALS), _run(["True"]), "http://x/", "u")
+    HookResponse.model_validate({"cards": [card]})
+    assert card["indicator"] == "critical"
+    assert card["summary"] == (
+        "Bedside: NEWS2 8 (high): the model's answer raises no red flag. Assess the patient now."
+    )
+    assert card["detail"].startswith(card["summary"].removeprefix("Bedside: "))
+    assert "**Early-warning scores**" in card["detail"]
+    assert (
+        "- NEWS2 8 (high risk); partial, not recorded: Systolic BP, Temperature" in (card["detail"])
+    )
+    assert "- qSOFA 1 (low risk)" in card["detail"]
+    assert "- Shock index not computed" in card["detail"]
+
+
+def test_a_high_score_with_a_red_flag_leads_the_summary_without_the_warning() -> None:
+    card = card_shapes.assessment_card(_case(PE_VITALS), _run(["Hypoxia"]), "http://x/", "u")
+    assert card["indicator"] == "critical"
+    assert card["summary"].startswith("Bedside: NEWS2 8 (high); Pulmonary embolism")
+    assert "raises no red flag" not in card["detail"]
+
+
+def test_status_cards_carry_the_scores_and_a_high_one_is_critical() -> None:
+    running = card_shapes.status_card(_case(PE_VITALS, CaseStatus.QUEUED), "http://x/", "u")
+    HookResponse.model_validate({"cards": [running]})
+    assert running["indicator"] == "critical"
+    assert "no answer from the model yet. Assess the patient now." in running["summary"]
+    failed = card_shapes.status_card(_case(PE_VITALS, CaseStatus.FAILED), "http://x/", "u")
+    assert failed["indicator"] == "critical"
+    assert "the model gave no answer" in failed["summary"]
+    quiet = card_shapes.status_card(_case(None, CaseStatus.QUEUED), "http://x/", "u")
+    assert quiet["indicator"] == "info" and "- No vital signs recorded" in quiet["detail"]

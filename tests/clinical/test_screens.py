@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import Any
@@ -16,9 +17,10 @@ from clinical import lifecycle
 from clinical.models import Case, CaseStatus, ClinicianReview
 from clinical.schemas import CaseInput
 from clinical.screens.presenting import confidence_band
+from clinical.services import case_submit
 from reasoning.confidence import BAND_FLOORS
-from tests.factories import load_case, submitted_case
-from tests.fakes import FakeModelServer
+from tests.factories import TEST_ACTOR, load_case, submitted_case
+from tests.fakes import FakeModelServer, agreeing_completion, assessment, choice, completion
 
 pytestmark = pytest.mark.django_db
 
@@ -455,3 +457,94 @@ def test_an_admin_opens_any_case_but_records_no_review(completed_case: Case) -> 
     html = signed_in(admin).get(f"/cases/{completed_case.id}/").content.decode()
     assert "Acute MI" in html
     assert "Only clinicians record reviews." in html and 'name="decision"' not in html
+
+
+def _case_with_vitals(user: User, vitals: dict[str, Any] | None) -> Case:
+    data = load_case()
+    data["vitals"] = vitals
+    return case_submit(
+        case_input=CaseInput.model_validate(data), actor=TEST_ACTOR, submitted_by=user
+    )
+
+
+PE_VITALS = {"heart_rate": 118, "respiratory_rate": 26, "spo2": 89}
+
+
+def _early_warning_section(html: str) -> str:
+    match = re.search(r'<section id="early-warning".*?</section>', html, re.S)
+    assert match, "no early-warning section"
+    return match.group(0)
+
+
+def test_early_warning_scores_lead_the_page_before_the_model_answers(
+    alice: User, fake_model: FakeModelServer
+) -> None:
+    case = _case_with_vitals(alice, PE_VITALS)
+    html = signed_in(alice).get(f"/cases/{case.id}/").content.decode()
+    assert html.index('id="early-warning"') < html.index('class="decision-support"')
+    section = _early_warning_section(html)
+    assert "NEWS2 8" in section and "high risk, partial" in section
+    assert "Respiratory rate 26 breaths/min: 3 points" in section
+    assert "Not recorded, not scored: Systolic BP, Temperature" in section
+    assert "consciousness assumed alert" in section and "air or oxygen assumed air" in section
+    assert "Shock index not computed" in section
+    assert "NEWS2 8 (high): the model has not answered yet. Assess the patient now" in section
+    assert 'role="alert"' in section
+
+
+def test_high_score_with_no_credible_red_flag_in_the_answer_is_said_plainly(
+    alice: User, fake_model: FakeModelServer
+) -> None:
+    case = _case_with_vitals(alice, PE_VITALS)
+    junk = assessment("Pulmonary embolism")
+    junk["red_flags"] = [{"flag": "True", "based_on": ["Troponin I 2.3 ng/mL"]}]
+    fake_model.push(completion([choice(i, json.dumps(junk)) for i in range(3)]))
+    lifecycle.case_run(case_id=case.id)
+    case.refresh_from_db()
+    assert case.status == CaseStatus.COMPLETED
+    section = _early_warning_section(signed_in(alice).get(f"/cases/{case.id}/").content.decode())
+    assert (
+        "NEWS2 8 (high): the model&#x27;s answer raises no red flag. Assess the patient now."
+        in section
+    )
+
+
+def test_high_score_with_a_red_flag_in_the_answer_still_says_assess_now(
+    alice: User, fake_model: FakeModelServer
+) -> None:
+    case = _case_with_vitals(alice, PE_VITALS)
+    fake_model.push(agreeing_completion(["Pulmonary embolism"] * 3))
+    lifecycle.case_run(case_id=case.id)
+    section = _early_warning_section(signed_in(alice).get(f"/cases/{case.id}/").content.decode())
+    assert "NEWS2 8 (high): assess the patient now." in section
+    assert "raises no red flag" not in section
+
+
+def test_high_score_on_a_failed_case_says_there_is_no_answer(
+    alice: User, fake_model: FakeModelServer
+) -> None:
+    case = _case_with_vitals(alice, PE_VITALS)
+    fake_model.push({"error": {"message": "prompt too long"}}, status=400)
+    lifecycle.case_run(case_id=case.id)
+    case.refresh_from_db()
+    assert case.status == CaseStatus.FAILED
+    section = _early_warning_section(signed_in(alice).get(f"/cases/{case.id}/").content.decode())
+    assert "NEWS2 8 (high), and the model gave no answer. Assess the patient now." in section
+
+
+def test_completed_case_with_low_scores_shows_them_without_a_warning(
+    completed_case: Case, alice: User
+) -> None:
+    section = _early_warning_section(
+        signed_in(alice).get(f"/cases/{completed_case.id}/").content.decode()
+    )
+    assert "NEWS2 4" in section and "(low risk)" in section
+    assert "Shock index 0.73" in section and "(elevated risk)" in section
+    assert 'role="alert"' not in section
+
+
+def test_a_case_without_vitals_says_it_has_no_scores(alice: User) -> None:
+    case = _case_with_vitals(alice, None)
+    section = _early_warning_section(signed_in(alice).get(f"/cases/{case.id}/").content.decode())
+    assert "No vital signs recorded." in section
+    assert "NEWS2" not in section
