@@ -23,7 +23,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 from playwright.sync_api import Browser, Page, sync_playwright
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-PASSWORD = "correct horse battery"  # tests/conftest.py make_user
+PASSWORD = "correct horse battery"  # tests/factories.py user_with_role
 
 
 def chromium_path() -> str:

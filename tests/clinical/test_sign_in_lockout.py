@@ -17,7 +17,7 @@ from audit.services import verify_chain
 from bedside.accounts.sign_in import login_locked_until
 
 pytestmark = pytest.mark.django_db
-PASSWORD = "correct horse battery"  # tests/conftest.py make_user
+PASSWORD = "correct horse battery"  # tests/factories.py user_with_role
 
 
 def sign_in(client: Client, username: str, password: str) -> Any:
