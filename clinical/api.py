@@ -37,8 +37,8 @@ from clinical.models import Case, CaseStatus, ClinicianReview, ReviewSource
 from clinical.reasons import reason_display
 from clinical.schemas import CaseInput, ReviewInput
 from reasoning.models import ReasoningRun
-from reasoning.schemas import CalibrationSummary
-from reasoning.selectors import calibration_note, latest_run
+from reasoning.schemas import CalibrationSummary, CheckedAssessment
+from reasoning.selectors import calibration_note, latest_run, unusable_reasons
 
 
 class CanSubmitCases(BasePermission):
@@ -65,7 +65,7 @@ def visible_cases(user: Any) -> QuerySet[Case]:
 def run_result(run: ReasoningRun) -> schemas.CaseResult:
     calibration = run.calibration
     return schemas.CaseResult(
-        assessment=run.assessment,
+        assessment=CheckedAssessment.stored(run.assessment),
         reasoning_trace=run.reasoning_trace,
         trace_source=run.trace_source,
         confidence=schemas.Confidence(
@@ -90,6 +90,9 @@ def run_result(run: ReasoningRun) -> schemas.CaseResult:
         ),
         latency_ms=run.latency_ms,
         samples=run.samples,
+        samples_usable=sum(1 for s in run.samples if s.get("usable")),
+        samples_total=len(run.samples),
+        unusable_reasons=unusable_reasons(run.samples),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from reasoning import evaluation
 from reasoning.models import Calibration, ReasoningRun, RunOutcome, ValidationReport
@@ -59,3 +60,14 @@ def calibration_note(run: ReasoningRun) -> str | None:
         f"answers with confidence {lower:.1f} to {lower + 0.1:.1f} were right "
         f"{b['accuracy']:.0%} of the time."
     )
+
+
+def unusable_reasons(samples: list[dict[str, Any]]) -> list[str]:
+    """One line per sample that did not count: its error, else the gate's first reason."""
+    lines = []
+    for s in samples:
+        if s.get("usable"):
+            continue
+        why = s.get("error") or next(iter(s.get("gate_reasons") or []), "") or "no reason recorded"
+        lines.append(f"sample {s.get('index')}: {why}")
+    return lines

@@ -11,6 +11,7 @@ from django.conf import settings
 from clinical.ehr.cds_hooks.schemas import SUMMARY_MAX
 from clinical.models import Case, CaseStatus
 from clinical.reasons import REASON_CODE_SYSTEM, reason_display
+from reasoning.schemas import CheckedAssessment
 
 CARD_NAMESPACE = uuid.UUID("6f1d8c52-3a57-4a3e-9d0e-1c3b2f5a7e90")
 # The override reasons a card offers: the non-adherence codes that fit a model's answer.
@@ -42,7 +43,9 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def assessment_card(case: Case, run: Any, link: str, uuid_: str) -> dict[str, Any]:
-    assessment = run.assessment or {}
+    # The checked answer: every red flag here rests on a verified case fact.
+    checked = CheckedAssessment.stored(run.assessment)
+    assessment = checked.model_dump(mode="json") if checked else {}
     differential = assessment.get("differential") or []
     red_flags = assessment.get("red_flags") or []
     steps = assessment.get("next_steps") or []
@@ -61,8 +64,11 @@ def assessment_card(case: Case, run: Any, link: str, uuid_: str) -> dict[str, An
         indicator = "info"
     lines = ["**Differential**", ""]
     for i, d in enumerate(differential, 1):
-        facts = "; ".join(d.get("supporting_facts") or [])
-        lines.append(f"{i}. {d.get('diagnosis')} ({d.get('likelihood')}): {facts}".rstrip(": "))
+        facts = "; ".join(f["text"] for f in d.get("supporting_facts") or [])
+        code = f" [ICD-10-CM {d['coding']['code']}]" if d.get("coding") else ""
+        lines.append(
+            f"{i}. {d.get('diagnosis')}{code} ({d.get('likelihood')}): {facts}".rstrip(": ")
+        )
     if steps:
         lines += ["", "**Next steps**", ""]
         lines += [f"- {s.get('action')}" for s in steps]
