@@ -316,3 +316,20 @@ def test_old_runs_stored_in_the_old_shape_still_read_as_legacy(completed_case: C
     page = client_for(completed_case.submitted_by).get(f"/cases/{completed_case.id}/")
     assert page.status_code == 200 and b"chest pain" in page.content
     assert b"not checked" in page.content
+
+
+def test_rerun_over_the_api_only_for_failed_cases(
+    completed_case: Case, alice: User, bob: User
+) -> None:
+    from tests.conftest import client_for
+
+    url = f"/api/v1/cases/{completed_case.id}/rerun/"
+    response = client_for(alice).post(url)
+    assert response.status_code == 409
+    assert response.json()["errors"][0]["loc"] == ["case", "status"]
+    assert client_for(bob).post(url).status_code == 404  # not bob's case
+    Case.objects.filter(pk=completed_case.pk).update(status=CaseStatus.FAILED)
+    response = client_for(alice).post(url)
+    assert response.status_code == 202
+    assert response.json()["status"] == "queued"
+    assert response.json()["status_detail"] == "re-run requested by alice"
