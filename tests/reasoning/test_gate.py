@@ -181,7 +181,7 @@ def test_duplicates_merge_by_text_and_by_code() -> None:
                 {"diagnosis": "acute mi.", "likelihood": "moderate", "supporting_facts": [TROP]},
                 # Other words, the same ICD-10-CM code: the same diagnosis.
                 {
-                    "diagnosis": "Myocardial infarction, unspecified",
+                    "diagnosis": "Heart attack",
                     "likelihood": "low",
                     "supporting_facts": [HR],
                 },
