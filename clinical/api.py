@@ -38,8 +38,8 @@ from clinical.reasons import reason_display
 from clinical.schemas import CaseInput, ReviewInput
 from reasoning import early_warning
 from reasoning.models import ReasoningRun
-from reasoning.schemas import CalibrationSummary
-from reasoning.selectors import latest_run, run_calibration, run_validation_note
+from reasoning.schemas import CalibrationSummary, CheckedAssessment
+from reasoning.selectors import latest_run, run_calibration, run_validation_note, unusable_reasons
 
 
 class CanSubmitCases(BasePermission):
@@ -68,7 +68,7 @@ def run_result(run: ReasoningRun) -> schemas.CaseResult:
     finished, never worked out again."""
     calibration = run_calibration(run)
     return schemas.CaseResult(
-        assessment=run.assessment,
+        assessment=CheckedAssessment.stored(run.assessment),
         reasoning_trace=run.reasoning_trace,
         trace_source=run.trace_source,
         confidence=schemas.Confidence(
@@ -93,6 +93,9 @@ def run_result(run: ReasoningRun) -> schemas.CaseResult:
         ),
         latency_ms=run.latency_ms,
         samples=run.samples,
+        samples_usable=sum(1 for s in run.samples if s.get("usable")),
+        samples_total=len(run.samples),
+        unusable_reasons=unusable_reasons(run.samples),
     )
 
 

@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bedside.http.fields import IsoDateTime
-from reasoning.schemas import Assessment, CalibrationSummary, SampleSummary
+from reasoning.schemas import CalibrationSummary, CheckedAssessment, SampleSummary
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 OptionalShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
@@ -286,7 +286,11 @@ class Usage(_Response):
 class CaseResult(_Response):
     """The latest completed run; null until the case is completed."""
 
-    assessment: Assessment | None = Field(description="The checked answer the clinician sees.")
+    assessment: CheckedAssessment | None = Field(
+        description="The checked answer the clinician sees: only findings resting on verified "
+        "case facts, each fact with the input field it came from; the model's raw output is "
+        "in the run record for auditors."
+    )
     reasoning_trace: str
     trace_source: str
     confidence: Confidence
@@ -295,6 +299,11 @@ class CaseResult(_Response):
     usage: Usage
     latency_ms: int
     samples: list[SampleSummary]
+    samples_usable: int = Field(description="Samples that passed the answer gate.")
+    samples_total: int
+    unusable_reasons: list[str] = Field(
+        description="Why each other sample was not usable, one line each."
+    )
 
 
 class ModifiedAssessment(_Response):

@@ -1,6 +1,8 @@
 """Confidence from self-consistency: how many of the requested samples reached the same
-top diagnosis, weighted with the token probability of the answers (where the server
-returns log-probabilities) and, as a minor part only, the model's stated confidence.
+top diagnosis (compared by ICD-10-CM category when coded, else by normalised text; the
+share agreeing on the exact code is kept beside it), weighted with the token probability
+of the answers (where the server returns log-probabilities) and, as a minor part only,
+the model's stated confidence.
 
 Samples that failed count against agreement: three samples with one usable answer are
 not "100% agreement".
@@ -12,15 +14,15 @@ auditor's filters and their tests agree on what "high" means.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from reasoning import gate
 from reasoning.parsing import Sample
 
-METHOD = "self-consistency.v1"
+METHOD = "self-consistency.v2"  # v2: top diagnoses compared by code, after the gate
 # Weights of the components; the stated confidence is the least trusted.
 WEIGHTS_WITH_LOGPROBS = {"agreement": 0.6, "token_probability": 0.25, "stated": 0.15}
 WEIGHTS_WITHOUT_LOGPROBS = {"agreement": 0.8, "stated": 0.2}
@@ -61,18 +63,8 @@ def band_range(band: Band) -> tuple[float | None, float | None]:
     return floor, ceiling
 
 
-_ARTICLES = re.compile(r"^(?:an?|the|acute|likely|probable|possible|suspected)\s+")
-_NON_WORD = re.compile(r"[^a-z0-9]+")
-
-
-def normalise_diagnosis(name: str) -> str:
-    """Fold case, punctuation and hedging words so 'Acute MI.' and 'acute mi' agree."""
-    text = _NON_WORD.sub(" ", name.lower()).strip()
-    previous = None
-    while previous != text:
-        previous = text
-        text = _ARTICLES.sub("", text)
-    return text
+# Fold case, punctuation and hedging words so 'Acute MI.' and 'acute mi' agree.
+normalise_diagnosis = gate.normalise
 
 
 @dataclass(frozen=True)
@@ -89,10 +81,13 @@ def combine(samples: list[Sample], *, requested: int) -> Confidence | None:
     usable = [s for s in samples if s.assessment is not None]
     if not usable:
         return None
-    tops = [normalise_diagnosis(s.top_answer or "") for s in usable]
-    counts = Counter(tops)
+    keys = [s.top_key for s in usable]
+    counts = Counter(broad for _, broad in keys)
     modal, votes = counts.most_common(1)[0]
-    agreeing = [s for s, top in zip(usable, tops, strict=True) if top == modal]
+    agreeing = [s for s, (_, broad) in zip(usable, keys, strict=True) if broad == modal]
+    exact_counts = Counter(s.top_key[0] for s in agreeing)
+    exact, exact_votes = exact_counts.most_common(1)[0]
+    agreeing.sort(key=lambda s: s.top_key[0] != exact)  # stable: the modal exact code first
     agreement = votes / max(requested, len(samples))
     stated = sum(s.assessment.stated_confidence for s in agreeing) / len(agreeing)
     logprobs = [s.mean_logprob for s in agreeing if s.mean_logprob is not None]
@@ -104,6 +99,8 @@ def combine(samples: list[Sample], *, requested: int) -> Confidence | None:
         "usable_samples": len(usable),
         "requested_samples": requested,
         "distinct_top_diagnoses": len(counts),
+        "compared_by": modal.split(":", 1)[0],
+        "exact_agreement": round(exact_votes / max(requested, len(samples)), 4),
         "stated": round(stated, 4),
         "token_probability": None if token_probability is None else round(token_probability, 4),
     }

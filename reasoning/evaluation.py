@@ -199,8 +199,36 @@ def summarise(results: list[ItemResult]) -> tuple[dict[str, Any], list[dict[str,
         "mean_confidence": round(sum(confidence) / len(confidence), 4) if confidence else 0.0,
         "trace_sources": _count(r.trace_source or "none" for r in results),
         "failures": _count(r.error.split(":")[0] for r in results if r.error),
+        **gate_metrics(results),
     }
     return summary, [asdict(b) for b in bins]
+
+
+# A multiple-choice answer is a letter: it cites no case facts and names no diagnosis to
+# code, so of the answer gate's measures only the usable-sample share applies here.
+GATE_NOT_APPLICABLE = (
+    "verified_fact_share and coded_diagnosis_share do not apply to multiple-choice "
+    "vignettes (the answer is an option letter: no cited facts, no diagnosis of its own)"
+)
+
+
+def gate_metrics(results: list[ItemResult]) -> dict[str, Any]:
+    """What the answer gate lets count, over every sample of every item; the same
+    measures a case run stores per sample (``usable``, ``cited_facts``, ``verified_facts``,
+    ``diagnoses``, ``coded_diagnoses``), None where nothing was there to measure."""
+    samples = [s for r in results for s in r.samples]
+
+    def share(part: str, whole: str) -> float | None:
+        total = sum(s.get(whole) or 0 for s in samples)
+        return round(sum(s.get(part) or 0 for s in samples) / total, 4) if total else None
+
+    usable = sum(1 for s in samples if s.get("usable"))
+    return {
+        "usable_sample_share": round(usable / len(samples), 4) if samples else None,
+        "verified_fact_share": share("verified_facts", "cited_facts"),
+        "coded_diagnosis_share": share("coded_diagnoses", "diagnoses"),
+        "gate_note": GATE_NOT_APPLICABLE,
+    }
 
 
 def _count(values: Any) -> dict[str, int]:

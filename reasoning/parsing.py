@@ -17,9 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from reasoning.grounding import CaseFacts, check
+from reasoning import gate
+from reasoning.facts import Fact
 from reasoning.protocol import Choice
-from reasoning.schemas import Assessment
+from reasoning.schemas import Assessment, CheckedAssessment
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -44,7 +45,9 @@ class Sample:
     mean_logprob: float | None = None
     token_count: int = 0
     notes: list[str] = field(default_factory=list)
-    grounded_share: float | None = None
+    # After the answer gate (case answers only; evaluation's MCQ answers have no facts).
+    checked: CheckedAssessment | None = None
+    gate: gate.GateResult | None = None
 
     @property
     def usable(self) -> bool:
@@ -52,7 +55,20 @@ class Sample:
 
     @property
     def top_answer(self) -> str | None:
+        if self.checked is not None:
+            return self.checked.differential[0].diagnosis
         return self.assessment.top_answer() if self.assessment is not None else None
+
+    @property
+    def top_key(self) -> tuple[str, str]:
+        """What self-consistency compares: (exact key, broader key). The ICD-10-CM code
+        and its 3-character category when the top diagnosis is coded, else the
+        normalised text for both."""
+        result = self.gate
+        if result is not None and result.top_code and result.top_category:
+            return f"code:{result.top_code}", f"category:{result.top_category}"
+        text = f"text:{gate.normalise(self.top_answer or '')}"
+        return text, text
 
     def summary(self) -> dict[str, object]:
         """What a run stores per sample (the full text is in the raw response)."""
@@ -65,7 +81,20 @@ class Sample:
             "top_diagnosis": self.top_answer,
             "stated_confidence": self.assessment.stated_confidence if self.assessment else None,
             "mean_logprob": self.mean_logprob,
-            "grounded_share": self.grounded_share,
+            **self._gate_summary(),
+        }
+
+    def _gate_summary(self) -> dict[str, object]:
+        result = self.gate
+        if result is None:
+            return {}
+        return {
+            "top_code": result.top_code,
+            "gate_reasons": result.reasons[:20],
+            "cited_facts": result.cited,
+            "verified_facts": result.verified,
+            "diagnoses": result.diagnoses,
+            "coded_diagnoses": result.coded,
         }
 
 
@@ -92,9 +121,10 @@ def _mean_logprob(choice: Choice) -> tuple[float | None, int]:
 
 
 def parse_choice(
-    choice: Choice, *, schema: type[BaseModel] = Assessment, facts: CaseFacts | None = None
+    choice: Choice, *, schema: type[BaseModel] = Assessment, facts: list[Fact] | None = None
 ) -> Sample:
-    """Check one choice against ``schema``; with ``facts``, also that it rests on the case."""
+    """Check one choice against ``schema``; with the case's ``facts``, pass it through the
+    answer gate too (a sample the gate refuses is not usable, with the gate's reasons)."""
     message = choice.message
     content = message.content or ""
     think_trace, answer_text = split_think(content)
@@ -102,7 +132,7 @@ def parse_choice(
 
     assessment: Any = None
     error = ""
-    grounded_share: float | None = None
+    gated: gate.GateResult | None = None
     if choice.finish_reason == "length":
         error = "truncated: the answer hit the token limit (finish_reason=length)"
     elif not answer_text.strip():
@@ -117,15 +147,8 @@ def parse_choice(
             loc = ".".join(str(part) for part in first["loc"]) or "(answer)"
             error = f"answer does not match the schema: {loc}: {first['msg']}"
     if assessment is not None and facts is not None:
-        grounding = check(
-            cited_facts=assessment.cited_facts(),
-            steps=assessment.reasoning_steps,
-            conclusions=assessment.conclusions(),
-            facts=facts,
-        )
-        grounded_share = grounding.share
-        if grounding.error:
-            error = grounding.error
+        gated = gate.check(assessment, facts)
+        error = gated.error
     trace_from_steps = assessment is not None  # a sample that ignores the case keeps its trace
     if message.reasoning and message.reasoning.strip():
         trace, source = message.reasoning.strip(), TraceSource.REASONING
@@ -150,5 +173,6 @@ def parse_choice(
         trace_source=source,
         mean_logprob=mean_logprob,
         token_count=token_count,
-        grounded_share=grounded_share,
+        checked=gated.checked if gated is not None else None,
+        gate=gated,
     )

@@ -14,8 +14,11 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from reasoning.facts import Fact, case_facts
+
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
-CURRENT_VERSION = "assessment.v1"
+CURRENT_VERSION = "assessment.v2"  # v2: the case as facts with ids the answer cites
+# assessment.v1 (the case as prose, citations written out) stays for the hash of old runs.
 MCQ_VERSION = "mcq.v1"  # validation vignettes (``manage.py evaluate``)
 
 
@@ -88,10 +91,42 @@ def case_summary(case_input: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+SECTIONS = (
+    ("patient", "Patient"),
+    ("chief_complaint", "Chief complaint"),
+    ("history_of_present_illness", "History of present illness"),
+    ("past_medical_history", "Past medical history"),
+    ("medications", "Medications"),
+    ("allergies", "Allergies"),
+    ("vitals", "Vitals"),
+    ("labs", "Labs"),
+)
+
+
+def facts_listing(case_input: dict[str, Any], facts: list[Fact]) -> str:
+    """The case as the v2 prompt gives it: facts under their headings, one a line, each
+    with the id the answer cites."""
+    lines: list[str] = []
+    for prefix, heading in SECTIONS:
+        mine = [f for f in facts if f.path.split(".")[0].split("[")[0] == prefix]
+        if prefix == "patient" and case_input.get("setting"):
+            lines.append(f"Setting: {case_input['setting']}")
+        if mine:
+            lines.append(f"{heading}:")
+            lines += [f"[{f.id}] {f.text}" for f in mine]
+    return "\n".join(lines)
+
+
 def render(case_input: dict[str, Any], version: str = CURRENT_VERSION) -> RenderedPrompt:
-    text = load_template(version).substitute(
-        case_summary=case_summary(case_input), question=case_input["question"]
-    )
+    if version == "assessment.v1":
+        text = load_template(version).substitute(
+            case_summary=case_summary(case_input), question=case_input["question"]
+        )
+    else:
+        text = load_template(version).substitute(
+            case_facts=facts_listing(case_input, case_facts(case_input)),
+            question=case_input["question"],
+        )
     return RenderedPrompt(
         version=version, text=text, sha256=hashlib.sha256(text.encode()).hexdigest()
     )

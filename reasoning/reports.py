@@ -30,6 +30,10 @@ def report_document(report: ValidationReport) -> dict[str, Any]:
     }
 
 
+def _share(value: float | None) -> str:
+    return "not applicable" if value is None else f"{value:.1%}"
+
+
 def report_write_files(report: ValidationReport, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     document = report_document(report)
@@ -51,12 +55,17 @@ def report_write_files(report: ValidationReport, out_dir: Path) -> list[Path]:
         f"| expected calibration error ({evaluation.BINS} bins) | {m['ece']:.3f} |",
         f"| AUROC of confidence for correctness | {auroc} |",
         f"| mean confidence | {m['mean_confidence']:.3f} |",
+        f"| usable samples (answer gate) | {_share(m.get('usable_sample_share'))} |",
+        f"| cited facts verified | {_share(m.get('verified_fact_share'))} |",
+        f"| diagnoses coded (ICD-10-CM) | {_share(m.get('coded_diagnosis_share'))} |",
         f"| seconds per item | {m['seconds_per_item']} |",
         f"| completion tokens per item | {m['completion_tokens_per_item']} |",
         "",
         "![reliability diagram](reliability.png)",
         "",
     ]
+    if m.get("gate_note"):
+        lines[-3:-3] = [f"Not applicable: {m['gate_note']}.", ""]
     paths = [out_dir / "report.json", out_dir / "report.md", out_dir / "reliability.png"]
     paths[0].write_text(json.dumps(document, indent=2, sort_keys=True))
     paths[1].write_text("\n".join(lines))

@@ -109,16 +109,156 @@ def mcq_response_format(letters: list[str]) -> dict[str, Any]:
     }
 
 
-def assessment_json_schema() -> dict[str, Any]:
-    return Assessment.model_json_schema()
+def assessment_json_schema(fact_ids: list[str] | None = None) -> dict[str, Any]:
+    """The answer's schema; with ``fact_ids``, every cited fact must be one of them (an
+    enum defined once under ``$defs``), and each finding must cite at least one."""
+    schema = Assessment.model_json_schema()
+    if fact_ids is None:
+        return schema
+    schema["$defs"]["FactId"] = {"type": "string", "enum": list(fact_ids)}
+    cited = {"type": "array", "items": {"$ref": "#/$defs/FactId"}, "minItems": 1, "maxItems": 4}
+    citing = (("Diagnosis", "supporting_facts"), ("NextStep", "based_on"), ("RedFlag", "based_on"))
+    for name, key in citing:
+        description = schema["$defs"][name]["properties"][key].get("description")
+        schema["$defs"][name]["properties"][key] = {
+            **cited,
+            "description": description or "Ids of the case facts this rests on",
+        }
+    return schema
 
 
-def response_format() -> dict[str, Any]:
-    """The OpenAI-compatible ``response_format`` that constrains the model's answer."""
+def response_format(fact_ids: list[str] | None = None) -> dict[str, Any]:
+    """The OpenAI-compatible ``response_format`` that constrains the model's answer; built
+    per case so that citations are chosen from the case's fact ids, not written."""
     return {
         "type": "json_schema",
-        "json_schema": {"name": "assessment", "schema": assessment_json_schema(), "strict": True},
+        "json_schema": {
+            "name": "assessment",
+            "schema": assessment_json_schema(fact_ids),
+            "strict": True,
+        },
     }
+
+
+# --- The checked answer: what the clinician is shown ------------------------------------
+
+
+class _Checked(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CitedFact(_Checked):
+    """One of the case's own facts, with the input field it came from."""
+
+    id: str = Field(description="The fact's id in the prompt (F1, F2, …); empty on legacy runs")
+    text: str
+    path: str = Field(description="Where in the case input it is, e.g. 'vitals.spo2', 'labs[0]'")
+
+
+class DiagnosisCoding(_Checked):
+    system: str
+    code: str
+    description: str
+    category: str = Field(description="The three-character ICD-10-CM category")
+
+
+class CheckedDiagnosis(_Checked):
+    diagnosis: str = Field(description="The model's words")
+    likelihood: Likelihood
+    coding: DiagnosisCoding | None = None
+    supporting_facts: list[CitedFact]
+
+
+class CheckedNextStep(_Checked):
+    action: str
+    based_on: list[CitedFact]
+
+
+class CheckedRedFlag(_Checked):
+    flag: str
+    based_on: list[CitedFact]
+
+
+class CheckedAssessment(_Checked):
+    """The answer after the gate: unique diagnoses, each finding resting on at least one
+    verified case fact; nothing unsupported or junk. ``legacy`` marks a run stored before
+    the gate existed, whose citations were free text and were never verified."""
+
+    reasoning_steps: list[str]
+    differential: list[CheckedDiagnosis]
+    next_steps: list[CheckedNextStep]
+    red_flags: list[CheckedRedFlag]
+    stated_confidence: float | None
+    legacy: bool = False
+
+    @classmethod
+    def stored(cls, data: dict[str, Any] | None) -> CheckedAssessment | None:
+        """Read a run's stored answer, also one saved in the old ``Assessment`` shape."""
+        if not data:
+            return None
+        if "legacy" in data or not _has_string_citations(data):
+            try:
+                return cls.model_validate(data)
+            except ValueError:
+                pass
+        return cls._from_legacy(data)
+
+    @classmethod
+    def _from_legacy(cls, data: dict[str, Any]) -> CheckedAssessment:
+        def facts(items: Any) -> list[CitedFact]:
+            return [
+                CitedFact(id="", text=str(f), path="")
+                if not isinstance(f, dict)
+                else CitedFact(
+                    id=str(f.get("id", "")),
+                    text=str(f.get("text", "")),
+                    path=str(f.get("path", "")),
+                )
+                for f in items or []
+            ]
+
+        def likelihood(value: Any) -> Likelihood:
+            return Likelihood(value) if value in set(Likelihood) else Likelihood.LOW
+
+        return cls(
+            reasoning_steps=[str(s) for s in data.get("reasoning_steps") or []],
+            differential=[
+                CheckedDiagnosis(
+                    diagnosis=str(d.get("diagnosis", "")),
+                    likelihood=likelihood(d.get("likelihood")),
+                    supporting_facts=facts(d.get("supporting_facts")),
+                )
+                for d in data.get("differential") or []
+            ],
+            next_steps=[
+                CheckedNextStep(action=str(s.get("action", "")), based_on=facts(s.get("based_on")))
+                for s in data.get("next_steps") or []
+            ],
+            red_flags=[
+                CheckedRedFlag(flag=str(f.get("flag", "")), based_on=facts(f.get("based_on")))
+                for f in data.get("red_flags") or []
+            ],
+            stated_confidence=data.get("stated_confidence"),
+            legacy=True,
+        )
+
+    def cited_paths(self) -> set[str]:
+        """The input fields this answer rests on (the page highlights them)."""
+        items = [
+            *(f for d in self.differential for f in d.supporting_facts),
+            *(f for s in self.next_steps for f in s.based_on),
+            *(f for r in self.red_flags for f in r.based_on),
+        ]
+        return {f.path for f in items if f.path}
+
+
+def _has_string_citations(data: dict[str, Any]) -> bool:
+    groups = [
+        *(d.get("supporting_facts") or [] for d in data.get("differential") or []),
+        *(s.get("based_on") or [] for s in data.get("next_steps") or []),
+        *(r.get("based_on") or [] for r in data.get("red_flags") or []),
+    ]
+    return any(isinstance(f, str) for group in groups for f in group)
 
 
 # --- What the API returns about runs and models -----------------------------------------
@@ -148,7 +288,15 @@ class SampleSummary(_Response):
     top_diagnosis: str | None
     stated_confidence: float | None
     mean_logprob: float | None
-    grounded_share: float | None = None
+    grounded_share: float | None = None  # runs from before the answer gate
+    top_code: str | None = None
+    gate_reasons: list[str] = Field(
+        default_factory=list, description="What the answer gate refused or dropped, and why"
+    )
+    cited_facts: int | None = None
+    verified_facts: int | None = None
+    diagnoses: int | None = None
+    coded_diagnoses: int | None = None
 
 
 class Dataset(_Response):

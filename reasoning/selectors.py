@@ -136,3 +136,14 @@ def run_calibration(run: ReasoningRun) -> dict[str, Any] | None:
 def run_validation_note(run: ReasoningRun) -> str:
     """The note stored with a run, never worked out again."""
     return NOT_RECORDED_NOTE if run.validation_note is None else run.validation_note
+
+
+def unusable_reasons(samples: list[dict[str, Any]]) -> list[str]:
+    """One line per sample that did not count: its error, else the gate's first reason."""
+    lines = []
+    for s in samples:
+        if s.get("usable"):
+            continue
+        why = s.get("error") or next(iter(s.get("gate_reasons") or []), "") or "no reason recorded"
+        lines.append(f"sample {s.get('index')}: {why}")
+    return lines

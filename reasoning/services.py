@@ -32,7 +32,7 @@ from reasoning.client import (
     ModelUnavailable,
 )
 from reasoning.confidence import METHOD, Confidence, combine
-from reasoning.grounding import CaseFacts
+from reasoning.facts import case_facts
 from reasoning.models import (
     Calibration,
     ReasoningRun,
@@ -103,7 +103,7 @@ def answer_assess(
     failure: str = "",
 ) -> Answer:
     """Parse every sample, score the confidence and find the calibration in force."""
-    facts = CaseFacts.of(case_input)
+    facts = case_facts(case_input)
     samples: list[Sample] = (
         [parse_choice(c, facts=facts) for c in result.completion.choices] if result else []
     )
@@ -111,7 +111,7 @@ def answer_assess(
     confidence = combine(samples, requested=parameters["n"]) if samples else None
     if result is not None and confidence is None:
         reasons = "; ".join(f"sample {s.index}: {s.error}" for s in samples)
-        failure = f"no usable sample ({reasons})"
+        failure = f"no usable sample ({reasons})"[:500]
     chosen = next((s for s in samples if confidence and s.index == confidence.chosen_index), None)
     revision = model_revision()  # an HTTP call: before any row lock, never under it
     calibration = calibration_for(revision)
@@ -142,7 +142,9 @@ def case_answer(*, case_input: dict[str, Any]) -> Answer:
     params = sampling_parameters()
     try:
         result = model_client().chat(
-            messages=prompt.messages(), response_format=response_format(), **params
+            messages=prompt.messages(),
+            response_format=response_format([f.id for f in case_facts(case_input)]),
+            **params,
         )
     except (ModelRequestRejected, ModelResponseInvalid) as exc:
         return answer_assess(case_input=case_input, prompt=prompt, result=None, failure=str(exc))
@@ -165,9 +167,8 @@ def run_save(*, case_id: uuid.UUID, answer: Answer) -> ReasoningRun:
         prompt_version=answer.prompt.version,
         prompt_sha256=answer.prompt.sha256,
         parameters=answer.parameters,
-        assessment=chosen.assessment.model_dump(mode="json")
-        if chosen and chosen.assessment
-        else None,
+        # What the clinician is shown: the checked answer; the raw one is in raw_response.
+        assessment=chosen.checked.model_dump(mode="json") if chosen and chosen.checked else None,
         reasoning_trace=chosen.trace if chosen else "",
         trace_source=chosen.trace_source.value if chosen else "",
         confidence=(answer.calibrated if answer.calibrated is not None else confidence.value)

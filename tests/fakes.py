@@ -4,6 +4,7 @@ scripted per test. Never used by the end-to-end tests, which talk to real vLLM."
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -12,22 +13,70 @@ from typing import Any
 
 
 def assessment(
-    top: str, *, confidence: float = 0.7, steps: list[str] | None = None
+    top: str,
+    *,
+    confidence: float = 0.7,
+    steps: list[str] | None = None,
+    cites: list[str] | None = None,
 ) -> dict[str, Any]:
+    """A model's answer. Citations are written as phrases of the case ("chest pain"); the
+    fake server, like a model under guided decoding, turns each into the id of the case
+    fact that contains it (see ``cite_facts``), and leaves a phrase no fact contains as
+    written: an invented citation, which the answer gate must refuse."""
     return {
         "reasoning_steps": steps or [f"The findings point to {top}."],
         "differential": [
-            {"diagnosis": top, "likelihood": "high", "supporting_facts": ["chest pain"]},
+            {"diagnosis": top, "likelihood": "high", "supporting_facts": cites or ["chest pain"]},
             {
                 "diagnosis": "Pulmonary embolism",
                 "likelihood": "low",
-                "supporting_facts": ["tachycardia"],
+                "supporting_facts": ["heart rate"],
             },
         ],
-        "next_steps": [{"action": "12-lead ECG", "based_on": ["chest pain"]}],
+        "next_steps": [{"action": "12-lead ECG", "based_on": cites or ["chest pain"]}],
         "red_flags": [{"flag": "Raised troponin", "based_on": ["Troponin I 2.3 ng/mL"]}],
         "stated_confidence": confidence,
     }
+
+
+_LISTED_FACT = re.compile(r"^\[(F\d+)\] (.+)$", re.MULTILINE)
+
+
+def cite_facts(request: dict[str, Any], response: dict[str, Any]) -> dict[str, Any]:
+    """Choose, for each phrase an answer cites, the listed case fact containing it, as a
+    model does when the schema allows only fact ids. Answers that are not JSON, requests
+    without fact ids, and phrases no fact contains are left alone."""
+    try:
+        allowed = response_enum(request)
+        prompt = request["messages"][-1]["content"]
+    except (KeyError, IndexError, TypeError):
+        return response
+    listed = [(fid, text.lower()) for fid, text in _LISTED_FACT.findall(prompt) if fid in allowed]
+
+    def choose(phrase: str) -> str:
+        if phrase in allowed:
+            return phrase
+        return next((fid for fid, text in listed if phrase.lower() in text), phrase)
+
+    choices = []
+    for c in response.get("choices", []):
+        try:
+            answer = json.loads(c["message"]["content"])
+            for group, key in (("differential", "supporting_facts"), ("next_steps", "based_on"),
+                               ("red_flags", "based_on")):  # fmt: skip
+                for item in answer.get(group) or []:
+                    item[key] = [choose(p) if isinstance(p, str) else p for p in item[key]]
+            c = {**c, "message": {**c["message"], "content": json.dumps(answer)}}
+        except (KeyError, TypeError, AttributeError, json.JSONDecodeError):
+            pass
+        choices.append(c)
+    return {**response, "choices": choices}
+
+
+def response_enum(request: dict[str, Any]) -> list[str]:
+    """The fact ids a request's schema allows (KeyError when it allows any text)."""
+    schema = request["response_format"]["json_schema"]["schema"]
+    return list(schema["$defs"]["FactId"]["enum"])
 
 
 def choice(
@@ -79,6 +128,8 @@ class FakeModelServer:
         # when the server dies in the middle of a request.
         self.drop_requests = False
         self.delay_s = 0.0  # seconds each answer takes (a model "thinking")
+        # A server without guided decoding: citations come back as the answer wrote them.
+        self.ignore_enum = False
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -126,6 +177,8 @@ class FakeModelServer:
                         200,
                         agreeing_completion(["Acute myocardial infarction"] * body.get("n", 1)),
                     )
+                if status == 200 and not fake.ignore_enum:
+                    response = cite_facts(body, response)
                 response = {**response, "model": fake.model} if status == 200 else response
                 self._send(status, response)
 

@@ -21,6 +21,7 @@ from reasoning import selectors as reasoning_selectors
 from reasoning.confidence import band_of
 from reasoning.models import CalibrationMethod, ReasoningRun
 from reasoning.red_flags import credible_red_flags
+from reasoning.schemas import CheckedAssessment
 
 STATUS_WORDS = {
     CaseStatus.QUEUED: "Waiting for the model",
@@ -119,6 +120,12 @@ def review_history(case: Case) -> list[ReviewEntry]:
     return [ReviewEntry(review=r, latest=n == 0) for n, r in enumerate(reviews)]
 
 
+def sample_reasons(case: Case) -> list[str]:
+    """Why each sample of the latest run did not count (the failed page lists them)."""
+    run = reasoning_selectors.latest_run(case.id)
+    return reasoning_selectors.unusable_reasons(run.samples) if run is not None else []
+
+
 def failure_reason(case: Case) -> str:
     run = reasoning_selectors.latest_run(case.id)
     reason = run.failure_reason if run is not None and run.failure_reason else case.status_detail
@@ -132,16 +139,24 @@ def answer(case: Case) -> dict[str, Any] | None:
     run = reasoning_selectors.latest_completed_run(case.id)
     if run is None or not run.assessment:
         return None
-    assessment = run.assessment
+    checked = CheckedAssessment.stored(run.assessment)
+    if checked is None:
+        return None
+    assessment = checked.model_dump(mode="json")
     confidence = run.confidence
     calibration = reasoning_selectors.run_calibration(run)
     return {
         "run": run,
-        "differential": assessment.get("differential", []),
-        "next_steps": assessment.get("next_steps", []),
-        "red_flags": assessment.get("red_flags", []),
-        "reasoning_steps": assessment.get("reasoning_steps", []),
-        "stated_confidence": assessment.get("stated_confidence"),
+        "differential": assessment["differential"],
+        "next_steps": assessment["next_steps"],
+        "red_flags": assessment["red_flags"],
+        "reasoning_steps": assessment["reasoning_steps"],
+        "stated_confidence": assessment["stated_confidence"],
+        "legacy": checked.legacy,
+        "cited_paths": checked.cited_paths(),
+        "samples_usable": sum(1 for s in run.samples if s.get("usable")),
+        "samples_total": len(run.samples),
+        "unusable_reasons": reasoning_selectors.unusable_reasons(run.samples),
         "confidence": confidence,
         "confidence_percent": round(confidence * 100) if confidence is not None else None,
         "confidence_band": confidence_band(confidence),
@@ -159,12 +174,14 @@ def answer(case: Case) -> dict[str, Any] | None:
     }
 
 
-def case_summary(case: Case) -> dict[str, Any]:
-    """The submitted case, as the page lists it back (the validated ``CaseInput``)."""
+def case_summary(case: Case, cited: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The submitted case, as the page lists it back (the validated ``CaseInput``); each
+    part carries whether the answer cites it (``cited``: the input field paths), so the
+    page can mark what the answer rests on."""
     data = case.input
     vitals = data.get("vitals") or {}
     vitals_shown = [
-        (label, vitals[key], unit)
+        (label, vitals[key], unit, f"vitals.{key}" in cited)
         for key, label, unit in (
             ("heart_rate", "Heart rate", "beats/min"),
             ("systolic_bp", "Systolic BP", "mmHg"),
@@ -176,7 +193,22 @@ def case_summary(case: Case) -> dict[str, Any]:
         )
         if vitals.get(key) is not None
     ]
-    return {**data, "vitals_shown": vitals_shown}
+
+    def listed(field: str) -> list[tuple[Any, bool]]:
+        return [(item, f"{field}[{i}]" in cited) for i, item in enumerate(data.get(field) or [])]
+
+    return {
+        **data,
+        "vitals_shown": vitals_shown,
+        "history_shown": listed("past_medical_history"),
+        "medications_shown": listed("medications"),
+        "allergies_shown": listed("allergies"),
+        "labs_shown": listed("labs"),
+        "cited": {
+            field: any(p == field or p.startswith(f"{field}.") for p in cited)
+            for field in ("patient", "chief_complaint", "history_of_present_illness")
+        },
+    }
 
 
 def early_warning(case: Case, answer: dict[str, Any] | None) -> dict[str, Any]:

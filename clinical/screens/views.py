@@ -59,7 +59,7 @@ def _case_page(
         review_form = ReviewForm.initial(answer)
     context = {
         "case": case,
-        "summary": presenting.case_summary(case),
+        "summary": presenting.case_summary(case, answer["cited_paths"] if answer else frozenset()),
         "state": presenting.case_status(case),
         "answer": answer,
         "early_warning": presenting.early_warning(case, answer),
@@ -68,6 +68,9 @@ def _case_page(
         "may_rerun": case.status == CaseStatus.FAILED and case.submitted_by_id == request.user.pk,
         "failure_reason": (
             presenting.failure_reason(case) if case.status == CaseStatus.FAILED else ""
+        ),
+        "sample_reasons": (
+            presenting.sample_reasons(case) if case.status == CaseStatus.FAILED else []
         ),
         "reviews": presenting.review_history(case),
         "may_review": may_review,

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from clinical.schemas import CaseInput
 from reasoning import prompts
-from reasoning.grounding import CaseFacts
+from reasoning.facts import case_facts, phrases
 from tests.conftest import client_for
 from tests.factories import load_case
 
@@ -85,7 +85,7 @@ def test_any_value_anywhere_is_valid_or_a_validation_error(path: tuple, value: A
     dumped = case.model_dump(mode="json")
     assert CaseInput.model_validate(dumped) == case
     assert prompts.render(dumped).text
-    CaseFacts.of(dumped)
+    case_facts(dumped)
 
 
 @given(json_values)
@@ -124,7 +124,11 @@ def test_every_valid_case_renders_into_a_prompt_with_its_facts(**fields: Any) ->
     }
     case = CaseInput.model_validate(document).model_dump(mode="json")
     prompt = prompts.render(case)
-    assert case["chief_complaint"] in prompt.text
+    # The complaint reaches the model phrase by phrase, each a fact it can cite.
+    complaint = phrases(case["chief_complaint"])
+    assert complaint and all(p in prompt.text for p in complaint)
+    for fact in case_facts(case):
+        assert f"[{fact.id}] {fact.text}" in prompt.text
     assert len(prompt.sha256) == 64
 
 

@@ -54,10 +54,12 @@ def call(key: Any, path: str, body: Any, **claims: Any) -> Any:
 
 
 def complete(case: Case, fake_model: FakeModelServer) -> None:
-    # The answer must rest on the case (a patient-view case holds little but age and sex),
-    # or the grounding check rightly refuses it.
+    # The answer must cite the case's facts (a patient-view case holds little but age and
+    # sex), or the answer gate rightly refuses it.
     answer = assessment(
-        "Community-acquired pneumonia", steps=["An elderly male; review of the record."]
+        "Community-acquired pneumonia",
+        steps=["An elderly male; review of the record."],
+        cites=["year-old"],
     )
     fake_model.push(completion([choice(i, json.dumps(answer)) for i in range(3)]))
     lifecycle.case_run(case_id=case.id)

@@ -5,6 +5,7 @@ audit chain still verifies."""
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 from datetime import date, timedelta
 from typing import Any
@@ -26,7 +27,7 @@ from clinical.models import Case, ClinicianReview
 from reasoning.models import ReasoningRun
 from tests.conftest import client_for
 from tests.factories import load_case
-from tests.fakes import FakeModelServer, agreeing_completion
+from tests.fakes import FakeModelServer, assessment, choice, completion
 
 CANARY = "Wyv9Canary"
 ADMIN = Actor(label="test rotation", role="admin")
@@ -48,7 +49,12 @@ def case_with_run_and_review(client: Any, fake_model: FakeModelServer) -> Case:
     response = client.post("/api/v1/cases/", canary_case(), format="json")
     assert response.status_code == 202, response.json()
     case = Case.objects.get(id=response.json()["id"])
-    fake_model.push(agreeing_completion([f"{CANARY} infarction"] * 3))
+    # The answer gate refuses a diagnosis that is no clinical term: the canary reaches the
+    # stored answer as the text of the case fact it cites (the chief complaint).
+    # An invented citation puts it in the samples' gate reasons, the steps in the raw response.
+    answer = assessment("Acute myocardial infarction", steps=[f"{CANARY} history weighed."])
+    answer["red_flags"][0]["based_on"].append(f"{CANARY} rash")
+    fake_model.push(completion([choice(i, json.dumps(answer)) for i in range(3)]))
     lifecycle.case_run(case_id=case.id)
     review = client.post(
         f"/api/v1/cases/{case.id}/reviews/",
@@ -98,7 +104,7 @@ def test_raw_sql_sees_only_ciphertext_while_the_application_reads_the_case(
     # Through the application, everything reads back in clear...
     assert CANARY in case.input["chief_complaint"]
     assert case.external_id == f"MRN-{CANARY}-7"
-    assert CANARY in run.assessment["differential"][0]["diagnosis"]
+    assert CANARY in run.assessment["differential"][0]["supporting_facts"][0]["text"]
     assert CANARY in str(run.samples) and CANARY in str(run.raw_response)
     assert CANARY in review.reason_text
     assert CANARY in review.modified_assessment["differential"][0]["diagnosis"]

@@ -93,7 +93,7 @@ def test_case_goes_from_rest_to_the_real_model_and_back(
     assert result["assessment"]["differential"][0]["diagnosis"].strip()
     confidence = result["confidence"]
     assert 0.0 <= confidence["value"] <= 1.0
-    assert confidence["method"] == "self-consistency.v1"
+    assert confidence["method"] == "self-consistency.v2"
     assert confidence["components"]["requested_samples"] == 3
     assert confidence["components"]["usable_samples"] >= 1
     # The value is recomputable from the stored components: it came from the samples.
@@ -102,7 +102,7 @@ def test_case_goes_from_rest_to_the_real_model_and_back(
     assert abs(recomputed - confidence["value"]) < 1e-3
     assert result["model"]["name"] == "smollm2-135m-instruct"
     assert result["model"]["revision"].startswith("smollm2-135m-instruct@")
-    assert result["prompt"]["version"] == "assessment.v1"
+    assert result["prompt"]["version"] == "assessment.v2"
 
     runs = list(ReasoningRun.objects.filter(case_id=done["id"]).order_by("created_at"))
     assert [r.outcome for r in runs] == ["failed"] * reruns + ["completed"]

@@ -45,7 +45,7 @@ def test_case_completes_with_one_run_holding_everything(
     assert run.reasoning_trace
     assert run.confidence_components["agreement"] == round(2 / 3, 4)
     assert 0 < run.confidence < 1
-    assert run.prompt_version == "assessment.v1" and len(run.prompt_sha256) == 64
+    assert run.prompt_version == "assessment.v2" and len(run.prompt_sha256) == 64
     assert run.model_revision == services.revision_of(fake_model.model, "/models/fake", 4096)
     served = ServedModel.objects.get(revision=run.model_revision)
     assert (served.model_id, served.root, served.max_model_len) == (

@@ -32,7 +32,7 @@ def test_agreeing_samples_score_higher_than_disagreeing() -> None:
     assert agree.components["agreement"] == 1.0
     assert split.components["agreement"] == round(1 / 3, 4)
     assert agree.value > split.value
-    assert agree.method == "self-consistency.v1"
+    assert agree.method == "self-consistency.v2"
 
 
 def test_failed_samples_count_against_agreement() -> None:

@@ -76,6 +76,11 @@ def test_report_metrics_match_the_hand_computed_values(evaluated: ValidationRepo
     assert m["auroc"] == 0.75
     assert (evaluated.items_total, evaluated.items_answered) == (4, 3)
     assert m["failures"] == {"no usable sample (sample 0": 1}
+    # The answer gate's measures: 9 of 12 samples usable; multiple-choice answers cite no
+    # facts and name no diagnosis, so those shares do not apply (and say so).
+    assert m["usable_sample_share"] == 0.75
+    assert m["verified_fact_share"] is None and m["coded_diagnosis_share"] is None
+    assert "do not apply to multiple-choice" in m["gate_note"]
 
 
 def test_report_names_model_prompt_and_data_and_writes_files(
@@ -93,6 +98,8 @@ def test_report_names_model_prompt_and_data_and_writes_files(
     assert len(document["reliability_bins"]) == 4
     assert (out / "reliability.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "| accuracy | 0.500 |" in (out / "report.md").read_text()
+    assert "| usable samples (answer gate) | 75.0% |" in (out / "report.md").read_text()
+    assert "| cited facts verified | not applicable |" in (out / "report.md").read_text()
     assert AuditEvent.objects.filter(code="validation.completed").count() == 1
 
 

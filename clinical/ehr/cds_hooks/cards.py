@@ -14,6 +14,7 @@ from clinical.models import Case, CaseStatus
 from clinical.reasons import REASON_CODE_SYSTEM, reason_display
 from reasoning import early_warning as ew
 from reasoning.red_flags import credible_red_flags
+from reasoning.schemas import CheckedAssessment
 
 Indicator = Literal["info", "warning", "critical"]
 
@@ -86,7 +87,9 @@ def _alert_text(scores: Sequence[Mapping[str, Any]], answer_flags: bool, answere
 
 
 def assessment_card(case: Case, run: Any, link: str, uuid_: str) -> dict[str, Any]:
-    assessment = run.assessment or {}
+    # The checked answer: every red flag here rests on a verified case fact.
+    checked = CheckedAssessment.stored(run.assessment)
+    assessment = checked.model_dump(mode="json") if checked else {}
     differential = assessment.get("differential") or []
     red_flags = credible_red_flags(assessment.get("red_flags") or [])
     steps = assessment.get("next_steps") or []
@@ -111,8 +114,11 @@ def assessment_card(case: Case, run: Any, link: str, uuid_: str) -> dict[str, An
     lines += [*_early_warning_lines(scores, warning["not_scored"]), ""]
     lines += ["**Differential**", ""]
     for i, d in enumerate(differential, 1):
-        facts = "; ".join(d.get("supporting_facts") or [])
-        lines.append(f"{i}. {d.get('diagnosis')} ({d.get('likelihood')}): {facts}".rstrip(": "))
+        facts = "; ".join(f["text"] for f in d.get("supporting_facts") or [])
+        code = f" [ICD-10-CM {d['coding']['code']}]" if d.get("coding") else ""
+        lines.append(
+            f"{i}. {d.get('diagnosis')}{code} ({d.get('likelihood')}): {facts}".rstrip(": ")
+        )
     if steps:
         lines += ["", "**Next steps**", ""]
         lines += [f"- {s.get('action')}" for s in steps]

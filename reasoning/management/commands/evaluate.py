@@ -79,6 +79,13 @@ class Command(BaseCommand):
             f"  items {report.items_total} (answered {report.items_answered}), "
             f"accuracy {m['accuracy']:.3f}, Brier {m['brier']:.3f}, ECE {m['ece']:.3f}, "
             f"AUROC {auroc}\n"
+            f"  usable samples {_share(m.get('usable_sample_share'))}, cited facts verified "
+            f"{_share(m.get('verified_fact_share'))}, diagnoses coded "
+            f"{_share(m.get('coded_diagnosis_share'))}\n"
             f"  {m['seconds_per_item']} s and {m['completion_tokens_per_item']} completion "
             f"tokens per item; files in {out}"
         )
+
+
+def _share(value: float | None) -> str:
+    return "n/a (multiple choice)" if value is None else f"{value:.1%}"
