@@ -10,7 +10,7 @@ from clinical.schemas import CaseInput
 from reasoning import prompts
 from reasoning.facts import FactIndex, case_facts, phrases
 from reasoning.schemas import response_format
-from tests.conftest import load_case
+from tests.factories import load_case
 
 CASE = load_case()
 

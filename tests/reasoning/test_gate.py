@@ -20,7 +20,8 @@ from reasoning.models import ReasoningRun
 from reasoning.parsing import TraceSource, parse_choice
 from reasoning.protocol import Choice
 from reasoning.schemas import Assessment, CheckedAssessment
-from tests.conftest import TEST_ACTOR, client_for, load_case
+from tests.conftest import client_for
+from tests.factories import TEST_ACTOR, load_case
 from tests.fakes import FakeModelServer, assessment, choice, completion
 
 CASE = load_case()
