@@ -62,6 +62,8 @@ lint: install  ## ruff (lint, format), the layers (import-linter) and the types 
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	@# mypy's Django plugin imports the settings, which read the local keys (made once here).
+	$(PY) -m bedside.local_secrets
 	$(VENV)/bin/mypy
 
 migrations-check: install  ## fail if a model change has no migration (starts the embedded database)
