@@ -2,8 +2,8 @@
 likelihood word, an identifier), and each said once. The early-warning safety net and the
 CDS Hooks card's criticality ask this before they let a red flag count.
 
-A floor, not the answer gate: the gate (issue 15 item 2) also drops flags with no verified
-cited fact; once it runs, callers pass its verified flags through this unchanged.
+The answer gate (``reasoning.gate``) already dropped junk and unsupported flags from every
+answer checked since it ran; this screens answers stored before it, by the gate's rule.
 """
 
 from __future__ import annotations
@@ -12,16 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-# Words a model writes in a red flag's place when it has not understood the field.
-_NOT_A_FLAG = frozenset(
-    {
-        *("true", "false", "yes", "no", "none", "null", "nil", "na", "n a", "unknown"),
-        *("high", "moderate", "medium", "low", "very high", "very low", "likely"),
-        *("unlikely", "possible", "probable", "red flag", "red flags", "flag", "add"),
-    }
-)
-# An identifier, not words: "mildred-9-19-20-11-20", "x_12", "ab12cd".
-_IDENTIFIER = re.compile(r"^[a-z]*(?:[-_]?\d+)+[a-z]*(?:[-_]\d+)*$")
+from reasoning.gate import junk_reason
 
 
 def _normalised(text: str) -> str:
@@ -29,14 +20,8 @@ def _normalised(text: str) -> str:
 
 
 def is_junk(text: str) -> bool:
-    """A red flag's text that says nothing clinical."""
-    words = _normalised(text)
-    letters = re.sub(r"[^a-z]", "", words)
-    return (
-        len(letters) < 2
-        or words in _NOT_A_FLAG
-        or bool(_IDENTIFIER.fullmatch(words.replace(" ", "-")))
-    )
+    """A red flag's text that says nothing clinical, by the answer gate's own rule."""
+    return bool(junk_reason(text, kind="red flag"))
 
 
 def credible_red_flags(flags: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

@@ -305,7 +305,7 @@ def test_the_alert_headline_names_the_aggregate_score_or_else_the_parameter() ->
     [
         *[(t, True) for t in ("True", "False", "High", "high ", ",", "},{", "1. ]{", "N/A")],
         *[(t, True) for t in ("mildred-9-19-20-11-20", "add", "x")],
-        *[(t, False) for t in ("Raised troponin", "Hypoxia (SpO2 89%)", "Sepsis", "MI")],
+        *[(t, False) for t in ("Raised troponin", "Hypoxia (SpO2 89%)", "Sepsis", "Shock")],
     ],
 )
 def test_junk_red_flags_are_recognised(text: str, junk: bool) -> None:
