@@ -208,6 +208,19 @@ def provenance_resource(run: ReasoningRun, review: ClinicianReview | None) -> di
             },
         ],
     }
+    # The checked answer's coded diagnoses, each an ICD-10-CM identifier the run derived.
+    for diagnosis in (run.assessment or {}).get("differential") or []:
+        coding = diagnosis.get("coding") if isinstance(diagnosis, dict) else None
+        if coding:
+            resource["entity"].append(
+                {
+                    "role": "derivation",
+                    "what": {
+                        "identifier": {"system": coding["system"], "value": coding["code"]},
+                        "display": f"suggested diagnosis: {coding['description']}"[:200],
+                    },
+                }
+            )
     if run.confidence is not None:
         resource["extension"] = [{"url": AI_CONFIDENCE, "valueDecimal": run.confidence}]
     if review is not None:

@@ -153,6 +153,16 @@ def test_fhir_export_is_a_valid_bundle_with_ai_provenance(
     )
     assert provenance["extension"][0]["valueDecimal"] == pytest.approx(run.confidence)
     assert provenance["meta"]["security"][0]["code"] == "AIAST"
+    # The checked answer's ICD-10-CM codes travel with the export.
+    coded = [d["coding"] for d in run.assessment["differential"] if d.get("coding")]
+    assert coded, run.assessment
+    derived = {
+        e["what"]["identifier"]["value"]
+        for e in provenance["entity"]
+        if e["role"] == "derivation"
+        and e["what"]["identifier"]["system"] == "http://hl7.org/fhir/sid/icd-10-cm"
+    }
+    assert derived == {c["code"] for c in coded}
 
 
 def test_overview_draws_the_four_charts(auditor: Client, reviewed_case: Case) -> None:
