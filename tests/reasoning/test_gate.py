@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 
 from clinical import lifecycle
 from clinical.models import Case, CaseStatus
@@ -334,3 +335,23 @@ def test_rerun_over_the_api_only_for_failed_cases(
     assert response.status_code == 202
     assert response.json()["status"] == "queued"
     assert response.json()["status_detail"] == "re-run requested by alice"
+
+
+def test_the_case_page_marks_the_facts_the_checked_answer_cites(
+    alice: User, fake_model: FakeModelServer
+) -> None:
+    raw = assessment("Acute myocardial infarction")
+    fake_model.push(completion([choice(i, json.dumps(raw)) for i in range(3)]))
+    case = case_submit(
+        case_input=CaseInput.model_validate(CASE), actor=TEST_ACTOR, submitted_by=alice
+    )
+    lifecycle.case_run(case_id=case.id)
+    cited = {
+        f["path"] for d in case.runs.get().assessment["differential"] for f in d["supporting_facts"]
+    }
+    assert {"chief_complaint", "vitals.heart_rate"} <= cited
+    client = Client()
+    client.force_login(alice)
+    html = client.get(f"/cases/{case.id}/").content.decode()
+    assert f"<mark>{CASE['chief_complaint']}</mark>" in html
+    assert f"<mark>Heart rate {CASE['vitals']['heart_rate']} beats/min</mark>" in html
