@@ -217,13 +217,18 @@ def early_warning(case: Case, answer: dict[str, Any] | None) -> dict[str, Any]:
     answer yet, or none at all)."""
     result = ew.early_warning(case.input)
     scores = result["scores"]
-    for score in scores:
-        score["not_recorded"] = [m["label"] for m in score["missing"] if m["assumed"] is None]
-        score["assumed"] = [
-            f"{m['label'].lower()} assumed {m['assumed']}"
-            for m in score["missing"]
-            if m["assumed"] is not None
-        ]
+    shown = [
+        {
+            **score,
+            "not_recorded": [m["label"] for m in score["missing"] if m["assumed"] is None],
+            "assumed": [
+                f"{m['label'].lower()} assumed {m['assumed']}"
+                for m in score["missing"]
+                if m["assumed"] is not None
+            ],
+        }
+        for score in scores
+    ]
     warning = ""
     if ew.alert(scores):
         headline = ew.alert_headline(scores)
@@ -241,4 +246,4 @@ def early_warning(case: Case, answer: dict[str, Any] | None) -> dict[str, Any]:
                 f"{headline}: the model has not answered yet. Assess the patient now; "
                 "do not wait for the model."
             )
-    return {"scores": scores, "not_scored": result["not_scored"], "warning": warning}
+    return {"scores": shown, "not_scored": result["not_scored"], "warning": warning}
