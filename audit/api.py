@@ -55,7 +55,7 @@ def event_representation(event: AuditEvent) -> schemas.AuditEvent:
 
 
 def query_params(request: Request, *, ignore: tuple[str, ...]) -> dict[str, str]:
-    return {k: v for k, v in request.query_params.items() if k not in ignore and v != ""}
+    return {k: str(v) for k, v in request.query_params.items() if k not in ignore and v != ""}
 
 
 class EventList(APIView):
@@ -102,7 +102,7 @@ class EventList(APIView):
             count=len(page),
         )
         body = schemas.AuditEventPage(
-            count=paginator.page.paginator.count,
+            count=paginator.total(),
             next=paginator.get_next_link(),
             previous=paginator.get_previous_link(),
             results=[event_representation(e) for e in page],

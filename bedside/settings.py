@@ -8,6 +8,7 @@ docs/settings.md lists every name with its default and meaning.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -193,7 +194,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 BEDSIDE_CASE_TIMEOUT_S = env_int("BEDSIDE_CASE_TIMEOUT_S", 900, minimum=30)
 CELERY_TASK_TIME_LIMIT = BEDSIDE_CASE_TIMEOUT_S
 CELERY_TASK_SOFT_TIME_LIMIT = BEDSIDE_CASE_TIMEOUT_S - 15
-CELERY_BROKER_TRANSPORT_OPTIONS = {
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
     "visibility_timeout": BEDSIDE_CASE_TIMEOUT_S * 4,  # Redis: redelivery of unacked tasks
     "max_retries": 3,
 }
@@ -270,7 +271,7 @@ if CELERY_BROKER_URL.startswith(("amqp", "pyamqp")) and (
 BEDSIDE_MODEL_COOLDOWN_S = env_int("BEDSIDE_MODEL_COOLDOWN_S", 30, minimum=1)
 
 # --- Logging: structured enough to grep, never patient data (we log ids, not inputs) ---------
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {

@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from pydantic import TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 from rest_framework import status
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -169,11 +170,16 @@ def case_representation(
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 FHIR_PARAMETERS = ("question", "chief_complaint", "priority", "external_id", "encounter_id")
+
+
 # The FHIR parameters that fill in a case field: checked as that field, whatever the body.
+def _field_adapter(field: FieldInfo) -> TypeAdapter[Any]:
+    annotation: Any = field.annotation
+    return TypeAdapter(Annotated[annotation, *field.metadata] if field.metadata else annotation)
+
+
 _FHIR_CASE_FIELDS: dict[str, TypeAdapter[Any]] = {
-    name: TypeAdapter(
-        Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
-    )
+    name: _field_adapter(field)
     for name, field in CaseInput.model_fields.items()
     if name in FHIR_PARAMETERS
 }
@@ -328,7 +334,7 @@ class CaseListCreate(APIView):
         )
         return Response(
             schemas.CasePage(
-                count=paginator.page.paginator.count,
+                count=paginator.total(),
                 next=paginator.get_next_link(),
                 previous=paginator.get_previous_link(),
                 results=[case_summary(case, request) for case in page],

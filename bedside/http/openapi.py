@@ -49,7 +49,7 @@ PAGE_NOT_FOUND = {
 }
 
 
-class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "bedside.accounts.authentication.ApiKeyAuthentication"
     name = "apiKey"
 

@@ -33,6 +33,11 @@ class CasePagination(PageNumberPagination):
     # Only numbers: the document says `page` is an integer, so "last" is refused like "x".
     last_page_strings = ()
 
+    def total(self) -> int:
+        """How many items all pages hold (after ``paginate_queryset``)."""
+        assert self.page is not None, "paginate_queryset first"
+        return self.page.paginator.count
+
     def paginate_queryset(
         self, queryset: QuerySet[Any] | Sequence[Any], request: Request, view: Any = None
     ) -> list[Any] | None:
