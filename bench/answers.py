@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -429,7 +430,9 @@ def table(report: dict[str, Any]) -> str:
         "",
         f"{report['started_at']}, model {m['name']} ({m['revision'] or m['base_url']}), "
         f"n={m['samples']}, max_tokens={m['max_tokens']}, temperature {m['temperature']}, "
-        f"code {report['git']}; coding module: {'yes' if report['coding'] else 'no'}",
+        f"code {report['git']}; coding module: {'yes' if report['coding'] else 'no'}; "
+        f"{report['cases_done']}/{report['cases_total']} cases done, {report['concurrency']} "
+        f"at a time, {report.get('seconds_total')} s in all",
         "",
         "| measure | usable samples | shown (chosen sample) | raw JSON, every sample |",
         "|---|---|---|---|",
@@ -504,12 +507,41 @@ def git_describe() -> str:
     return f"{branch.stdout.strip()}@{out.stdout.strip()}"
 
 
+def report_write(
+    rows: list[dict[str, Any]], meta: dict[str, Any], out: Path, *, coded: bool
+) -> str:
+    """Write the JSON and the Markdown table of the cases done so far; return the table."""
+    rows = sorted(rows, key=lambda r: r["case"])
+    report = {**meta, "cases_done": len(rows)}
+    report["totals"] = totals(rows, coded=coded)
+    report["cases"] = [
+        {k: summarise(v, coded=coded) if isinstance(v, Counts) else v for k, v in r.items()}
+        for r in rows
+    ]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    markdown = table(report)
+    out.with_suffix(".md").write_text(markdown)
+    return markdown
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/answers.py", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python bench/answers.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--cases", type=Path, default=DEFAULT_CASES)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--limit", type=int, help="only the first N cases")
     parser.add_argument("--label", default="", help="e.g. BEFORE or AFTER, for the table")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="cases in flight at once (a worker's threads); model time per case then "
+        "includes waiting for the others: compare runs at the same concurrency",
+    )
     args = parser.parse_args(argv)
     started_at = datetime.now(UTC)
     files = sorted(p for p in args.cases.glob("*.json") if p.name != "expected.json")
@@ -520,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_django()
     from django.conf import settings
+    from django.db import connection
 
     from devtools import localstack
     from reasoning.services import model_revision
@@ -528,25 +561,19 @@ def main(argv: list[str] | None = None) -> int:
         log(f"the model server at {settings.BEDSIDE_MODEL_BASE_URL} does not answer")
         return 2
     coder = load_coder()
+    if coder is not None:
+        coder("warm-up")  # the code set loads on first use; not the model's time
     expected_file = args.cases / "expected.json"
     expected = json.loads(expected_file.read_text()) if expected_file.exists() else {}
-    rows = []
-    for i, path in enumerate(files, 1):
-        case_input = json.loads(path.read_text())
-        row = run_case(path.name, case_input, coder)
-        row["expected_diagnosis"] = expected.get(path.name, {}).get("expected_diagnosis", "")
-        rows.append(row)
-        log(
-            f"{i}/{len(files)} {path.name}: usable {row.get('samples_usable')}/"
-            f"{row.get('samples_requested')}, model {row.get('model_s')} s, "
-            f"top {row.get('top_diagnosis')!r}"
-        )
-    report = {
+    out = args.out or ROOT / "bench" / "results" / f"answers-{started_at:%Y-%m-%dT%H%M%SZ}.json"
+    meta = {
         "label": args.label or git_describe(),
         "started_at": started_at.isoformat(timespec="seconds"),
         "git": git_describe(),
         "coding": coder is not None,
         "cases_dir": str(args.cases),
+        "cases_total": len(files),
+        "concurrency": args.concurrency,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "model": {
             "name": settings.BEDSIDE_MODEL_NAME,
@@ -556,19 +583,27 @@ def main(argv: list[str] | None = None) -> int:
             "max_tokens": settings.BEDSIDE_MAX_TOKENS,
             "temperature": settings.BEDSIDE_TEMPERATURE,
         },
-        "seconds_total": round((datetime.now(UTC) - started_at).total_seconds(), 1),
     }
-    report["totals"] = totals(rows, coded=coder is not None)
-    for row in rows:
-        for view in ("usable_samples", "shown", "raw"):
-            if view in row:
-                row[view] = summarise(row[view], coded=coder is not None)
-    report["cases"] = rows
-    out = args.out or ROOT / "bench" / "results" / f"answers-{started_at:%Y-%m-%dT%H%M%SZ}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    markdown = table(report)
-    out.with_suffix(".md").write_text(markdown)
+
+    def one(path: Path) -> dict[str, Any]:
+        try:
+            row = run_case(path.name, json.loads(path.read_text()), coder)
+        finally:
+            connection.close()  # this thread's own
+        row["expected_diagnosis"] = expected.get(path.name, {}).get("expected_diagnosis", "")
+        return row
+
+    rows: list[dict[str, Any]] = []
+    with ThreadPoolExecutor(max_workers=max(1, args.concurrency)) as pool:
+        for row in pool.map(one, files):
+            rows.append(row)
+            meta["seconds_total"] = round((datetime.now(UTC) - started_at).total_seconds(), 1)
+            markdown = report_write(rows, meta, out, coded=coder is not None)
+            log(
+                f"{len(rows)}/{len(files)} {row['case']}: usable {row.get('samples_usable')}/"
+                f"{row.get('samples_requested')}, model {row.get('model_s')} s, "
+                f"top {row.get('top_diagnosis')!r}"
+            )
     print(markdown)
     log(f"written: {out} and {out.with_suffix('.md')}")
     return 0
