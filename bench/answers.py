@@ -272,6 +272,13 @@ class Counts:
     verified_facts: int = 0
     junk: list[str] = field(default_factory=list)
 
+    @classmethod
+    def from_summary(cls, data: dict[str, Any]) -> Counts:
+        """Back from a written report (``--merge``); junk keeps only its examples."""
+        names = [name for name in cls.__dataclass_fields__ if name != "junk"]
+        values = {name: data[name] if isinstance(data[name], int) else 0 for name in names}
+        return cls(**values, junk=list(data.get("junk_examples", [])))
+
     def add(self, other: Counts) -> None:
         for name, value in vars(other).items():
             setattr(self, name, getattr(self, name) + value)
@@ -525,6 +532,36 @@ def report_write(
     return markdown
 
 
+def merge(parts: list[Path], out: Path | None, label: str) -> int:
+    """One report from reports of parts of one run (the same code, model and settings)."""
+    if out is None:
+        log("--merge needs --out")
+        return 2
+    reports = [json.loads(part.read_text()) for part in parts]
+    rows: dict[str, dict[str, Any]] = {}
+    for report in reports:
+        for row in report["cases"]:
+            row = {
+                k: Counts.from_summary(v) if k in ("usable_samples", "shown", "raw") else v
+                for k, v in row.items()
+            }
+            rows.setdefault(row["case"], row)
+    first = reports[0]
+    meta = {k: v for k, v in first.items() if k not in ("cases", "totals", "cases_done")}
+    meta["label"] = label or first["label"]
+    meta["cases_total"] = len(rows)
+    meta["parts"] = [
+        {"file": str(part), "cases": len(r["cases"]), "concurrency": r.get("concurrency"),
+         "seconds_total": r.get("seconds_total"), "started_at": r.get("started_at")}
+        for part, r in zip(parts, reports, strict=True)
+    ]  # fmt: skip
+    meta["concurrency"] = "+".join(str(r.get("concurrency")) for r in reports)
+    meta["seconds_total"] = max(r.get("seconds_total") or 0 for r in reports)
+    print(report_write(list(rows.values()), meta, out, coded=bool(first["coding"])))
+    log(f"written: {out} and {out.with_suffix('.md')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python bench/answers.py",
@@ -536,6 +573,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="only the first N cases")
     parser.add_argument("--label", default="", help="e.g. BEFORE or AFTER, for the table")
     parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="no model calls: join reports of parts of one run into --out (a case in "
+        "several keeps its first)",
+    )
+    parser.add_argument(
         "--concurrency",
         type=int,
         default=1,
@@ -543,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
         "includes waiting for the others: compare runs at the same concurrency",
     )
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out, args.label)
     started_at = datetime.now(UTC)
     files = sorted(p for p in args.cases.glob("*.json") if p.name != "expected.json")
     if args.limit:
