@@ -353,11 +353,15 @@ def run_case(
     from reasoning.services import case_answer
 
     case = CaseText.of(case_input)
-    started = time.monotonic()
-    try:
-        answer = case_answer(case_input=case_input)
-    except ModelUnavailable as exc:
-        return {"case": name, "error": f"model unavailable: {exc}"}
+    for attempt in (1, 2):  # a worker hands the case back once the server answers nothing
+        started = time.monotonic()
+        try:
+            answer = case_answer(case_input=case_input)
+            break
+        except ModelUnavailable as exc:
+            log(f"{name}: attempt {attempt}: model unavailable: {exc}")
+            if attempt == 2:
+                return {"case": name, "error": f"model unavailable: {exc}"}
     wall = time.monotonic() - started
     result = answer.result
     usage = result.completion.usage if result else None
