@@ -225,7 +225,7 @@ def answer_items(answer: Any) -> list[Item]:
             if isinstance(entry, dict):
                 value = entry.get(text_key, entry.get("text"))
                 text = _text_of(value)
-                facts_value = next((entry[k] for k in _FACT_KEYS if k in entry), [])
+                facts_value: Any = next((entry[k] for k in _FACT_KEYS if k in entry), [])
                 facts = facts_value if isinstance(facts_value, list) else [facts_value]
                 code = _code_of(value) or _code_of(entry)
             else:
