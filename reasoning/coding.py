@@ -253,7 +253,7 @@ def _words(text: str) -> frozenset[str]:
 _LEADING_HEDGES = _words(
     "suspected probable possible likely unlikely presumed presumptive query rule out r o "
     "ruled differential diagnosis dx ddx impression consider considering concern for the "
-    "working provisional clinical"
+    "working provisional clinical most is are was"
 )
 # Likelihoods, booleans and placeholders: a text made only of them is not a diagnosis.
 _NOT_DIAGNOSES = _LEADING_HEDGES | _words(
@@ -595,7 +595,33 @@ def code_diagnosis(text: str) -> Coding | None:
         within = _synonym_within(corrected)
         if within is not None:
             return _coding(within[1], within[0])
+        inside = _phrase_within(corrected, code_set)
+        if inside is not None:
+            return _coding(inside[1], inside[0])
     return None
+
+
+def _phrase_within(key: str, code_set: _CodeSet) -> tuple[str, str] | None:
+    """The longest run of words in the text that is itself a diagnosis: a curated synonym
+    (one word too, "pneumonia"), or two or more words that are a whole description ("chest
+    pain" in "central chest pain for one hour"). A sentence around a diagnosis codes as it."""
+    words = key.split()
+    for size in range(len(words) - 1, 0, -1):
+        for start in range(len(words) - size + 1):
+            if _NEGATIONS & set(words[:start]):
+                continue  # "no evidence of pneumonia" is not pneumonia
+            phrase = " ".join(words[start : start + size])
+            if _is_junk(phrase):
+                continue
+            if phrase in SYNONYMS:
+                return phrase, SYNONYMS[phrase]
+            for name in (phrase, f"{phrase} unspecified"):
+                if size >= 2 and name in code_set.exact:
+                    return phrase, code_set.exact[name]
+    return None
+
+
+_NEGATIONS = _words("no not without negative denies denied absent absence excluded free")
 
 
 def is_clinical_term(text: str) -> bool:

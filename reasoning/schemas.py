@@ -109,6 +109,9 @@ def mcq_response_format(letters: list[str]) -> dict[str, Any]:
     }
 
 
+FINDING_PATTERN = r"^[A-Za-z][A-Za-z0-9 ',()/+-]*$"
+
+
 def assessment_json_schema(fact_ids: list[str] | None = None) -> dict[str, Any]:
     """The answer's schema; with ``fact_ids``, every cited fact must be one of them (an
     enum defined once under ``$defs``), and each finding must cite at least one."""
@@ -123,6 +126,15 @@ def assessment_json_schema(fact_ids: list[str] | None = None) -> dict[str, Any]:
         schema["$defs"][name]["properties"][key] = {
             **cited,
             "description": description or "Ids of the case facts this rests on",
+        }
+    # Findings are words: guided decoding cannot start one with a digit or write JSON
+    # punctuation inside it ("1.0},{", ", "), the junk a small model otherwise emits. The gate
+    # checks again on our side, for servers without guided decoding.
+    for name, key in (("Diagnosis", "diagnosis"), ("NextStep", "action"), ("RedFlag", "flag")):
+        schema["$defs"][name]["properties"][key] |= {
+            "pattern": FINDING_PATTERN,
+            "minLength": 3,
+            "maxLength": 120,
         }
     return schema
 

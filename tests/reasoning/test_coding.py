@@ -181,3 +181,21 @@ def test_specificity_is_never_guessed(text: str, code: str) -> None:
 )
 def test_history_and_added_qualifiers_do_not_code(text: str) -> None:
     assert code_diagnosis(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("The most likely diagnosis is Pneumonia.", "J18.9"),
+        ("Central chest pain for one hour", "R07.9"),
+        ("Suspected sepsis from pneumonia", "A41.9"),
+    ],
+)
+def test_a_diagnosis_inside_a_sentence_codes_as_itself(text: str, code: str) -> None:
+    found = code_diagnosis(text)
+    assert found is not None and found.code == code
+
+
+@pytest.mark.parametrize("text", ["no evidence of pneumonia", "without chest pain today"])
+def test_a_negated_diagnosis_inside_a_sentence_does_not_code(text: str) -> None:
+    assert code_diagnosis(text) is None

@@ -91,3 +91,17 @@ def test_per_case_schema_enum_is_exactly_the_case_fact_ids() -> None:
             assert cited["minItems"] == 1
         # Small enough for the model server's grammar compiler (measured in the note).
         assert len(json.dumps(schema)) < 4000
+
+
+def test_the_sent_schema_keeps_findings_to_words() -> None:
+    import re
+
+    from reasoning.schemas import FINDING_PATTERN, assessment_json_schema
+
+    schema = assessment_json_schema(["F1", "F2"])
+    for name, key in (("Diagnosis", "diagnosis"), ("NextStep", "action"), ("RedFlag", "flag")):
+        assert schema["$defs"][name]["properties"][key]["pattern"] == FINDING_PATTERN
+    for junk in ("1.0},{", ", ", "F17}", "2.5", "},{"):
+        assert not re.match(FINDING_PATTERN, junk), junk
+    for finding in ("Pulmonary embolism", "Type 2 diabetes", "CT pulmonary angiogram (CTPA)"):
+        assert re.match(FINDING_PATTERN, finding), finding
