@@ -109,7 +109,7 @@ def mcq_response_format(letters: list[str]) -> dict[str, Any]:
     }
 
 
-FINDING_PATTERN = r"^[A-Za-z][A-Za-z0-9 ',()/+-]*$"
+FINDING_PATTERN = r"^[A-Za-z][A-Za-z0-9 ',()/+-]{2,119}$"
 
 
 def assessment_json_schema(fact_ids: list[str] | None = None) -> dict[str, Any]:
@@ -130,12 +130,12 @@ def assessment_json_schema(fact_ids: list[str] | None = None) -> dict[str, Any]:
     # Findings are words: guided decoding cannot start one with a digit or write JSON
     # punctuation inside it ("1.0},{", ", "), the junk a small model otherwise emits. The gate
     # checks again on our side, for servers without guided decoding.
+    # The length is in the pattern: xgrammar refuses a pattern beside minLength/maxLength.
     for name, key in (("Diagnosis", "diagnosis"), ("NextStep", "action"), ("RedFlag", "flag")):
-        schema["$defs"][name]["properties"][key] |= {
-            "pattern": FINDING_PATTERN,
-            "minLength": 3,
-            "maxLength": 120,
-        }
+        prop = schema["$defs"][name]["properties"][key]
+        prop.pop("minLength", None)
+        prop.pop("maxLength", None)
+        prop["pattern"] = FINDING_PATTERN
     return schema
 
 
