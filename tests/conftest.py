@@ -24,6 +24,7 @@ from typing import Any as SettingsWrapper  # pytest-django does not export its t
 
 import pytest
 from django.contrib.auth.models import User
+from django.contrib.staticfiles.handlers import StaticFilesHandler
 from rest_framework.test import APIClient
 
 from bedside import roles
@@ -141,9 +142,21 @@ def data_keys_shared_with_child_processes() -> None:
 def static_files_collected() -> None:
     """Pages name their static files by the hashed names in collectstatic's manifest, as in
     production; the processes tests start share this state folder and so this manifest."""
+    from django.contrib.staticfiles import handlers
     from django.core.management import call_command
 
     call_command("collectstatic", interactive=False, verbosity=0)
+    # pytest-django's live server serves /static/ through the finders, which know only the
+    # source names; serve what collectstatic wrote, hashed names included, as whitenoise does.
+    handlers.StaticFilesHandler = CollectedStaticFilesHandler  # type: ignore[misc]
+
+
+class CollectedStaticFilesHandler(StaticFilesHandler):
+    def serve(self, request: Any) -> Any:
+        from django.conf import settings
+        from django.views.static import serve
+
+        return serve(request, self.file_path(request.path), document_root=str(settings.STATIC_ROOT))
 
 
 @pytest.fixture(scope="session")

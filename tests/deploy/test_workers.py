@@ -49,8 +49,11 @@ def complaints(model: FakeModelServer) -> list[str]:
     """The chief complaint line of each prompt the server was sent, in order."""
     out = []
     for request in model.requests:
-        text = " ".join(m["content"] for m in request["messages"])
-        out.append(next(line for line in text.splitlines() if "Chief complaint" in line))
+        lines = "\n".join(m["content"] for m in request["messages"]).splitlines()
+        # The prompt lists the complaint's phrases as facts under their heading.
+        start = lines.index("Chief complaint:") + 1
+        end = next(i for i in range(start, len(lines)) if not lines[i].startswith("["))
+        out.append(" ".join(lines[start:end]))
     return out
 
 
