@@ -128,6 +128,9 @@ class CaseText:
 
     values: frozenset[str]
     texts: tuple[str, ...]
+    # The case's fact ids (F1, F2, ...) and their texts, where the engine lists facts: a
+    # raw answer cites ids, which read as the texts they stand for.
+    ids: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, case_input: dict[str, Any]) -> CaseText:
@@ -146,7 +149,17 @@ class CaseText:
         # "32.0 mmol/L" is also written "32 mmol/L"
         texts += [_WHOLE_FLOAT.sub(r"\1", t) for t in texts if _WHOLE_FLOAT.search(t)]
         values |= {normalise(_WHOLE_FLOAT.sub(r"\1", v)) for v in raw}
+        ids: dict[str, str] = {}
+        try:
+            from reasoning.facts import case_facts
+        except ImportError:
+            pass
+        else:
+            ids = {f.id: f.text for f in case_facts(case_input)}
+            texts += ids.values()
+            values |= {normalise(t) for t in ids.values()}
         return cls(
+            ids=ids,
             values=frozenset(v for v in values if v),
             texts=tuple(f" {normalise(t)} " for t in texts if normalise(t)),
         )
@@ -206,6 +219,12 @@ def _code_of(value: Any) -> str:
         if found:
             return _code_of(found) if isinstance(found, dict) else str(found)
     return ""
+
+
+def _shown(sample: Any) -> Any:
+    """The sample's checked answer when the engine has an answer gate, else its answer."""
+    checked = getattr(sample, "checked", None)
+    return checked if checked is not None else sample.assessment
 
 
 def answer_items(answer: Any) -> list[Item]:
@@ -291,9 +310,10 @@ def count(answers: Iterable[Any], case: CaseText, coder: Callable[[str], str] | 
         seen_text: set[str] = set()
         seen_code: set[str] = set()
         for item in answer_items(answer):
-            verified = [f for f in item.facts if case.verifies(f)]
+            facts = [case.ids.get(f, f) for f in item.facts]
+            verified = [f for f in facts if case.verifies(f)]
             out.items += 1
-            out.cited_facts += len(item.facts)
+            out.cited_facts += len(facts)
             out.verified_facts += len(verified)
             reason = junk_reason(item.text)
             if reason:
@@ -382,8 +402,9 @@ def run_case(
         "prompt_tokens": usage.prompt_tokens if usage else 0,
         "completion_tokens": usage.completion_tokens if usage else 0,
         "finish_reasons": [s.finish_reason for s in answer.samples],
-        "usable_samples": count([s.assessment for s in usable], case, coder),
-        "shown": count([chosen.assessment] if chosen else [], case, coder),
+        # What counts and what is shown: the checked answer where the engine checks one.
+        "usable_samples": count([_shown(s) for s in usable], case, coder),
+        "shown": count([_shown(chosen)] if chosen else [], case, coder),
         "raw": count([a for a in raw_answers(result) if a is not None], case, coder),
     }
 

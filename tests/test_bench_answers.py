@@ -98,3 +98,28 @@ def test_counts_duplicates_unsupported_and_junk() -> None:
     assert (counts.junk_items, counts.junk_red_flags) == (1, 1)
     coded = answers.count([answer], answers.CaseText.of(CASE), lambda text: "I26.99")
     assert (coded.coded, coded.duplicate_diagnoses) == (3, 2)  # the same code twice more
+
+
+def test_cited_fact_ids_read_as_the_case_facts_they_stand_for() -> None:
+    from reasoning.facts import case_facts
+
+    case = answers.CaseText.of(CASE)
+    facts = case_facts(CASE)
+    raw = {
+        "differential": [
+            {"diagnosis": "Pulmonary embolism", "supporting_facts": [facts[0].id, "F999"]}
+        ],
+        "next_steps": [],
+        "red_flags": [],
+    }
+    counted = answers.count([raw], case, None)
+    assert (counted.cited_facts, counted.verified_facts) == (2, 1)
+    checked = {
+        "differential": [
+            {"diagnosis": "Pulmonary embolism", "supporting_facts": [f.as_dict() for f in facts]}
+        ],
+        "next_steps": [],
+        "red_flags": [],
+    }
+    counted = answers.count([checked], case, None)
+    assert counted.verified_facts == counted.cited_facts == len(facts)
