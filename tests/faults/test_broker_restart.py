@@ -71,6 +71,13 @@ def test_every_case_accepted_during_a_broker_restart_completes_exactly_once(
                     accepted.append(response.json()["id"])
                 time.sleep(0.25)
 
+    # Warm the web workers first (imports, connections): a first request that takes seconds
+    # would otherwise sit through most of the outage, and no case would arrive during it.
+    with httpx.Client(
+        base_url=stack.web, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as client:
+        for _ in range(4):
+            assert client.get("/api/v1/cases/").status_code == 200
     submitter = threading.Thread(target=stream)
     submitter.start()
     time.sleep(1.5)
