@@ -40,7 +40,13 @@ from clinical.schemas import CaseInput, ReviewInput
 from reasoning import early_warning
 from reasoning.models import ReasoningRun
 from reasoning.schemas import CalibrationSummary, CheckedAssessment
-from reasoning.selectors import latest_run, run_calibration, run_validation_note, unusable_reasons
+from reasoning.selectors import (
+    latest_run,
+    run_calibration,
+    run_validation_note,
+    unusable_reasons,
+    usable_samples,
+)
 
 
 class CanSubmitCases(BasePermission):
@@ -94,7 +100,7 @@ def run_result(run: ReasoningRun) -> schemas.CaseResult:
         ),
         latency_ms=run.latency_ms,
         samples=run.samples,
-        samples_usable=sum(1 for s in run.samples if s.get("usable")),
+        samples_usable=usable_samples(run.samples),
         samples_total=len(run.samples),
         unusable_reasons=unusable_reasons(run.samples),
     )

@@ -138,6 +138,11 @@ def run_validation_note(run: ReasoningRun) -> str:
     return NOT_RECORDED_NOTE if run.validation_note is None else run.validation_note
 
 
+def usable_samples(samples: list[dict[str, Any]]) -> int:
+    """How many of a run's stored samples passed the answer gate and counted."""
+    return sum(1 for s in samples if s.get("usable"))
+
+
 def unusable_reasons(samples: list[dict[str, Any]]) -> list[str]:
     """One line per sample that did not count: its error, else the gate's first reason."""
     lines = []

@@ -71,7 +71,7 @@ def confidence_words(run: ReasoningRun) -> str:
     band = band_of(run.confidence)
     words = NOT_RECORDED_WORDS if run.validation_words is None else run.validation_words
     samples = run.samples or []
-    usable = sum(1 for s in samples if s.get("usable"))
+    usable = reasoning_selectors.usable_samples(samples)
     parts = [p for p in (words, f"{usable} of {len(samples)} samples usable") if p]
     return f"{band.value.capitalize() if band else 'Unknown'} — {'; '.join(parts)}"
 
@@ -154,7 +154,7 @@ def answer(case: Case) -> dict[str, Any] | None:
         "stated_confidence": assessment["stated_confidence"],
         "legacy": checked.legacy,
         "cited_paths": checked.cited_paths(),
-        "samples_usable": sum(1 for s in run.samples if s.get("usable")),
+        "samples_usable": reasoning_selectors.usable_samples(run.samples),
         "samples_total": len(run.samples),
         "unusable_reasons": reasoning_selectors.unusable_reasons(run.samples),
         "confidence": confidence,
