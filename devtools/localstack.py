@@ -361,8 +361,11 @@ def model_up(*, wait: bool) -> bool:
             f"starting the model server (vLLM CPU) on 127.0.0.1:{port}; "
             "the first start takes a few minutes"
         )
+        # Niced: on a shared development box the model's decode would otherwise hold every
+        # core, and a request to Bedside or a new PostgreSQL backend could wait tens of
+        # seconds for one (seen in CI). Production serves the model from its own GPU host.
         process = subprocess.Popen(
-            command,
+            ["nice", "-n", "10", *command],
             env=env,
             stdout=logfile,
             stderr=subprocess.STDOUT,

@@ -18,7 +18,7 @@ from tests.browser.support import only_local_requests
 from tests.factories import TEST_ACTOR
 
 pytestmark = pytest.mark.e2e
-MAX_RERUNS = 3
+MAX_RERUNS = 1  # one re-run keeps the re-run path; each costs a real model run
 
 
 class NoUsableAnswer(Exception):

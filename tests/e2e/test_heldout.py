@@ -22,7 +22,7 @@ from audit.models import AuditEvent
 from audit.services import verify_chain
 from reasoning.facts import case_facts
 from reasoning.gate import junk_reason
-from tests.e2e.test_spine import CASE_TIMEOUT_S, issue_key, wait_for_status
+from tests.e2e.test_spine import CASE_TIMEOUT_S, POLL_TIMEOUT, issue_key, wait_for_status
 
 pytestmark = pytest.mark.e2e
 GATE_KIND = {"diagnosis": "diagnosis", "next step": "step", "red flag": "red flag"}
@@ -45,7 +45,7 @@ def test_a_held_out_case_shows_only_checked_findings_or_fails_with_the_reasons(
     worker = start_worker()
     key = issue_key("e2e-held-out")
     with httpx.Client(
-        base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=POLL_TIMEOUT
     ) as client:
         response = client.post("/api/v1/cases/", json=case_input)
         assert response.status_code == 202, response.text

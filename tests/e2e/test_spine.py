@@ -21,7 +21,11 @@ from tests.factories import load_case
 
 pytestmark = pytest.mark.e2e
 CASE_TIMEOUT_S = 600
-MAX_RERUNS = 3
+# A generous read timeout: on a 2-core machine a request can wait for a core while the CPU
+# model decodes (a 30 s limit once failed a CI run). How fast Bedside answers is measured by
+# bench/, never asserted here; these tests check that every answer is right.
+POLL_TIMEOUT = httpx.Timeout(30, read=180)
+MAX_RERUNS = 1  # one re-run keeps the re-run path in the spine; each costs a model run
 
 
 def issue_key(name: str) -> str:
@@ -56,7 +60,7 @@ def test_case_goes_from_rest_to_the_real_model_and_back(
     worker = start_worker()
     key = issue_key("e2e-ehr")
     with httpx.Client(
-        base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=POLL_TIMEOUT
     ) as client:
         began = time.monotonic()
         response = client.post("/api/v1/cases/", json=load_case())
@@ -169,7 +173,7 @@ def test_model_server_down_leaves_cases_waiting_then_they_complete(
     )
     key = issue_key("e2e-ehr-2")
     with httpx.Client(
-        base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}, timeout=POLL_TIMEOUT
     ) as client:
         urls = [
             client.post("/api/v1/cases/", json=load_case()).json()["links"]["self"]
