@@ -1,4 +1,5 @@
-"""Request ids for audit correlation, and a hard cap on request body size (413)."""
+"""Request ids for audit correlation, a hard cap on request body size (413), and the
+headers every response carries (no caching of patient data, content security policy)."""
 
 from __future__ import annotations
 
@@ -85,6 +86,23 @@ class DatabaseUnavailableMiddleware:
             status=503,
         )
         response["Retry-After"] = "5"
+        return response
+
+
+class NoStoreMiddleware:
+    """No browser, proxy or shared workstation keeps a copy of what Bedside answers: cases,
+    audit trails, exports and CDS Hooks cards carry patient data, and deciding page by page
+    which do not is how one gets missed. Static files never reach this middleware (WhiteNoise,
+    above it, answers them with their own long cache)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers["Cache-Control"] = "no-store"
+        # HTTP/1.0 caches (and some old proxies) know only Pragma.
+        response.headers["Pragma"] = "no-cache"
         return response
 
 

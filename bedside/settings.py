@@ -69,6 +69,8 @@ MIDDLEWARE = [
     "bedside.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Below WhiteNoise, so static files keep their long cache; every other response: no-store.
+    "bedside.middleware.NoStoreMiddleware",
     "bedside.middleware.BodySizeLimitMiddleware",
     "bedside.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

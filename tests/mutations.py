@@ -229,6 +229,15 @@ MUTATIONS = [
             "tests/test_deploy_checks.py::test_check_deploy_fails_when_patient_data_keys_come_from_disk",
         ),
     ),
+    # --- Issue 17, the edge findings. ------------------------------------------------------
+    Mutation(
+        "patient-pages-cacheable",
+        "no caching of patient data (issue 17, finding 8)",
+        "bedside/middleware.py",
+        '        response.headers["Cache-Control"] = "no-store"\n',
+        "",
+        ("tests/test_no_caching.py::test_an_unknown_path_is_not_cached_either",),
+    ),
 ]
 
 
