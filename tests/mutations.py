@@ -238,6 +238,24 @@ MUTATIONS = [
         "",
         ("tests/test_no_caching.py::test_an_unknown_path_is_not_cached_either",),
     ),
+    Mutation(
+        "csv-formulas-pass-through",
+        "CSV formula injection (issue 17, finding 5)",
+        "audit/exports.py",
+        "spreadsheet_safe(value))",
+        "value)",
+        ("tests/audit/test_export_safety.py",),
+    ),
+    Mutation(
+        "tampered-row-fails-the-fhir-export",
+        "FHIR export of a tampered row (issue 17, finding 12)",
+        "audit/exports.py",
+        '"resource": checked_event_resource(e)}',
+        '"resource": audit_event_resource(e)}',
+        (
+            "tests/audit/test_export_safety.py::test_fhir_export_flags_a_tampered_row_and_exports_the_rest",
+        ),
+    ),
 ]
 
 
