@@ -67,6 +67,24 @@ class BodySizeLimitMiddleware:
         return self.get_response(request)
 
 
+class NulInQueryMiddleware:
+    """A NUL character in a query parameter (its name or a value) is a 400 naming it, on
+    every screen and API filter at once: PostgreSQL cannot hold one in text, so a filter
+    that reached the database with it was a server error. No person types one."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        for name, values in request.GET.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                return JsonResponse(
+                    {"errors": [{"loc": ["query", name], "msg": "contains a NUL character (%00)"}]},
+                    status=400,
+                )
+        return self.get_response(request)
+
+
 class DatabaseUnavailableMiddleware:
     """PostgreSQL down or restarting: answer 503 with the reason, never a 500 page.
     Connections are health-checked per request, so service resumes when it is back."""

@@ -72,6 +72,7 @@ MIDDLEWARE = [
     # Below WhiteNoise, so static files keep their long cache; every other response: no-store.
     "bedside.middleware.NoStoreMiddleware",
     "bedside.middleware.BodySizeLimitMiddleware",
+    "bedside.middleware.NulInQueryMiddleware",
     "bedside.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -256,6 +256,14 @@ MUTATIONS = [
             "tests/audit/test_export_safety.py::test_fhir_export_flags_a_tampered_row_and_exports_the_rest",
         ),
     ),
+    Mutation(
+        "nul-in-filters-reaches-the-database",
+        "NUL byte in a filter (issue 17, finding 11)",
+        "bedside/middleware.py",
+        r'if "\x00" in name or any("\x00" in value for value in values):',
+        "if False:",
+        ("tests/test_nul_in_filters.py",),
+    ),
 ]
 
 
