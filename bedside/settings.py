@@ -278,7 +278,10 @@ LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+        "plain": {
+            "class": "bedside.logformat.PlainFormatter",  # control characters escaped
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        }
     },
     # Every line, web and worker (bedside/celery.py), carries the id of its request.
     "filters": {"request_id": {"()": "bedside.logformat.RequestIdFilter"}},

@@ -264,6 +264,24 @@ MUTATIONS = [
         "if False:",
         ("tests/test_nul_in_filters.py",),
     ),
+    Mutation(
+        "access-log-fields-unescaped",
+        "log injection, gunicorn's access log (issue 17, finding 10)",
+        "bedside/gunicorn_conf.py",
+        "name: escape_controls(value) if isinstance(value, str) else value",
+        "name: value",
+        ("tests/test_log_injection.py::test_a_crlf_in_the_path_is_one_escaped_access_log_line",),
+    ),
+    Mutation(
+        "plain-log-lines-unescaped",
+        "log injection, Bedside's own lines (issue 17, finding 10)",
+        "bedside/logformat.py",
+        "        return escape_controls(super().formatMessage(record))",
+        "        return super().formatMessage(record)",
+        (
+            "tests/test_log_injection.py::test_control_characters_in_any_plain_log_message_are_escaped",
+        ),
+    ),
 ]
 
 
