@@ -67,6 +67,38 @@ class BodySizeLimitMiddleware:
         return self.get_response(request)
 
 
+def background_poll(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Marks a view that a page's script calls on its own (the case page's status poll):
+    such a request is not the person's, so it does not restart their idle timer."""
+    view.background_poll = True  # type: ignore[attr-defined]
+    return view
+
+
+class IdleTimeoutMiddleware:
+    """The idle timeout (BEDSIDE_SESSION_IDLE_S): each request a person makes saves their
+    session, which starts the timer again; a ``background_poll`` view's does not, or a case
+    page left open would keep the session alive for ever. Django's
+    SESSION_SAVE_EVERY_REQUEST cannot make the exception, so it is off and this does its
+    work. Below SessionMiddleware, which saves what this marks on the way out."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        session = getattr(request, "session", None)
+        polled = getattr(request, "background_poll", False)
+        if session is not None and not polled and not session.is_empty():
+            session.modified = True
+        return response
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., HttpResponse], *args: object
+    ) -> None:
+        if getattr(view, "background_poll", False):
+            request.background_poll = True  # type: ignore[attr-defined]
+
+
 class NulInQueryMiddleware:
     """A NUL character in a query parameter (its name or a value) is a 400 naming it, on
     every screen and API filter at once: PostgreSQL cannot hold one in text, so a filter

@@ -282,6 +282,16 @@ MUTATIONS = [
             "tests/test_log_injection.py::test_control_characters_in_any_plain_log_message_are_escaped",
         ),
     ),
+    Mutation(
+        "status-polling-keeps-the-session-alive",
+        "idle timeout (issue 17, finding 14)",
+        "clinical/screens/views.py",
+        "@background_poll  # the page's own polling: not a request that keeps the session alive\n",
+        "",
+        (
+            "tests/clinical/test_session_idle.py::test_status_polling_does_not_extend_the_session_but_a_page_does",
+        ),
+    ),
 ]
 
 
