@@ -292,6 +292,16 @@ MUTATIONS = [
             "tests/clinical/test_session_idle.py::test_status_polling_does_not_extend_the_session_but_a_page_does",
         ),
     ),
+    Mutation(
+        "card-markdown-from-model-verbatim",
+        "CDS Hooks card Markdown (issue 17, finding 7)",
+        "clinical/ehr/cds_hooks/cards.py",
+        '    return _MARKDOWN_PUNCTUATION.sub(lambda found: "\\\\" + found.group(), text)',
+        "    return text",
+        (
+            "tests/clinical/test_cds_card_text.py::test_model_text_in_a_card_renders_as_words_not_markup",
+        ),
+    ),
 ]
 
 
