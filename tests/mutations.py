@@ -302,6 +302,24 @@ MUTATIONS = [
             "tests/clinical/test_cds_card_text.py::test_model_text_in_a_card_renders_as_words_not_markup",
         ),
     ),
+    Mutation(
+        "state-folder-keeps-loose-rights",
+        "state folder rights (issue 17, finding 16)",
+        "bedside/paths.py",
+        "    path.mkdir(parents=True, exist_ok=True, mode=mode)\n    path.chmod(mode)\n",
+        "    path.mkdir(parents=True, exist_ok=True, mode=mode)\n",
+        ("tests/test_state_permissions.py::test_local_keys_and_their_folder_are_the_owners_only",),
+    ),
+    Mutation(
+        "broker-files-world-readable",
+        "state folder rights (issue 17, finding 16)",
+        "devtools/localstack.py",
+        "        umask=0o077,\n",
+        "",
+        (
+            "tests/test_state_permissions.py::test_the_brokers_append_only_file_and_log_are_the_owners_only",
+        ),
+    ),
 ]
 
 
