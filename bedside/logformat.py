@@ -1,5 +1,6 @@
-"""Log lines for the hospital's log collector: the request id on every record, and one JSON
-object per line with BEDSIDE_LOG_FORMAT=json.
+"""Log lines for the hospital's log collector: the request id on every record, one JSON
+object per line with BEDSIDE_LOG_FORMAT=json, and, in plain lines, control characters
+escaped (a path with %0d%0a must not write a forged line of its own).
 
 The request id is the one ``RequestIdMiddleware`` gave the request, or, in a worker, the id
 of the request that sent the task (bedside/celery.py carries it in the task's headers).
@@ -11,12 +12,32 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
 NO_REQUEST = "-"
 
 current_request_id: ContextVar[str | None] = ContextVar("bedside_request_id", default=None)
+
+
+# C0 and C1 control characters (CR and LF among them) and the Unicode line and paragraph
+# separators: anything a log reader or terminal could take for the end of a line, or obey.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with each control character written as its Python escape (``\\r``,
+    ``\\n``, ``\\x1b``): readable, and on one line."""
+    return _CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode(), text)
+
+
+class PlainFormatter(logging.Formatter):
+    """The plain line with control characters escaped; an exception's traceback, added
+    after it, keeps its own lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
 
 
 class RequestIdFilter(logging.Filter):

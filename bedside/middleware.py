@@ -1,4 +1,5 @@
-"""Request ids for audit correlation, and a hard cap on request body size (413)."""
+"""Request ids for audit correlation, a hard cap on request body size (413), and the
+headers every response carries (no caching of patient data, content security policy)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,56 @@ class BodySizeLimitMiddleware:
         return self.get_response(request)
 
 
+def background_poll(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Marks a view that a page's script calls on its own (the case page's status poll):
+    such a request is not the person's, so it does not restart their idle timer."""
+    view.background_poll = True  # type: ignore[attr-defined]
+    return view
+
+
+class IdleTimeoutMiddleware:
+    """The idle timeout (BEDSIDE_SESSION_IDLE_S): each request a person makes saves their
+    session, which starts the timer again; a ``background_poll`` view's does not, or a case
+    page left open would keep the session alive for ever. Django's
+    SESSION_SAVE_EVERY_REQUEST cannot make the exception, so it is off and this does its
+    work. Below SessionMiddleware, which saves what this marks on the way out."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        session = getattr(request, "session", None)
+        polled = getattr(request, "background_poll", False)
+        if session is not None and not polled and not session.is_empty():
+            session.modified = True
+        return response
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., HttpResponse], *args: object
+    ) -> None:
+        if getattr(view, "background_poll", False):
+            request.background_poll = True  # type: ignore[attr-defined]
+
+
+class NulInQueryMiddleware:
+    """A NUL character in a query parameter (its name or a value) is a 400 naming it, on
+    every screen and API filter at once: PostgreSQL cannot hold one in text, so a filter
+    that reached the database with it was a server error. No person types one."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        for name, values in request.GET.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                return JsonResponse(
+                    {"errors": [{"loc": ["query", name], "msg": "contains a NUL character (%00)"}]},
+                    status=400,
+                )
+        return self.get_response(request)
+
+
 class DatabaseUnavailableMiddleware:
     """PostgreSQL down or restarting: answer 503 with the reason, never a 500 page.
     Connections are health-checked per request, so service resumes when it is back."""
@@ -85,6 +136,23 @@ class DatabaseUnavailableMiddleware:
             status=503,
         )
         response["Retry-After"] = "5"
+        return response
+
+
+class NoStoreMiddleware:
+    """No browser, proxy or shared workstation keeps a copy of what Bedside answers: cases,
+    audit trails, exports and CDS Hooks cards carry patient data, and deciding page by page
+    which do not is how one gets missed. Static files never reach this middleware (WhiteNoise,
+    above it, answers them with their own long cache)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers["Cache-Control"] = "no-store"
+        # HTTP/1.0 caches (and some old proxies) know only Pragma.
+        response.headers["Pragma"] = "no-cache"
         return response
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,3 +42,43 @@ def default_broker_url() -> str:
 
 def default_model_base_url() -> str:
     return f"http://127.0.0.1:{LOCAL_MODEL_PORT_DEFAULT}/v1"
+
+
+# --- Rights on the state folder ------------------------------------------------------------
+# It holds the local keys, the logs (request ids, paths, the model server's output) and the
+# broker's append-only file (queued cases): its owner's only, folders 0700 and files 0600.
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+# Under a root shell the embedded PostgreSQL runs as its own system user and must reach its
+# log file under logs/: that folder may then be crossed, not listed (0711); its files stay 0600.
+TRAVERSABLE_FOLDER = 0o711
+
+
+def state_folder_mode() -> int:
+    """The state folder's and logs/'s rights: 0700, or 0711 where the embedded PostgreSQL
+    runs as its own user (a root shell without DATABASE_URL) and must cross them."""
+    embedded_pg_as_other_user = os.geteuid() == 0 and not os.environ.get("DATABASE_URL")
+    return TRAVERSABLE_FOLDER if embedded_pg_as_other_user else PRIVATE_FOLDER
+
+
+def private_folder(path: Path, mode: int = PRIVATE_FOLDER) -> Path:
+    """``path``, made if missing, with ``mode`` (also when it was made before, with looser
+    rights, or through a umask)."""
+    path.mkdir(parents=True, exist_ok=True, mode=mode)
+    path.chmod(mode)
+    return path
+
+
+def private_files(folder: Path) -> None:
+    """Every file and folder under ``folder`` its owner's only (files 0600, folders 0700)."""
+    for entry in folder.rglob("*"):
+        if entry.is_symlink():
+            continue
+        entry.chmod(PRIVATE_FOLDER if entry.is_dir() else PRIVATE_FILE)
+
+
+def private_log(path: Path) -> BinaryIO:
+    """``path`` opened for appending, made 0600 (also a log made before with looser rights)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+    os.fchmod(fd, PRIVATE_FILE)
+    return os.fdopen(fd, "ab")

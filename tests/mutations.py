@@ -229,6 +229,97 @@ MUTATIONS = [
             "tests/test_deploy_checks.py::test_check_deploy_fails_when_patient_data_keys_come_from_disk",
         ),
     ),
+    # --- Issue 17, the edge findings. ------------------------------------------------------
+    Mutation(
+        "patient-pages-cacheable",
+        "no caching of patient data (issue 17, finding 8)",
+        "bedside/middleware.py",
+        '        response.headers["Cache-Control"] = "no-store"\n',
+        "",
+        ("tests/test_no_caching.py::test_an_unknown_path_is_not_cached_either",),
+    ),
+    Mutation(
+        "csv-formulas-pass-through",
+        "CSV formula injection (issue 17, finding 5)",
+        "audit/exports.py",
+        "spreadsheet_safe(value))",
+        "value)",
+        ("tests/audit/test_export_safety.py",),
+    ),
+    Mutation(
+        "tampered-row-fails-the-fhir-export",
+        "FHIR export of a tampered row (issue 17, finding 12)",
+        "audit/exports.py",
+        '"resource": checked_event_resource(e)}',
+        '"resource": audit_event_resource(e)}',
+        (
+            "tests/audit/test_export_safety.py::test_fhir_export_flags_a_tampered_row_and_exports_the_rest",
+        ),
+    ),
+    Mutation(
+        "nul-in-filters-reaches-the-database",
+        "NUL byte in a filter (issue 17, finding 11)",
+        "bedside/middleware.py",
+        r'if "\x00" in name or any("\x00" in value for value in values):',
+        "if False:",
+        ("tests/test_nul_in_filters.py",),
+    ),
+    Mutation(
+        "access-log-fields-unescaped",
+        "log injection, gunicorn's access log (issue 17, finding 10)",
+        "bedside/gunicorn_conf.py",
+        "name: escape_controls(value) if isinstance(value, str) else value",
+        "name: value",
+        ("tests/test_log_injection.py::test_a_crlf_in_the_path_is_one_escaped_access_log_line",),
+    ),
+    Mutation(
+        "plain-log-lines-unescaped",
+        "log injection, Bedside's own lines (issue 17, finding 10)",
+        "bedside/logformat.py",
+        "        return escape_controls(super().formatMessage(record))",
+        "        return super().formatMessage(record)",
+        (
+            "tests/test_log_injection.py::test_control_characters_in_any_plain_log_message_are_escaped",
+        ),
+    ),
+    Mutation(
+        "status-polling-keeps-the-session-alive",
+        "idle timeout (issue 17, finding 14)",
+        "clinical/screens/views.py",
+        "@background_poll  # the page's own polling: not a request that keeps the session alive\n",
+        "",
+        (
+            "tests/clinical/test_session_idle.py::test_status_polling_does_not_extend_the_session_but_a_page_does",
+        ),
+    ),
+    Mutation(
+        "card-markdown-from-model-verbatim",
+        "CDS Hooks card Markdown (issue 17, finding 7)",
+        "clinical/ehr/cds_hooks/cards.py",
+        '    return _MARKDOWN_PUNCTUATION.sub(lambda found: "\\\\" + found.group(), text)',
+        "    return text",
+        (
+            "tests/clinical/test_cds_card_text.py::test_model_text_in_a_card_renders_as_words_not_markup",
+        ),
+    ),
+    Mutation(
+        "state-folder-keeps-loose-rights",
+        "state folder rights (issue 17, finding 16)",
+        "bedside/paths.py",
+        "    path.mkdir(parents=True, exist_ok=True, mode=mode)\n    path.chmod(mode)\n",
+        "    path.mkdir(parents=True, exist_ok=True, mode=mode)\n",
+        ("tests/test_state_permissions.py::test_local_keys_and_their_folder_are_the_owners_only",),
+    ),
+    Mutation(
+        "broker-files-world-readable",
+        "state folder rights (issue 17, finding 16)",
+        "devtools/localstack.py",
+        "        umask=0o077,\n",
+        "",
+        (
+            "tests/test_state_permissions.py::test_the_brokers_append_only_file_and_log_are_the_owners_only",
+        ),
+    ),
 ]
 
 

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from audit.actors import actor_for
 from bedside import roles
+from bedside.middleware import background_poll
 from clinical import services
 from clinical.models import Case, CaseStatus, ReviewSource
 from clinical.screens import presenting
@@ -125,6 +126,7 @@ def case_rerun(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
     return redirect("case-page", case_id=case.id)
 
 
+@background_poll  # the page's own polling: not a request that keeps the session alive
 @require_GET
 def case_status(request: HttpRequest, case_id: uuid.UUID) -> JsonResponse:
     """Polled by the case page's script: where the case stands, no patient data."""

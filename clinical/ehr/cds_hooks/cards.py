@@ -3,6 +3,7 @@ are stable for a case, hook instance and kind."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -41,6 +42,21 @@ def _override_reasons() -> list[dict[str, str]]:
         {"system": REASON_CODE_SYSTEM, "code": code, "display": reason_display(code)}
         for code in OVERRIDE_REASON_CODES
     ]
+
+
+# Every ASCII punctuation character: CommonMark lets a backslash make any of them literal.
+_MARKDOWN_PUNCTUATION = re.compile(r"[!-/:-@\[-`{-~]")
+
+
+def markdown_text(value: object) -> str:
+    """Text from outside Bedside (the model's answer, the case's facts) as Markdown that
+    renders as exactly those words on one line: white space folded (no new paragraph,
+    heading or list), every punctuation character escaped, so no image (which the EHR would
+    fetch, with whatever the model put in its address), no link, no raw HTML, no entity
+    and no bare address a GitHub-flavoured renderer would make a link of. The card's only
+    links are Bedside's own, which it adds itself."""
+    text = " ".join(str(value).split())
+    return _MARKDOWN_PUNCTUATION.sub(lambda found: "\\" + found.group(), text)
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -113,23 +129,25 @@ def assessment_card(case: Case, run: Any, link: str, uuid_: str) -> dict[str, An
     lines = [alert_text, ""] if alert_text else []
     lines += [*_early_warning_lines(scores, warning["not_scored"]), ""]
     lines += ["**Differential**", ""]
+    # Everything the model wrote, and the case's own facts, go in through markdown_text.
+    md = markdown_text
     for i, d in enumerate(differential, 1):
-        facts = "; ".join(f["text"] for f in d.get("supporting_facts") or [])
-        code = f" [ICD-10-CM {d['coding']['code']}]" if d.get("coding") else ""
+        facts = "; ".join(md(f["text"]) for f in d.get("supporting_facts") or [])
+        code = f" \\[ICD-10-CM {md(d['coding']['code'])}\\]" if d.get("coding") else ""
         lines.append(
-            f"{i}. {d.get('diagnosis')}{code} ({d.get('likelihood')}): {facts}".rstrip(": ")
+            f"{i}. {md(d.get('diagnosis'))}{code} ({md(d.get('likelihood'))}): {facts}".rstrip(": ")
         )
     if steps:
         lines += ["", "**Next steps**", ""]
-        lines += [f"- {s.get('action')}" for s in steps]
+        lines += [f"- {md(s.get('action'))}" for s in steps]
     if red_flags:
         lines += ["", "**Red flags**", ""]
-        lines += [f"- {f.get('flag')}" for f in red_flags]
-    method = run.confidence_method or "unknown method"
+        lines += [f"- {md(f.get('flag'))}" for f in red_flags]
+    method = md(run.confidence_method or "unknown method")
     lines += [
         "",
         f"Confidence {confidence_text.split(' ', 1)[1]} ({method}). Decision support from "
-        f"{run.model_name}: a clinician decides.",
+        f"{md(run.model_name)}: a clinician decides.",
     ]
     return {
         "uuid": uuid_,
