@@ -26,6 +26,11 @@ def ensure(state_dir: Path | None = None) -> list[Path]:
         "secret_key": lambda: secrets.token_urlsafe(50),
         "master_keys": lambda: keyring.new_master_key_entry("local-"),
         "lookup_key": keyring.new_key_text,
+        # The embedded PostgreSQL's logins (devtools/localstack.py sets them on the cluster).
+        **{
+            paths.embedded_password_file(role).name: lambda: secrets.token_urlsafe(32)
+            for role in (paths.EMBEDDED_SUPERUSER, paths.EMBEDDED_OWNER, paths.EMBEDDED_APP_ROLE)
+        },
     }
     made = []
     for name, make in wanted.items():

@@ -220,6 +220,36 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "embedded-postgres-trusts-local-users",
+        "embedded database (issue 17, finding 3)",
+        "devtools/localstack.py",
+        "host all all 127.0.0.1/32 scram-sha-256",
+        "host all all 127.0.0.1/32 trust",
+        (
+            "tests/deploy/test_embedded_database.py::test_every_login_needs_its_password_and_only_loopback_listens",
+        ),
+    ),
+    Mutation(
+        "older-trusting-cluster-left-as-is",
+        "embedded database (issue 17, finding 3)",
+        "devtools/localstack.py",
+        "    upgrade = not _pg_hba_is_ours(datadir)",
+        "    upgrade = False",
+        (
+            "tests/deploy/test_embedded_database.py::test_a_state_folder_from_before_passwords_is_upgraded_and_keeps_its_data",
+        ),
+    ),
+    Mutation(
+        "app-connects-as-superuser",
+        "embedded database (issue 17, finding 3)",
+        "bedside/paths.py",
+        "    return embedded_database_url(EMBEDDED_APP_ROLE)",
+        "    return embedded_database_url(EMBEDDED_SUPERUSER)",
+        (
+            "tests/deploy/test_embedded_database.py::test_the_app_connects_as_a_role_that_cannot_change_the_record",
+        ),
+    ),
+    Mutation(
         "data-keys-from-disk-pass-deploy-check",
         "deployment checks",
         "bedside/vault/checks.py",
