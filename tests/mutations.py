@@ -250,6 +250,26 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "database-superuser-passes-deploy-check",
+        "deployment checks (issue 17, finding 3)",
+        "bedside/vault/checks.py",
+        "    if row is None or row[0]:",
+        "    if False:",
+        (
+            "tests/test_deploy_checks.py::test_check_deploy_fails_when_the_database_login_is_a_superuser",
+        ),
+    ),
+    Mutation(
+        "trusted-database-login-passes-deploy-check",
+        "deployment checks (issue 17, finding 3)",
+        "bedside/vault/checks.py",
+        "            psycopg.connect(**probe).close()",
+        '            raise psycopg.OperationalError("not probed")',
+        (
+            "tests/test_deploy_checks.py::test_check_deploy_fails_when_the_database_does_not_check_the_password",
+        ),
+    ),
+    Mutation(
         "data-keys-from-disk-pass-deploy-check",
         "deployment checks",
         "bedside/vault/checks.py",
