@@ -270,6 +270,36 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "checkpoints-unsigned-by-default",
+        "signed audit checkpoints (issue 17, finding 3)",
+        "bedside/settings.py",
+        'BEDSIDE_AUDIT_CHECKPOINT_KEY = _local_secret("audit_checkpoint_key", '
+        '"BEDSIDE_AUDIT_CHECKPOINT_KEY")',
+        'BEDSIDE_AUDIT_CHECKPOINT_KEY = env_str("BEDSIDE_AUDIT_CHECKPOINT_KEY")',
+        (
+            "tests/audit/test_checkpoints.py::test_checkpoints_are_signed_by_default_with_a_key_kept_in_the_state_folder",
+            "tests/audit/test_checkpoints.py::test_a_rebuilt_chain_fails_against_the_last_signed_checkpoint",
+        ),
+    ),
+    Mutation(
+        "unsigned-checkpoint-accepted",
+        "signed audit checkpoints (issue 17, finding 3)",
+        "audit/services.py",
+        "    if key and not checkpoint.signature:",
+        "    if False:",
+        (
+            "tests/audit/test_checkpoints.py::test_a_rebuilt_chain_fails_against_the_last_signed_checkpoint",
+        ),
+    ),
+    Mutation(
+        "no-periodic-checkpoint",
+        "signed audit checkpoints (issue 17, finding 3)",
+        "bedside/settings.py",
+        'CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {',
+        "_unscheduled = {",
+        ("tests/audit/test_checkpoints.py::test_beat_writes_a_signed_checkpoint_periodically",),
+    ),
+    Mutation(
         "data-keys-from-disk-pass-deploy-check",
         "deployment checks",
         "bedside/vault/checks.py",

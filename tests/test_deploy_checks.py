@@ -29,6 +29,7 @@ SETTINGS = {
     "BEDSIDE_BEHIND_TLS_PROXY": "true",
     "BEDSIDE_MASTER_KEYS": "k2026:" + base64.b64encode(secrets.token_bytes(32)).decode(),
     "BEDSIDE_LOOKUP_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+    "BEDSIDE_AUDIT_CHECKPOINT_KEY": secrets.token_urlsafe(32),
 }
 PRODUCTION: dict[str, str] = {}  # SETTINGS and the database's URLs, once it has started
 TRUSTED_LOGIN = "bedside_trusted_probe"

@@ -29,6 +29,24 @@ def data_keys_from_environment(app_configs: Any = None, **kwargs: Any) -> list[C
 
 
 @register(Tags.security, deploy=True)
+def audit_checkpoint_key_from_environment(
+    app_configs: Any = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """A checkpoint key beside the database lets whoever rebuilds the chain re-sign too."""
+    if settings.BEDSIDE_AUDIT_CHECKPOINT_KEY_FROM_ENVIRONMENT:
+        return []
+    return [
+        Warning(
+            "BEDSIDE_AUDIT_CHECKPOINT_KEY is not set: audit checkpoints are signed with a key "
+            "generated into the local state folder.",
+            hint="Set it from the hospital's secret store, out of the database "
+            "administrators' reach.",
+            id="bedside.W002",
+        )
+    ]
+
+
+@register(Tags.security, deploy=True)
 def database_login_is_locked(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """The app's database login must be neither a superuser (it could switch the append-only
     triggers off and rebuild the audit chain) nor one the server lets in without checking
