@@ -245,7 +245,7 @@ def checkpoint_write(*, directory: Path, key: str, actor: Actor = CHECKPOINT_WRI
     ``directory``, and record that it was taken. File names sort by head, so the last is
     the newest (``checkpoint_latest``)."""
     checkpoint = checkpoint_create(key=key)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     stamp = checkpoint.created_at.replace(":", "").replace("-", "")[:15]
     path = directory / f"checkpoint-{checkpoint.head_id:015d}-{stamp}.json"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -118,3 +118,9 @@ def test_check_deploy_fails_when_the_database_does_not_check_the_password() -> N
     assert result.returncode != 0
     assert "bedside.E003" in result.stderr
     assert "bedside.E002" not in result.stderr  # not a superuser: trust alone is refused
+
+
+def test_check_deploy_warns_when_the_audit_checkpoint_key_comes_from_disk() -> None:
+    result = check_deploy({**PRODUCTION, "BEDSIDE_AUDIT_CHECKPOINT_KEY": ""})
+    assert result.returncode != 0
+    assert "bedside.W002" in result.stderr
