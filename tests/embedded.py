@@ -59,7 +59,9 @@ def paths_of(env: dict[str, str]) -> Iterator[None]:
 def embedded_postgres(state: Path) -> Iterator[dict[str, str]]:
     """Start the embedded PostgreSQL under ``state``; yields the stack's environment."""
     env = stack_env(state)
-    localstack(env, "up", "--only", "postgres")
+    started = localstack(env, "up", "--only", "postgres")
+    # localstack leaves a port that already answers alone: never test someone else's server.
+    assert "starting PostgreSQL" in started.stdout, started.stdout + started.stderr
     try:
         yield env
     finally:
