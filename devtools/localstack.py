@@ -4,10 +4,13 @@
     python -m devtools.localstack up         # PostgreSQL, broker and model server, detached
     python -m devtools.localstack exec -- CMD  # up, run CMD, stop what this call started
     python -m devtools.localstack down       # stop the detached services
+    python -m devtools.localstack migrate    # migrate (embedded: as the owner), then grants
 
 Each service is started only when its setting is unset (``DATABASE_URL``,
 ``CELERY_BROKER_URL``, ``BEDSIDE_MODEL_BASE_URL``) and nothing already answers on its
-port; with the settings pointed at a hospital's services, nothing is started here.
+port; with the settings pointed at a hospital's services, nothing is started here. The
+embedded PostgreSQL asks every login for its password (docs/operations.md, "The embedded
+database").
 Plain Python, no Django: it runs before Django is configured.
 """
 
