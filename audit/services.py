@@ -6,12 +6,14 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.db import connection, transaction
@@ -235,6 +237,38 @@ def checkpoint_create(*, key: str = "") -> Checkpoint:
     return checkpoint
 
 
+CHECKPOINT_WRITER = Actor(label="system:audit-checkpoint", role="system")
+
+
+def checkpoint_write(*, directory: Path, key: str, actor: Actor = CHECKPOINT_WRITER) -> Path:
+    """Write the chain's current head, signed with ``key``, to a new file (mode 0600) in
+    ``directory``, and record that it was taken. File names sort by head, so the last is
+    the newest (``checkpoint_latest``)."""
+    checkpoint = checkpoint_create(key=key)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stamp = checkpoint.created_at.replace(":", "").replace("-", "")[:15]
+    path = directory / f"checkpoint-{checkpoint.head_id:015d}-{stamp}.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(checkpoint.as_dict(), indent=2) + "\n")
+    # Appended after the head it names: the next checkpoint covers this event too.
+    record(
+        actor=actor,
+        action=Action.EXECUTE,
+        code="audit.checkpointed",
+        object_type="audit_event",
+        object_id=str(checkpoint.head_id),
+        details={"count": checkpoint.count, "signed": bool(checkpoint.signature)},
+    )
+    return path
+
+
+def checkpoint_latest(directory: Path) -> Path | None:
+    """The newest file ``checkpoint_write`` left in ``directory``, if any."""
+    files = sorted(directory.glob("checkpoint-*.json")) if directory.is_dir() else []
+    return files[-1] if files else None
+
+
 class CheckpointInvalid(ValueError):
     """The checkpoint file is malformed, or its signature does not match the key."""
 
@@ -257,6 +291,10 @@ def checkpoint_load(data: dict[str, Any], *, key: str = "") -> Checkpoint:
         created_at=data["created_at"],
         signature=data.get("signature", ""),
     )
+    if key and not checkpoint.signature:
+        # Checkpoints here are signed: an unsigned one is anyone's, and could name a rebuilt
+        # chain's head.
+        raise CheckpointInvalid("the checkpoint is not signed, but checkpoints here are")
     if checkpoint.signature:
         if not key:
             raise CheckpointInvalid("the checkpoint is signed but no key was given to check it")

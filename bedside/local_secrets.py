@@ -3,7 +3,8 @@
 
 Settings only read these files (an import writes nothing); this command, the local stack
 (devtools/localstack.py) and the test session make them. Production sets
-``DJANGO_SECRET_KEY``, ``BEDSIDE_MASTER_KEYS`` and ``BEDSIDE_LOOKUP_KEY`` instead.
+``DJANGO_SECRET_KEY``, ``BEDSIDE_MASTER_KEYS``, ``BEDSIDE_LOOKUP_KEY`` and
+``BEDSIDE_AUDIT_CHECKPOINT_KEY`` instead.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ def ensure(state_dir: Path | None = None) -> list[Path]:
         "secret_key": lambda: secrets.token_urlsafe(50),
         "master_keys": lambda: keyring.new_master_key_entry("local-"),
         "lookup_key": keyring.new_key_text,
+        # Signs the audit checkpoints beat writes (BEDSIDE_AUDIT_CHECKPOINT_KEY in production).
+        "audit_checkpoint_key": lambda: secrets.token_urlsafe(32),
+        # The embedded PostgreSQL's logins (devtools/localstack.py sets them on the cluster).
+        **{
+            paths.embedded_password_file(role).name: lambda: secrets.token_urlsafe(32)
+            for role in (paths.EMBEDDED_SUPERUSER, paths.EMBEDDED_OWNER, paths.EMBEDDED_APP_ROLE)
+        },
     }
     made = []
     for name, make in wanted.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,8 +33,43 @@ def embedded_broker_port() -> int:
     return int(os.environ.get("BEDSIDE_EMBEDDED_BROKER_PORT", EMBEDDED_BROKER_PORT_DEFAULT))
 
 
+# The embedded PostgreSQL's three logins, each with a generated password in the state folder
+# (made by bedside.local_secrets, mode 0600): the superuser only provisions the cluster; the
+# owner owns the database and runs migrations (and the test session, which creates test
+# databases); the app role is what the web server and workers use, with the rights of
+# deploy/postgres/app_role.sql.
+EMBEDDED_SUPERUSER = "postgres"
+EMBEDDED_OWNER = "bedside_owner"
+EMBEDDED_APP_ROLE = "bedside_app"
+EMBEDDED_DATABASE = "bedside"
+
+
+def embedded_password_file(role: str) -> Path:
+    return state_dir() / f"pg_{role}_password"
+
+
+def embedded_password(role: str) -> str:
+    """The role's generated password, or "" before `python -m bedside.local_secrets` ran."""
+    try:
+        return embedded_password_file(role).read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def embedded_database_url(role: str, database: str = EMBEDDED_DATABASE) -> str:
+    password = embedded_password(role)
+    secret = f":{quote(password, safe='')}" if password else ""
+    return f"postgresql://{role}{secret}@127.0.0.1:{embedded_pg_port()}/{database}"
+
+
 def default_database_url() -> str:
-    return f"postgresql://postgres@127.0.0.1:{embedded_pg_port()}/bedside"
+    """What the web server and workers use when DATABASE_URL is unset: the app role."""
+    return embedded_database_url(EMBEDDED_APP_ROLE)
+
+
+def owner_database_url() -> str:
+    """The embedded database's owner: migrations, grants, test databases, backups."""
+    return embedded_database_url(EMBEDDED_OWNER)
 
 
 def default_broker_url() -> str:

@@ -8,6 +8,7 @@ docs/settings.md lists every name with its default and meaning.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import dj_database_url
@@ -363,9 +364,24 @@ BEDSIDE_DATA_KEYS_FROM_ENVIRONMENT = bool(
 )
 
 # --- Audit trail ----------------------------------------------------------------------------
-# HMAC key that signs `manage.py audit_checkpoint` files (empty: unsigned; the auditor keeps
-# the file somewhere the database's administrators cannot write).
-BEDSIDE_AUDIT_CHECKPOINT_KEY = env_str("BEDSIDE_AUDIT_CHECKPOINT_KEY")
+# HMAC key that signs audit checkpoints (beat's and `manage.py audit_checkpoint`'s). Unset: a
+# random key kept in the state folder, for a single machine only (check --deploy warns): a
+# database administrator who rebuilt the chain cannot forge a checkpoint to match it without
+# the key, so keep it off the database's host.
+BEDSIDE_AUDIT_CHECKPOINT_KEY = _local_secret("audit_checkpoint_key", "BEDSIDE_AUDIT_CHECKPOINT_KEY")
+BEDSIDE_AUDIT_CHECKPOINT_KEY_FROM_ENVIRONMENT = bool(env_str("BEDSIDE_AUDIT_CHECKPOINT_KEY"))
+# Celery beat writes a signed checkpoint of the chain's head this often, into this folder
+# (`manage.py verify_audit --latest-checkpoint` checks the chain against the newest one).
+BEDSIDE_AUDIT_CHECKPOINT_INTERVAL_S = env_int(
+    "BEDSIDE_AUDIT_CHECKPOINT_INTERVAL_S", 3600, minimum=60
+)
+BEDSIDE_AUDIT_CHECKPOINT_DIR = Path(
+    env_str("BEDSIDE_AUDIT_CHECKPOINT_DIR") or STATE_DIR / "checkpoints"
+)
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {
+    "task": "audit.write_checkpoint",
+    "schedule": float(BEDSIDE_AUDIT_CHECKPOINT_INTERVAL_S),
+}
 # Lets audit events written from signals (sign-in failures, admin role changes) name the
 # person behind the request.
 MIDDLEWARE.append("audit.middleware.AuditRequestMiddleware")

@@ -65,7 +65,7 @@ def log(message: str) -> None:
 def setup_django() -> None:
     from bedside import paths
 
-    base = os.environ.get("DATABASE_URL") or paths.default_database_url()
+    base = os.environ.get("DATABASE_URL") or paths.owner_database_url()
     parts = urlsplit(base)
     url = urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
     os.environ["DATABASE_URL"] = url

@@ -27,7 +27,7 @@ from bedside import paths  # noqa: E402
 
 # A database of its own, never DATABASE_URL's (the script makes a data key and a table).
 os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL") or (
-    paths.default_database_url().rsplit("/", 1)[0] + "/bedside_bench_encryption"
+    paths.owner_database_url().rsplit("/", 1)[0] + "/bedside_bench_encryption"
 )
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bedside.settings")
 

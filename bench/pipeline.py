@@ -75,7 +75,7 @@ def pct(values: list[float], q: float) -> float:
 def bench_database_url() -> str:
     from bedside import paths
 
-    base = os.environ.get("DATABASE_URL") or paths.default_database_url()
+    base = os.environ.get("DATABASE_URL") or paths.owner_database_url()
     parts = urlsplit(base)
     return urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
 

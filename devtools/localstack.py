@@ -4,10 +4,13 @@
     python -m devtools.localstack up         # PostgreSQL, broker and model server, detached
     python -m devtools.localstack exec -- CMD  # up, run CMD, stop what this call started
     python -m devtools.localstack down       # stop the detached services
+    python -m devtools.localstack migrate    # migrate (embedded: as the owner), then grants
 
 Each service is started only when its setting is unset (``DATABASE_URL``,
 ``CELERY_BROKER_URL``, ``BEDSIDE_MODEL_BASE_URL``) and nothing already answers on its
-port; with the settings pointed at a hospital's services, nothing is started here.
+port; with the settings pointed at a hospital's services, nothing is started here. The
+embedded PostgreSQL asks every login for its password (docs/operations.md, "The embedded
+database").
 Plain Python, no Django: it runs before Django is configured.
 """
 
@@ -153,25 +156,38 @@ def _pg_user_kwargs(datadir: Path) -> dict[str, Any]:
     return {"user": entry.pw_uid, "group": entry.pw_gid}
 
 
-def postgres_up() -> bool:
-    if os.environ.get("DATABASE_URL"):
-        return False
-    port = paths.embedded_pg_port()
-    if port_open("127.0.0.1", port):
-        return False
-    datadir = state() / "pgdata"
-    logfile = state() / "logs" / "postgres.log"
-    kwargs = _pg_user_kwargs(datadir)
-    if not (datadir / "PG_VERSION").exists():
-        log(f"initialising PostgreSQL in {datadir}")
+# Password logins over loopback only; no unix socket (unix_socket_directories is empty), so
+# no line for local connections either. Any other OS user on the machine meets a password.
+PG_HBA = """\
+# Written by devtools/localstack.py: SCRAM-SHA-256 password logins, over loopback only.
+host all all 127.0.0.1/32 scram-sha-256
+"""
+
+
+def _pg_hba_is_ours(datadir: Path) -> bool:
+    return (datadir / "pg_hba.conf").read_text() == PG_HBA
+
+
+def _initdb(datadir: Path, kwargs: dict[str, Any]) -> None:
+    log(f"initialising PostgreSQL in {datadir} (password logins only)")
+    # initdb reads the superuser's password from a file its own (system) user can read.
+    pwfile = datadir.parent / ".initdb-password"
+    pwfile.unlink(missing_ok=True)
+    fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(paths.embedded_password(paths.EMBEDDED_SUPERUSER) + "\n")
+    if kwargs:
+        os.chown(pwfile, kwargs["user"], kwargs["group"])
+    try:
         subprocess.run(
             [
                 _pg_bin("initdb"),
                 "-D",
                 str(datadir),
-                "--auth=trust",
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
                 "-U",
-                "postgres",
+                paths.EMBEDDED_SUPERUSER,
                 "-E",
                 "UTF8",
                 "--no-instructions",
@@ -180,6 +196,25 @@ def postgres_up() -> bool:
             stdout=subprocess.DEVNULL,
             **kwargs,
         )
+    finally:
+        pwfile.unlink(missing_ok=True)
+    (datadir / "pg_hba.conf").write_text(PG_HBA)
+
+
+def postgres_up() -> bool:
+    if os.environ.get("DATABASE_URL"):
+        return False
+    port = paths.embedded_pg_port()
+    if port_open("127.0.0.1", port):
+        return False
+    for made in local_secrets.ensure():
+        log(f"made {made}")
+    datadir = state() / "pgdata"
+    logfile = state() / "logs" / "postgres.log"
+    kwargs = _pg_user_kwargs(datadir)
+    if not (datadir / "PG_VERSION").exists():
+        _initdb(datadir, kwargs)
+    upgrade = not _pg_hba_is_ours(datadir)
     if kwargs:
         logfile.touch()
         os.chown(logfile, kwargs["user"], kwargs["group"])
@@ -203,19 +238,153 @@ def postgres_up() -> bool:
         **kwargs,
     )
     wait_for("PostgreSQL", lambda: port_open("127.0.0.1", port), 30)
-    _create_database(port)
+    if upgrade:
+        _lock_older_cluster(datadir, port)
+    _provision(port)
     return True
 
 
-def _create_database(port: int) -> None:
+def _superuser(port: int, database: str = "postgres", *, password: bool = True) -> Any:
     import psycopg
 
-    with psycopg.connect(
-        f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True
-    ) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = 'bedside'").fetchone()
-        if not exists:
-            conn.execute("CREATE DATABASE bedside")
+    secret = paths.embedded_password(paths.EMBEDDED_SUPERUSER) if password else None
+    try:
+        return psycopg.connect(
+            host="127.0.0.1",
+            port=port,
+            dbname=database,
+            user=paths.EMBEDDED_SUPERUSER,
+            password=secret,
+            autocommit=True,
+        )
+    except psycopg.OperationalError as exc:
+        raise SystemExit(
+            f"[bedside] the embedded PostgreSQL in {state() / 'pgdata'} refuses the superuser "
+            f"password in {paths.embedded_password_file(paths.EMBEDDED_SUPERUSER)} ({exc}). "
+            "Put back the file that belongs to this cluster, or start afresh with `make clean`."
+        ) from exc
+
+
+def _lock_older_cluster(datadir: Path, port: int) -> None:
+    """A state folder from before password logins: its cluster trusts every local user.
+    Set the superuser's password (the cluster still trusts us this once), then replace its
+    pg_hba.conf and reload; the data stays as it was."""
+    from psycopg import sql
+
+    log(
+        f"upgrading the embedded PostgreSQL in {datadir}: it accepted any local user without a "
+        "password (trust); from now on it asks for the passwords kept in "
+        f"{paths.state_dir()}/pg_*_password (SCRAM-SHA-256)"
+    )
+    with _superuser(port, password=False) as conn:
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(paths.EMBEDDED_SUPERUSER),
+                sql.Literal(paths.embedded_password(paths.EMBEDDED_SUPERUSER)),
+            )
+        )
+        (datadir / "pg_hba.conf").write_text(PG_HBA)
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def _provision(port: int) -> None:
+    """The owner and app roles with their generated passwords, and the database, owned by
+    the owner (an older database owned by the superuser is handed over, tables included)."""
+    from psycopg import sql
+
+    owner, app = paths.EMBEDDED_OWNER, paths.EMBEDDED_APP_ROLE
+    with _superuser(port) as conn:
+        # CREATEDB: the test session creates its test databases as the owner. CREATEROLE: the
+        # tests of app_role.sql make a throw-away role and act as it (SET ROLE), which a
+        # role may do with the roles it made once createrole_self_grant says so.
+        for role, rights in ((owner, "LOGIN CREATEDB CREATEROLE"), (app, "LOGIN")):
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(
+                sql.SQL(verb + " ROLE {} " + rights + " NOSUPERUSER PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(paths.embedded_password(role))
+                )
+            )
+        conn.execute(
+            sql.SQL("ALTER ROLE {} SET createrole_self_grant = 'set, inherit'").format(
+                sql.Identifier(owner)
+            )
+        )
+        # The test session lets its throw-away test database TRUNCATE the append-only tables
+        # (tests/conftest.py); only a superuser may set a custom parameter on a database
+        # unless granted. The owner could switch the triggers off anyway: it owns the tables.
+        conn.execute(
+            sql.SQL("GRANT SET ON PARAMETER bedside.allow_truncate TO {}").format(
+                sql.Identifier(owner)
+            )
+        )
+        row = conn.execute(
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+            [paths.EMBEDDED_DATABASE],
+        ).fetchone()
+        if row is None:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                    sql.Identifier(paths.EMBEDDED_DATABASE), sql.Identifier(owner)
+                )
+            )
+            return
+        if row[0] == owner:
+            return
+        log(f"handing the database {paths.EMBEDDED_DATABASE} over to the role {owner}")
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                sql.Identifier(paths.EMBEDDED_DATABASE), sql.Identifier(owner)
+            )
+        )
+    with _superuser(port, paths.EMBEDDED_DATABASE) as conn:
+        conn.execute(HAND_OVER_SQL.replace("{owner}", owner).replace("{old}", row[0]))
+
+
+# Tables (their sequences follow), views and functions in public, from the old owner to the
+# new; sequences are skipped because each belongs to its table.
+HAND_OVER_SQL = """
+DO $$
+DECLARE item record;
+BEGIN
+  FOR item IN
+    SELECT c.oid::regclass AS name, c.relkind FROM pg_class c
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm')
+       AND pg_get_userbyid(c.relowner) = '{old}'
+  LOOP
+    EXECUTE format('ALTER %s %s OWNER TO {owner}',
+      CASE item.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END,
+      item.name);
+  END LOOP;
+  FOR item IN
+    SELECT p.oid::regprocedure AS name FROM pg_proc p
+      JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) = '{old}'
+  LOOP
+    EXECUTE format('ALTER ROUTINE %s OWNER TO {owner}', item.name);
+  END LOOP;
+END $$;
+"""
+
+
+def migrate() -> None:
+    """`manage.py migrate`; on the embedded database as its owner, then the app role's grants
+    (deploy/postgres/app_role.sql), as the deploy runbook does on a hospital's server."""
+    if os.environ.get("DATABASE_URL"):
+        manage("migrate", "--noinput", "-v", "0")
+        return
+    import psycopg
+
+    owner_url = paths.owner_database_url()
+    subprocess.run(
+        [PYTHON, str(paths.PROJECT_ROOT / "manage.py"), "migrate", "--noinput", "-v", "0"],
+        check=True,
+        env={**os.environ, "DATABASE_URL": owner_url},
+    )
+    grants = (paths.PROJECT_ROOT / "deploy" / "postgres" / "app_role.sql").read_text()
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        conn.execute(grants.replace("bedside_app", paths.EMBEDDED_APP_ROLE))
 
 
 def postgres_down() -> None:
@@ -511,7 +680,7 @@ def run() -> int:
         down(started)
 
     try:
-        manage("migrate", "--noinput", "-v", "0")
+        migrate()
         manage("collectstatic", "--noinput", "-v", "0")
         logs = state() / "logs"
 
@@ -592,6 +761,9 @@ def main(argv: list[str] | None = None) -> int:
     up_parser.add_argument("--no-wait-model", action="store_true")
     up_parser.add_argument("--only", choices=["postgres", "broker", "model"], action="append")
     sub.add_parser("down", help="stop the detached services")
+    sub.add_parser(
+        "migrate", help="migrate the database (the embedded one as its owner, then grants)"
+    )
     exec_parser = sub.add_parser("exec", help="up, run a command, stop what was started")
     exec_parser.add_argument("--no-wait-model", action="store_true")
     # The unit tests talk to a fake model server: vLLM would only take their CPU.
@@ -619,6 +791,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "down":
         down()
+        return 0
+    if args.command == "migrate":
+        migrate()
         return 0
     command = [part for part in args.cmd if part != "--"] if args.cmd[:1] == ["--"] else args.cmd
     if not command:

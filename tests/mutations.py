@@ -220,6 +220,86 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "embedded-postgres-trusts-local-users",
+        "embedded database (issue 17, finding 3)",
+        "devtools/localstack.py",
+        "host all all 127.0.0.1/32 scram-sha-256",
+        "host all all 127.0.0.1/32 trust",
+        (
+            "tests/deploy/test_embedded_database.py::test_every_login_needs_its_password_and_only_loopback_listens",
+        ),
+    ),
+    Mutation(
+        "older-trusting-cluster-left-as-is",
+        "embedded database (issue 17, finding 3)",
+        "devtools/localstack.py",
+        "    upgrade = not _pg_hba_is_ours(datadir)",
+        "    upgrade = False",
+        (
+            "tests/deploy/test_embedded_database.py::test_a_state_folder_from_before_passwords_is_upgraded_and_keeps_its_data",
+        ),
+    ),
+    Mutation(
+        "app-connects-as-superuser",
+        "embedded database (issue 17, finding 3)",
+        "bedside/paths.py",
+        "    return embedded_database_url(EMBEDDED_APP_ROLE)",
+        "    return embedded_database_url(EMBEDDED_SUPERUSER)",
+        (
+            "tests/deploy/test_embedded_database.py::test_the_app_connects_as_a_role_that_cannot_change_the_record",
+        ),
+    ),
+    Mutation(
+        "database-superuser-passes-deploy-check",
+        "deployment checks (issue 17, finding 3)",
+        "bedside/vault/checks.py",
+        "    if row is None or row[0]:",
+        "    if False:",
+        (
+            "tests/test_deploy_checks.py::test_check_deploy_fails_when_the_database_login_is_a_superuser",
+        ),
+    ),
+    Mutation(
+        "trusted-database-login-passes-deploy-check",
+        "deployment checks (issue 17, finding 3)",
+        "bedside/vault/checks.py",
+        "            psycopg.connect(**probe).close()",
+        '            raise psycopg.OperationalError("not probed")',
+        (
+            "tests/test_deploy_checks.py::test_check_deploy_fails_when_the_database_does_not_check_the_password",
+        ),
+    ),
+    Mutation(
+        "checkpoints-unsigned-by-default",
+        "signed audit checkpoints (issue 17, finding 3)",
+        "bedside/settings.py",
+        'BEDSIDE_AUDIT_CHECKPOINT_KEY = _local_secret("audit_checkpoint_key", '
+        '"BEDSIDE_AUDIT_CHECKPOINT_KEY")',
+        'BEDSIDE_AUDIT_CHECKPOINT_KEY = env_str("BEDSIDE_AUDIT_CHECKPOINT_KEY")',
+        (
+            "tests/audit/test_checkpoints.py::test_checkpoints_are_signed_by_default_with_a_key_kept_in_the_state_folder",
+            "tests/audit/test_checkpoints.py::test_a_rebuilt_chain_fails_against_the_last_signed_checkpoint",
+        ),
+    ),
+    Mutation(
+        "unsigned-checkpoint-accepted",
+        "signed audit checkpoints (issue 17, finding 3)",
+        "audit/services.py",
+        "    if key and not checkpoint.signature:",
+        "    if False:",
+        (
+            "tests/audit/test_checkpoints.py::test_a_rebuilt_chain_fails_against_the_last_signed_checkpoint",
+        ),
+    ),
+    Mutation(
+        "no-periodic-checkpoint",
+        "signed audit checkpoints (issue 17, finding 3)",
+        "bedside/settings.py",
+        'CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {',
+        "_unscheduled = {",
+        ("tests/audit/test_checkpoints.py::test_beat_writes_a_signed_checkpoint_periodically",),
+    ),
+    Mutation(
         "data-keys-from-disk-pass-deploy-check",
         "deployment checks",
         "bedside/vault/checks.py",

@@ -58,7 +58,8 @@ def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
     run(env, "-m", "devtools.localstack", "up", "--only", "postgres")
     web = None
     try:
-        run(env, "manage.py", "migrate", "--noinput", "-v", "0")
+        # As `make run`: migrations as the database's owner, then the app role's grants.
+        run(env, "-m", "devtools.localstack", "migrate")
         key = run(env, "manage.py", "issue_api_key", "--name", "faults-db", "--role",
                   "integration").strip().splitlines()[-1]  # fmt: skip
         port = free_port()

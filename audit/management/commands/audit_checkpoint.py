@@ -1,6 +1,7 @@
-"""Export the audit chain's head (id, hash, count, time), HMAC-signed when
-BEDSIDE_AUDIT_CHECKPOINT_KEY is set. `verify_audit --checkpoint FILE` later proves that no
-event up to that head was removed, the tail included."""
+"""Export the audit chain's head (id, hash, count, time), HMAC-signed with
+BEDSIDE_AUDIT_CHECKPOINT_KEY (on one machine, the key generated into the state folder).
+`verify_audit --checkpoint FILE` later proves that no event up to that head was removed or
+rewritten, the tail included. Celery beat writes one periodically (audit/tasks.py)."""
 
 import json
 from pathlib import Path
@@ -37,8 +38,3 @@ class Command(BaseCommand):
             object_id=str(checkpoint.head_id),
             details={"count": checkpoint.count, "signed": bool(checkpoint.signature)},
         )
-        if not key:
-            self.stderr.write(
-                "unsigned (BEDSIDE_AUDIT_CHECKPOINT_KEY is not set): keep the file where the "
-                "database's administrators cannot change it"
-            )

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.services import CheckpointInvalid, chain_verify, checkpoint_load
+from audit.services import CheckpointInvalid, chain_verify, checkpoint_latest, checkpoint_load
 
 
 class Command(BaseCommand):
@@ -20,10 +20,29 @@ class Command(BaseCommand):
         parser.add_argument(
             "--checkpoint", type=Path, help="a file written earlier by manage.py audit_checkpoint"
         )
+        parser.add_argument(
+            "--latest-checkpoint",
+            action="store_true",
+            help="the newest checkpoint Celery beat wrote to BEDSIDE_AUDIT_CHECKPOINT_DIR",
+        )
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    def handle(self, *args: Any, checkpoint: Path | None, json: bool, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        checkpoint: Path | None,
+        latest_checkpoint: bool,
+        json: bool,
+        **options: Any,
+    ) -> None:
         saved = None
+        if latest_checkpoint:
+            checkpoint = checkpoint_latest(settings.BEDSIDE_AUDIT_CHECKPOINT_DIR)
+            if checkpoint is None:
+                raise CommandError(
+                    f"no checkpoint in {settings.BEDSIDE_AUDIT_CHECKPOINT_DIR} yet (Celery beat "
+                    "writes one every BEDSIDE_AUDIT_CHECKPOINT_INTERVAL_S)"
+                )
         if checkpoint is not None:
             try:
                 saved = checkpoint_load(
