@@ -37,7 +37,15 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_local_keys_and_their_folder_are_the_owners_only(home: Path) -> None:
     made = local_secrets.ensure()
-    assert {path.name for path in made} == {"secret_key", "master_keys", "lookup_key"}
+    assert {path.name for path in made} == {
+        "secret_key",
+        "master_keys",
+        "lookup_key",
+        "audit_checkpoint_key",
+        "pg_postgres_password",
+        "pg_bedside_owner_password",
+        "pg_bedside_app_password",
+    }
     assert _mode(home) == 0o700
     assert _loose(home) == []
 
