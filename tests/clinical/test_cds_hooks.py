@@ -434,3 +434,53 @@ def test_status_cards_carry_the_scores_and_a_high_one_is_critical() -> None:
     assert "the model gave no answer" in failed["summary"]
     quiet = card_shapes.status_card(_case(None, CaseStatus.QUEUED), "http://x/", "u")
     assert quiet["indicator"] == "info" and "- No vital signs recorded" in quiet["detail"]
+
+
+# --- fields Bedside does not know, token lifetime ------------------------------------------
+
+
+def test_unknown_request_fields_are_ignored_as_cds_hooks_requires(ehr_key: Any) -> None:
+    request = example("hl7spec__L219.json")
+    request["futureField"] = {"from": "a later CDS Hooks version"}
+    request["fhirAuthorization"] = {
+        "access_token": "some-opaque-fhir-access-token",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "user/Patient.read user/Observation.read",
+        "subject": "cds-service4",
+        "id_token": "an.openid.token",
+    }
+    response = call(ehr_key, PATIENT_VIEW, request)
+    assert response.status_code == 200, response.json()
+    assert Case.objects.count() == 1
+
+
+def test_known_request_fields_stay_strict(ehr_key: Any) -> None:
+    request = example("hl7spec__L219.json")
+    request["hookInstance"] = 42
+    request["unknown"] = "ignored"
+    response = call(ehr_key, PATIENT_VIEW, request)
+    assert response.status_code == 400
+    assert [e["loc"] for e in response.json()["errors"]] == [["hookInstance"]]
+
+
+def test_unknown_feedback_fields_are_ignored(ehr_key: Any, assessment_card: dict[str, Any]) -> None:
+    feedback = example("hl7spec__L1171.json") | {"extension": {"x": 1}}
+    feedback["feedback"][0] |= {"card": assessment_card["uuid"], "someVendorField": True}
+    response = call(ehr_key, PATIENT_VIEW + "/feedback", feedback)
+    assert response.status_code == 200, response.json()
+    assert ClinicianReview.objects.count() == 1
+
+
+def test_a_jwt_living_longer_than_five_minutes_is_refused(ehr_key: Any) -> None:
+    week = int(time.time()) + 7 * 24 * 3600
+    response = call(ehr_key, PATIENT_VIEW, example("hl7spec__L219.json"), exp=week)
+    assert response.status_code == 401
+    assert "5 minutes" in response.json()["errors"][0]["msg"]
+    assert Case.objects.count() == 0
+
+
+def test_a_jwt_expiring_in_five_minutes_and_a_little_clock_skew_is_taken(ehr_key: Any) -> None:
+    soon = int(time.time()) + 300 + 20
+    response = call(ehr_key, PATIENT_VIEW, example("hl7spec__L219.json"), exp=soon)
+    assert response.status_code == 200, response.json()

@@ -3,6 +3,7 @@ their public keys (nothing is fetched from outside), each token used once."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,10 @@ from clinical.ehr.cds_hooks.errors import fail
 from clinical.models import CdsTokenUse
 
 ALGORITHMS = ["ES384", "RS384", "ES256", "RS256", "ES512", "RS512"]
+# Clock skew allowed between the EHR and Bedside, on `exp`, `iat` and the lifetime below.
 JWT_LEEWAY_S = 30
+# CDS Hooks 2.0: the JWT's expiration SHOULD be no more than 5 minutes in the future.
+JWT_MAX_LIFETIME_S = 300
 
 
 def authenticate_ehr(authorization: str, audience: str) -> str:
@@ -52,6 +56,15 @@ def authenticate_ehr(authorization: str, audience: str) -> str:
         except jwt.PyJWTError as exc:
             last_error = exc
             continue
+        if int(claims["exp"]) > time.time() + JWT_MAX_LIFETIME_S + JWT_LEEWAY_S:
+            # A long-lived token is a bearer credential for days if it leaks; and its jti
+            # would have to be remembered as long.
+            raise fail(
+                401,
+                ["header", "Authorization"],
+                "JWT refused: its exp is more than 5 minutes ahead (CDS Hooks limits a "
+                "token's lifetime)",
+            )
         _use_once(issuer, str(claims["jti"]), int(claims["exp"]))
         return issuer
     reason = str(last_error) if last_error else "no key of this issuer matches the JWT's kid"
