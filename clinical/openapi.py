@@ -147,6 +147,9 @@ def _cds_components() -> dict[str, Any]:
                     "properties": {
                         "card": {"type": "string"},
                         "review": {"type": ["integer", "null"]},
+                        # Present (true) when this outcome for this card was recorded
+                        # before: nothing new was recorded.
+                        "replayed": {"type": "boolean"},
                     },
                 },
             }
