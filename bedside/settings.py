@@ -335,6 +335,14 @@ if not isinstance(BEDSIDE_CDS_HOOKS_CLIENTS, dict) or not all(
     raise ImproperlyConfigured(
         'BEDSIDE_CDS_HOOKS_CLIENTS must be {"<issuer>": {"jwks": {"keys": [...]}}}'
     )
+# A hook call whose prefetch lacks what the templates ask for is completed from the EHR's
+# fhirServer: only loopback/private addresses or hosts named here; one deadline for all the
+# queries of a call, and a cap on each answer's size.
+BEDSIDE_FHIR_SERVER_ALLOWED_HOSTS = env_list("BEDSIDE_FHIR_SERVER_ALLOWED_HOSTS", [])
+BEDSIDE_FHIR_FETCH_TIMEOUT_S = env_float("BEDSIDE_FHIR_FETCH_TIMEOUT_S", 3.0)
+if BEDSIDE_FHIR_FETCH_TIMEOUT_S <= 0:
+    raise ImproperlyConfigured("BEDSIDE_FHIR_FETCH_TIMEOUT_S must be more than 0")
+BEDSIDE_FHIR_FETCH_MAX_BYTES = env_int("BEDSIDE_FHIR_FETCH_MAX_BYTES", 5_000_000, minimum=1024)
 # A card whose confidence is below this is a warning, not info (red flags make it critical).
 BEDSIDE_CDS_LOW_CONFIDENCE = env_float("BEDSIDE_CDS_LOW_CONFIDENCE", 0.5)
 # How the model's answers are labelled to clinicians (on every CDS Hooks card's source).

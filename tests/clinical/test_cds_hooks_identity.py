@@ -20,7 +20,7 @@ from bedside.accounts.models import EhrUserLink
 from clinical.models import Case, ClinicianReview
 from clinical.reasons import REASON_CODE_SYSTEM
 from tests.clinical.conftest import EHR_ISSUER
-from tests.clinical.test_cds_hooks import PATIENT_VIEW, call, complete, example
+from tests.clinical.test_cds_hooks import PATIENT_VIEW, call, complete, example, patient_view
 from tests.fakes import FakeModelServer
 
 PRACTITIONER = "Practitioner/example"  # context.userId of the spec's patient-view example
@@ -49,7 +49,7 @@ def opens_for(user: Any, url: str) -> int:
 def test_an_unknown_ehr_user_gets_a_pending_link_and_the_case_stays_the_ehrs(
     ehr_key: Any, alice: Any
 ) -> None:
-    response = call(ehr_key, PATIENT_VIEW, example("hl7spec__L219.json"))
+    response = call(ehr_key, PATIENT_VIEW, patient_view())
     assert response.status_code == 200, response.json()
     link = EhrUserLink.objects.get()
     assert (link.issuer, link.ehr_user_id, link.status, link.user) == (
@@ -62,17 +62,17 @@ def test_an_unknown_ehr_user_gets_a_pending_link_and_the_case_stays_the_ehrs(
     assert opens_for(alice, response.json()["cards"][0]["links"][0]["url"]) == 404
     assert AuditEvent.objects.filter(code="ehr_user_link.pending").count() == 1
     # A second call from the same EHR user makes no second link.
-    call(ehr_key, PATIENT_VIEW, example("hl7spec__L219.json") | {"hookInstance": "x-2"})
+    call(ehr_key, PATIENT_VIEW, patient_view() | {"hookInstance": "x-2"})
     assert EhrUserLink.objects.count() == 1
 
 
 def test_a_linked_clinician_owns_the_case_and_the_cards_link_opens_for_them(
     ehr_key: Any, alice: Any, bob: Any
 ) -> None:
-    call(ehr_key, PATIENT_VIEW, example("hl7spec__L219.json"))  # first sight: pending
+    call(ehr_key, PATIENT_VIEW, patient_view())  # first sight: pending
     link_alice(alice)
     assert EhrUserLink.objects.get().status == "active"
-    request = example("hl7spec__L219.json") | {"hookInstance": str(uuid.uuid4())}
+    request = patient_view() | {"hookInstance": str(uuid.uuid4())}
     response = call(ehr_key, PATIENT_VIEW, request)
     assert response.status_code == 200, response.json()
     url = response.json()["cards"][0]["links"][0]["url"]
@@ -94,7 +94,7 @@ def test_a_disabled_link_gives_the_case_back_to_the_ehr(ehr_key: Any, alice: Any
         PRACTITIONER,
         stdout=StringIO(),
     )
-    assert call(ehr_key, PATIENT_VIEW, example("hl7spec__L219.json")).status_code == 200
+    assert call(ehr_key, PATIENT_VIEW, patient_view()).status_code == 200
     assert Case.objects.get().submitted_by != alice
 
 
@@ -112,7 +112,7 @@ def test_only_an_active_clinician_can_be_linked(ehr_key: Any, carol: Any) -> Non
 @pytest.fixture
 def alices_card(ehr_key: Any, alice: Any, fake_model: FakeModelServer) -> dict[str, Any]:
     link_alice(alice)
-    request = example("hl7spec__L219.json")
+    request = patient_view()
     call(ehr_key, PATIENT_VIEW, request)
     complete(Case.objects.get(), fake_model)
     again = copy.deepcopy(request) | {"hookInstance": str(uuid.uuid4())}
@@ -133,7 +133,7 @@ def test_feedback_is_credited_to_the_linked_clinician(
 @pytest.fixture
 def ehrs_card(ehr_key: Any, fake_model: FakeModelServer) -> dict[str, Any]:
     """An assessment card for an EHR user linked to no one."""
-    request = example("hl7spec__L219.json")
+    request = patient_view()
     call(ehr_key, PATIENT_VIEW, request)
     complete(Case.objects.get(), fake_model)
     again = copy.deepcopy(request) | {"hookInstance": str(uuid.uuid4())}

@@ -10,8 +10,9 @@ The EHR authenticates with a signed JWT (``iss`` from a local allow-list with it
 keys: nothing is fetched from outside). Feedback on a card becomes a ``ClinicianReview``.
 
 One module per concern: ``discovery`` (the services offered), ``schemas`` (the wire
-shapes), ``auth`` (the EHR's JWT), ``users`` (who an EHR acts as), ``prefetch`` (the case
-from the prefetch), ``cards``, ``services`` (a hook call, feedback) and ``views``. The
+shapes), ``auth`` (the EHR's JWT), ``users`` (who an EHR acts as), ``fetch`` (what the
+prefetch lacks, from the EHR's FHIR server), ``prefetch`` (the case from the prefetch),
+``cards``, ``services`` (a hook call, feedback) and ``views``. The
 names callers use are re-exported here.
 """
 

@@ -18,6 +18,7 @@ from clinical import services as case_services
 from clinical.ehr.cds_hooks.cards import assessment_card, card_uuid, status_card
 from clinical.ehr.cds_hooks.discovery import Service
 from clinical.ehr.cds_hooks.errors import HookError, fail
+from clinical.ehr.cds_hooks.fetch import prefetch_complete
 from clinical.ehr.cds_hooks.prefetch import case_input_for
 from clinical.ehr.cds_hooks.schemas import Feedback, HookRequest
 from clinical.models import Case, CaseStatus, CdsCard, CdsFeedback, ReviewSource
@@ -60,6 +61,7 @@ def hook_call(
     ``user`` is the EHR's service user; the case is owned by ``case_owner``."""
     if hook.hook != service.hook:
         raise fail(400, ["hook"], f"service {service.id} answers the {service.hook} hook")
+    hook, fetched = prefetch_complete(hook, service.prefetch)
     intake = case_input_for(hook)
     owner = case_owner(issuer=issuer, ehr_user_id=hook.context.userId, ehr_user=user, actor=actor)
     content = intake.case_input.model_dump_json()
@@ -123,6 +125,9 @@ def hook_call(
                 "kind": kind,
                 "replayed": submission.replayed,
                 "owner": "ehr" if owner.pk == user.pk else "linked clinician",
+                # Provenance of what the EHR's FHIR server gave: the queries (templates, no
+                # patient id) and how many resources each returned.
+                "fetched_from_fhir_server": [f.as_details() for f in fetched],
             },
         )
     return HookAnswer(case=case, cards=[card], replayed=submission.replayed)
