@@ -1,5 +1,5 @@
-"""Integration keys and EHR user links in the admin site: keys seen, limited and revoked
-there (issued by command); EHR users attached to clinicians or disabled."""
+"""Integration keys, EHR clients and EHR user links in the admin site: keys seen, limited
+and revoked there (issued by command); EHRs disabled; EHR users attached to clinicians."""
 
 from typing import Any
 
@@ -10,9 +10,10 @@ from django.http import HttpRequest
 
 from audit.actors import actor_for
 from bedside import roles
+from bedside.accounts import ehr_clients
 from bedside.accounts import services as accounts_services
 from bedside.accounts.keys import SCOPES
-from bedside.accounts.models import ApiKey, EhrUserLink
+from bedside.accounts.models import ApiKey, EhrClient, EhrUserLink
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -128,3 +129,35 @@ class EhrUserLinkAdmin(admin.ModelAdmin):
         for link in queryset:
             accounts_services.ehr_user_link_disable(link=link, actor=actor)
         self.message_user(request, f"Disabled {queryset.count()} link(s).", messages.SUCCESS)
+
+
+@admin.register(EhrClient)
+class EhrClientAdmin(admin.ModelAdmin):
+    """EHRs allowed to call CDS Hooks. Added with ``manage.py cds_client add`` (it checks
+    the keys or fetches them); here an admin sees them and disables one. Audited."""
+
+    list_display = ("issuer", "jwks_url", "source", "created_at", "jwks_fetched_at", "disabled_at")
+    list_filter = ("disabled_at", "source")
+    search_fields = ("issuer",)
+    readonly_fields = (
+        "issuer",
+        "jwks_url",
+        "jwks",
+        "source",
+        "created_at",
+        "jwks_fetched_at",
+        "disabled_at",
+    )
+    actions = ("disable_clients",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # `manage.py cds_client add` checks the JWKS or fetches it
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # disable instead: audit events name the client
+
+    @admin.action(description="Disable the selected EHRs (their calls are refused)")
+    def disable_clients(self, request: HttpRequest, queryset: QuerySet[EhrClient]) -> None:
+        actor = actor_for(request.user, request)
+        done = sum(ehr_clients.ehr_client_disable(client=c, actor=actor) for c in queryset)
+        self.message_user(request, f"Disabled {done} EHR(s).", messages.SUCCESS)

@@ -108,3 +108,31 @@ class EhrUserLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ehr_user_id} of {self.issuer} ({self.status})"
+
+
+class EhrClient(models.Model):
+    """An EHR allowed to call Bedside's CDS Hooks services: its JWT issuer and its public
+    keys, given as a JWKS (``jwks``) or fetched from its JWKS URL (cached in ``jwks``).
+
+    Registered at run time (``manage.py cds_client``, the admin site); an issuer named in
+    ``BEDSIDE_CDS_HOOKS_CLIENTS`` is copied here the first time it calls (a seed)."""
+
+    issuer = models.CharField(max_length=255, unique=True)
+    jwks_url = models.URLField(max_length=500, blank=True)
+    # The keys: given, or the last fetched from jwks_url.
+    jwks = models.JSONField(null=True, blank=True)
+    jwks_fetched_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=16, default="command")  # command, admin, setting
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(jwks_url="") | models.Q(jwks__isnull=False),
+                name="ehr_client_has_keys_or_url",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"EHR {self.issuer}" + (" (disabled)" if self.disabled_at else "")
