@@ -45,6 +45,7 @@ def with_prefetch(request: dict[str, Any]) -> dict[str, Any]:
     nothing to fetch."""
     request = copy.deepcopy(request)
     request.pop("fhirServer", None)
+    request.setdefault("prefetch", {})
     for key in SERVICES["bedside-patient-view"].prefetch:
         if key != "patient" and request["prefetch"].get(key) is None:
             request["prefetch"][key] = {"resourceType": "Bundle", "type": "searchset"}
@@ -310,8 +311,8 @@ def test_our_card_shape_accepts_the_spec_responses_and_catches_their_errors(name
     if not broken:
         assert HookResponse.model_validate(data).cards is not None
     else:
-        # The spec's own examples carry a card without its required indicator, a 1.0
-        # indicator ('success') and a misspelt 'autolaunchable': refused, as they should be.
+        # The spec's own examples carry cards without their required indicator and a 1.0
+        # indicator ('success'): refused, as they should be.
         with pytest.raises(ValidationError):
             HookResponse.model_validate(data)
 

@@ -67,7 +67,7 @@ class Link(_Shape):
     url: str
     type: Literal["absolute", "smart"]
     appContext: str | None = None
-    autoLaunchable: bool | None = None
+    autolaunchable: bool | None = None  # CDS Hooks 2.0 spells it so
 
 
 class Source(_Shape):
