@@ -287,7 +287,12 @@ LOGGING: dict[str, Any] = {
         }
     },
     "root": {"handlers": ["console"], "level": env_str("BEDSIDE_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # httpx logs each request's URL at INFO: a FHIR search to complete a CDS Hooks
+        # prefetch carries the patient's id in its query.
+        "httpx": {"level": "WARNING"},
+    },
 }
 
 # --- Production hardening switched on by DJANGO_DEBUG=false behind TLS ----------------------

@@ -6,6 +6,7 @@ what is missing."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -93,8 +94,9 @@ def queried_types(server: FhirServer) -> list[str]:
 
 
 def test_a_patient_view_with_only_the_patient_fetches_the_rest_from_the_fhir_server(
-    ehr_key: Any, fhir_server: FhirServer
+    ehr_key: Any, fhir_server: FhirServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     response = call(ehr_key, PATIENT_VIEW, hook(fhir_server.url, {"patient": patient_resource()}))
     assert response.status_code == 200, response.json()
     case = Case.objects.get()
@@ -117,6 +119,7 @@ def test_a_patient_view_with_only_the_patient_fetches_the_rest_from_the_fhir_ser
     assert by_key["conditions"]["resources"] == 5 and by_key["allergies"]["resources"] == 4
     assert by_key["conditions"]["query"].startswith("Condition?patient={{context.patientId}}")
     assert ASA not in json.dumps(fetched)  # the provenance names queries, not the patient
+    assert ASA not in caplog.text  # nor do the logs (httpx logs each URL at INFO)
 
 
 def test_null_prefetch_values_are_fetched_and_sent_ones_are_not(
