@@ -295,7 +295,12 @@ LOGGING: dict[str, Any] = {
         }
     },
     "root": {"handlers": ["console"], "level": env_str("BEDSIDE_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # httpx logs each request's URL at INFO: a FHIR search to complete a CDS Hooks
+        # prefetch carries the patient's id in its query.
+        "httpx": {"level": "WARNING"},
+    },
 }
 
 # --- Production hardening switched on by DJANGO_DEBUG=false behind TLS ----------------------
@@ -332,8 +337,10 @@ BEDSIDE_CALLBACK_MAX_ATTEMPTS = env_int("BEDSIDE_CALLBACK_MAX_ATTEMPTS", 6, mini
 BEDSIDE_CALLBACK_BACKOFF_BASE_S = env_int("BEDSIDE_CALLBACK_BACKOFF_BASE_S", 30, minimum=1)
 
 # --- CDS Hooks ----------------------------------------------------------------------------------
-# The EHRs allowed to call, as JSON: {"<JWT iss>": {"jwks": {"keys": [<public JWK>, ...]}}}.
-# Keys are configured here, never fetched (give BEDSIDE_CDS_HOOKS_CLIENTS_FILE for a file).
+# EHRs allowed to call are registered at run time (manage.py cds_client, the admin site).
+# This setting seeds that registry: an issuer named here, as JSON
+# {"<JWT iss>": {"jwks": {"keys": [<public JWK>, ...]}}}, is copied into it on its first call
+# (give BEDSIDE_CDS_HOOKS_CLIENTS_FILE for a file); from then on the registry decides.
 try:
     BEDSIDE_CDS_HOOKS_CLIENTS = json.loads(env_str("BEDSIDE_CDS_HOOKS_CLIENTS") or "{}")
 except ValueError as exc:
@@ -345,6 +352,18 @@ if not isinstance(BEDSIDE_CDS_HOOKS_CLIENTS, dict) or not all(
     raise ImproperlyConfigured(
         'BEDSIDE_CDS_HOOKS_CLIENTS must be {"<issuer>": {"jwks": {"keys": [...]}}}'
     )
+# A hook call whose prefetch lacks what the templates ask for is completed from the EHR's
+# fhirServer: only loopback/private addresses or hosts named here; one deadline for all the
+# queries of a call, and a cap on each answer's size.
+BEDSIDE_FHIR_SERVER_ALLOWED_HOSTS = env_list("BEDSIDE_FHIR_SERVER_ALLOWED_HOSTS", [])
+BEDSIDE_FHIR_FETCH_TIMEOUT_S = env_float("BEDSIDE_FHIR_FETCH_TIMEOUT_S", 3.0)
+if BEDSIDE_FHIR_FETCH_TIMEOUT_S <= 0:
+    raise ImproperlyConfigured("BEDSIDE_FHIR_FETCH_TIMEOUT_S must be more than 0")
+BEDSIDE_FHIR_FETCH_MAX_BYTES = env_int("BEDSIDE_FHIR_FETCH_MAX_BYTES", 5_000_000, minimum=1024)
+# JWKS URLs of EHR clients: loopback/private addresses or hosts named here; their keys are
+# cached this long (and fetched again early for a token whose kid is not among them).
+BEDSIDE_JWKS_ALLOWED_HOSTS = env_list("BEDSIDE_JWKS_ALLOWED_HOSTS", [])
+BEDSIDE_JWKS_CACHE_S = env_int("BEDSIDE_JWKS_CACHE_S", 3600, minimum=0)
 # A card whose confidence is below this is a warning, not info (red flags make it critical).
 BEDSIDE_CDS_LOW_CONFIDENCE = env_float("BEDSIDE_CDS_LOW_CONFIDENCE", 0.5)
 # How the model's answers are labelled to clinicians (on every CDS Hooks card's source).

@@ -135,9 +135,33 @@ class CdsCard(models.Model):
         "reasoning.ReasoningRun", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # The EHR (its JWT issuer) and the EHR's user (context.userId) the card was shown to:
+    # feedback names only the card, and is credited to the clinician that user is linked to.
+    issuer = models.CharField(max_length=255, blank=True)
+    ehr_user_id = models.CharField(max_length=255, blank=True)
 
     def __str__(self) -> str:
         return f"CDS card {self.uuid} ({self.kind}) for case {self.case_id}"
+
+
+class CdsFeedback(models.Model):
+    """One outcome an EHR reported for one card: a repeat of the same feedback (an EHR's
+    retry) finds this row and answers as before, instead of a second review."""
+
+    card = models.ForeignKey(CdsCard, on_delete=models.PROTECT, related_name="feedback")
+    outcome = models.CharField(max_length=16)  # "accepted" or "overridden"
+    review = models.ForeignKey(
+        "ClinicianReview", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["card", "outcome"], name="cds_feedback_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"CDS feedback {self.outcome} on card {self.card_id}"
 
 
 class CdsTokenUse(models.Model):

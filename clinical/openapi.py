@@ -147,6 +147,9 @@ def _cds_components() -> dict[str, Any]:
                     "properties": {
                         "card": {"type": "string"},
                         "review": {"type": ["integer", "null"]},
+                        # Present (true) when this outcome for this card was recorded
+                        # before: nothing new was recorded.
+                        "replayed": {"type": "boolean"},
                     },
                 },
             }
@@ -163,6 +166,6 @@ def append_cds_components(result: dict[str, Any], **kwargs: Any) -> dict[str, An
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
-        "description": "CDS Hooks: a JWT signed by an EHR named in BEDSIDE_CDS_HOOKS_CLIENTS.",
+        "description": "CDS Hooks: a JWT signed by a registered EHR client (manage.py cds_client).",
     }
     return result

@@ -1,4 +1,5 @@
-"""Integration keys in the admin site: seen, limited and revoked there, issued by command."""
+"""Integration keys, EHR clients and EHR user links in the admin site: keys seen, limited
+and revoked there (issued by command); EHRs disabled; EHR users attached to clinicians."""
 
 from typing import Any
 
@@ -8,9 +9,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from audit.actors import actor_for
+from bedside import roles
+from bedside.accounts import ehr_clients
 from bedside.accounts import services as accounts_services
 from bedside.accounts.keys import SCOPES
-from bedside.accounts.models import ApiKey
+from bedside.accounts.models import ApiKey, EhrClient, EhrUserLink
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -79,3 +82,82 @@ class ApiKeyAdmin(admin.ModelAdmin):
             accounts_services.api_key_revoke(api_key=key, actor=actor) for key in queryset
         )
         self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
+
+
+class EhrUserLinkForm(forms.ModelForm):
+    class Meta:
+        model = EhrUserLink
+        fields = ("user",)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        user = cleaned.get("user")
+        if user is None:
+            raise forms.ValidationError("Choose the clinician this EHR user is.")
+        if not user.is_active or roles.CLINICIAN not in roles.roles_of(user):
+            raise forms.ValidationError(f"{user.get_username()} is not an active clinician.")
+        return cleaned
+
+
+@admin.register(EhrUserLink)
+class EhrUserLinkAdmin(admin.ModelAdmin):
+    """EHR users seen in CDS Hooks calls: an admin attaches a pending one to the clinician it
+    is (then the cases from that EHR user's calls are theirs), or disables a link."""
+
+    form = EhrUserLinkForm
+    list_display = ("ehr_user_id", "issuer", "status", "user", "first_seen_at", "changed_at")
+    list_filter = ("status", "issuer")
+    search_fields = ("ehr_user_id", "issuer", "user__username")
+    readonly_fields = ("issuer", "ehr_user_id", "status", "first_seen_at", "changed_at")
+    fields = (*readonly_fields, "user")
+    actions = ("disable_links",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # made on first sight by a hook call, or by `manage.py ehr_user_link`
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # disable instead: audit events name the link
+
+    def save_model(self, request: HttpRequest, obj: EhrUserLink, form: Any, change: bool) -> None:
+        accounts_services.ehr_user_link_attach(
+            link=obj, user=form.cleaned_data["user"], actor=actor_for(request.user, request)
+        )
+
+    @admin.action(description="Disable the selected links")
+    def disable_links(self, request: HttpRequest, queryset: QuerySet[EhrUserLink]) -> None:
+        actor = actor_for(request.user, request)
+        for link in queryset:
+            accounts_services.ehr_user_link_disable(link=link, actor=actor)
+        self.message_user(request, f"Disabled {queryset.count()} link(s).", messages.SUCCESS)
+
+
+@admin.register(EhrClient)
+class EhrClientAdmin(admin.ModelAdmin):
+    """EHRs allowed to call CDS Hooks. Added with ``manage.py cds_client add`` (it checks
+    the keys or fetches them); here an admin sees them and disables one. Audited."""
+
+    list_display = ("issuer", "jwks_url", "source", "created_at", "jwks_fetched_at", "disabled_at")
+    list_filter = ("disabled_at", "source")
+    search_fields = ("issuer",)
+    readonly_fields = (
+        "issuer",
+        "jwks_url",
+        "jwks",
+        "source",
+        "created_at",
+        "jwks_fetched_at",
+        "disabled_at",
+    )
+    actions = ("disable_clients",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # `manage.py cds_client add` checks the JWKS or fetches it
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # disable instead: audit events name the client
+
+    @admin.action(description="Disable the selected EHRs (their calls are refused)")
+    def disable_clients(self, request: HttpRequest, queryset: QuerySet[EhrClient]) -> None:
+        actor = actor_for(request.user, request)
+        done = sum(ehr_clients.ehr_client_disable(client=c, actor=actor) for c in queryset)
+        self.message_user(request, f"Disabled {done} EHR(s).", messages.SUCCESS)

@@ -63,3 +63,76 @@ class RateLimitWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count} requests of key {self.api_key_id} from {self.window_start}"
+
+
+class EhrUserLinkStatus(models.TextChoices):
+    PENDING = "pending", "Pending: an admin attaches it to a Bedside user"
+    ACTIVE = "active", "Active"
+    DISABLED = "disabled", "Disabled"
+
+
+class EhrUserLink(models.Model):
+    """Who an EHR's user is in Bedside: a CDS Hooks ``context.userId`` (``Practitioner/123``)
+    of one EHR (its JWT issuer), linked to a Bedside clinician.
+
+    Made on first sight as a pending link with no user; an admin attaches it to the right
+    person (the admin site or ``manage.py ehr_user_link``). Only an active link with an
+    active user counts: then the cases that EHR user's hook calls make are that clinician's,
+    and the card's link opens for them."""
+
+    issuer = models.CharField(max_length=255)
+    ehr_user_id = models.CharField("EHR user (context.userId)", max_length=255)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="ehr_user_links",
+    )
+    status = models.CharField(
+        max_length=16, choices=EhrUserLinkStatus.choices, default=EhrUserLinkStatus.PENDING
+    )
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["issuer", "ehr_user_id"], name="ehr_user_link_per_issuer"
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="active") | models.Q(user__isnull=False),
+                name="ehr_user_link_active_has_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ehr_user_id} of {self.issuer} ({self.status})"
+
+
+class EhrClient(models.Model):
+    """An EHR allowed to call Bedside's CDS Hooks services: its JWT issuer and its public
+    keys, given as a JWKS (``jwks``) or fetched from its JWKS URL (cached in ``jwks``).
+
+    Registered at run time (``manage.py cds_client``, the admin site); an issuer named in
+    ``BEDSIDE_CDS_HOOKS_CLIENTS`` is copied here the first time it calls (a seed)."""
+
+    issuer = models.CharField(max_length=255, unique=True)
+    jwks_url = models.URLField(max_length=500, blank=True)
+    # The keys: given, or the last fetched from jwks_url.
+    jwks = models.JSONField(null=True, blank=True)
+    jwks_fetched_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=16, default="command")  # command, admin, setting
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(jwks_url="") | models.Q(jwks__isnull=False),
+                name="ehr_client_has_keys_or_url",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"EHR {self.issuer}" + (" (disabled)" if self.disabled_at else "")

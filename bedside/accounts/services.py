@@ -16,7 +16,7 @@ from audit.models import Action
 from audit.services import Actor, acting_as, record
 from bedside import roles
 from bedside.accounts.keys import KEY_PREFIX, SCOPES, hash_key
-from bedside.accounts.models import ApiKey
+from bedside.accounts.models import ApiKey, EhrUserLink, EhrUserLinkStatus
 from bedside.hosts import CALLBACK_ALLOW_LIST, EndpointRefused, check_model_endpoint
 
 
@@ -145,3 +145,65 @@ def user_ensure(*, username: str, password: str, role: str, actor: Actor) -> Any
             if not user.groups.filter(name=role).exists():
                 roles.grant_role(user, role)
     return user
+
+
+# --- EHR users (CDS Hooks context.userId) linked to Bedside clinicians ---------------------
+
+
+class LinkRefused(ValueError):
+    """A link that cannot be made (the user is not an active clinician...)."""
+
+
+def ehr_user_link_seen(*, issuer: str, ehr_user_id: str, actor: Actor) -> EhrUserLink:
+    """The link for this EHR user, made pending (no Bedside user) the first time it is seen."""
+    issuer, ehr_user_id = issuer[:255], ehr_user_id[:255]
+    link = EhrUserLink.objects.filter(issuer=issuer, ehr_user_id=ehr_user_id).first()
+    if link is not None:
+        return link
+    with transaction.atomic():
+        link, created = EhrUserLink.objects.get_or_create(issuer=issuer, ehr_user_id=ehr_user_id)
+        if created:
+            record(
+                actor=actor,
+                action=Action.CREATE,
+                code="ehr_user_link.pending",
+                object_type="ehr_user_link",
+                object_id=str(link.pk),
+                details={"issuer": issuer, "ehr_user": ehr_user_id},
+            )
+    return link
+
+
+def ehr_user_link_attach(*, link: EhrUserLink, user: Any, actor: Actor) -> EhrUserLink:
+    """Attach an EHR user to a Bedside clinician (and make the link active)."""
+    if not user.is_active or roles.CLINICIAN not in roles.roles_of(user):
+        raise LinkRefused(f"{user.username} is not an active clinician")
+    with transaction.atomic():
+        link.user = user
+        link.status = EhrUserLinkStatus.ACTIVE
+        link.save()
+        record(
+            actor=actor,
+            action=Action.UPDATE,
+            code="ehr_user_link.attached",
+            object_type="ehr_user_link",
+            object_id=str(link.pk),
+            details={"issuer": link.issuer, "ehr_user": link.ehr_user_id, "user": user.pk},
+        )
+    return link
+
+
+def ehr_user_link_disable(*, link: EhrUserLink, actor: Actor) -> EhrUserLink:
+    """Stop using a link: that EHR user's calls are again the EHR's own."""
+    with transaction.atomic():
+        link.status = EhrUserLinkStatus.DISABLED
+        link.save()
+        record(
+            actor=actor,
+            action=Action.UPDATE,
+            code="ehr_user_link.disabled",
+            object_type="ehr_user_link",
+            object_id=str(link.pk),
+            details={"issuer": link.issuer, "ehr_user": link.ehr_user_id},
+        )
+    return link

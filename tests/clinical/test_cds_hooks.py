@@ -21,7 +21,7 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent
 from audit.services import verify_chain
 from clinical import lifecycle
-from clinical.ehr.cds_hooks import SUMMARY_MAX, Feedback, HookRequest, HookResponse
+from clinical.ehr.cds_hooks import SERVICES, SUMMARY_MAX, Feedback, HookRequest, HookResponse
 from clinical.ehr.cds_hooks import cards as card_shapes
 from clinical.models import Case, CaseStatus, CdsCard, ClinicianReview
 from clinical.reasons import REASON_CODE_SYSTEM
@@ -37,6 +37,24 @@ ORDER_SIGN = "/cds-services/bedside-order-sign"
 
 def example(name: str) -> dict[str, Any]:
     return json.loads((EXAMPLES / name).read_text())
+
+
+def with_prefetch(request: dict[str, Any]) -> dict[str, Any]:
+    """The request with every prefetch key Bedside asks for that it lacks sent as an empty
+    searchset (the EHR's answer when the patient has none), and no fhirServer: Bedside has
+    nothing to fetch."""
+    request = copy.deepcopy(request)
+    request.pop("fhirServer", None)
+    request.setdefault("prefetch", {})
+    for key in SERVICES["bedside-patient-view"].prefetch:
+        if key != "patient" and request["prefetch"].get(key) is None:
+            request["prefetch"][key] = {"resourceType": "Bundle", "type": "searchset"}
+    return request
+
+
+def patient_view() -> dict[str, Any]:
+    """The spec's patient-view example (its Patient under its own key), prefetch complete."""
+    return with_prefetch(example("hl7spec__L219.json"))
 
 
 def examples_of(kind: str) -> list[str]:
@@ -81,7 +99,7 @@ def test_discovery_lists_both_services_with_prefetch_templates(db: None) -> None
 def test_spec_patient_view_request_queues_a_case_and_answers_at_once(
     ehr_key: Any, fake_model: FakeModelServer
 ) -> None:
-    request = example("hl7spec__L219.json")
+    request = patient_view()
     response = call(ehr_key, PATIENT_VIEW, request)
     assert response.status_code == 200, response.json()
     cards = HookResponse.model_validate(response.json()).cards
@@ -114,14 +132,17 @@ def test_spec_patient_view_request_queues_a_case_and_answers_at_once(
 
 
 def test_spec_order_sign_request_without_the_patient_is_412(ehr_key: Any) -> None:
-    response = call(ehr_key, ORDER_SIGN, example("hl7spec__L306.json"))
+    request = example("hl7spec__L306.json")
+    del request["fhirServer"]
+    response = call(ehr_key, ORDER_SIGN, request)
     assert response.status_code == 412
-    assert response.json()["errors"][0]["loc"] == ["prefetch"]
+    locs = [e["loc"] for e in response.json()["errors"]]
+    assert ["prefetch", "patient"] in locs and ["prefetch", "conditions"] in locs
     assert Case.objects.count() == 0
 
 
 def test_order_sign_asks_about_the_orders_being_signed(ehr_key: Any) -> None:
-    request = example("hl7spec__L306.json")
+    request = with_prefetch(example("hl7spec__L306.json"))
     request["prefetch"]["patient"] = {
         "resourceType": "Patient",
         "id": "1288992",
@@ -150,7 +171,7 @@ def test_order_sign_asks_about_the_orders_being_signed(ehr_key: Any) -> None:
 
 
 def test_a_hook_sent_to_the_other_service_is_400(ehr_key: Any) -> None:
-    response = call(ehr_key, ORDER_SIGN, example("hl7spec__L219.json"))
+    response = call(ehr_key, ORDER_SIGN, patient_view())
     assert response.status_code == 400
     assert response.json()["errors"][0]["loc"] == ["hook"]
 
@@ -172,7 +193,7 @@ def test_spec_requests_without_a_patient_id_are_400(ehr_key: Any, name: str) -> 
     ids=["unknown-issuer", "wrong-audience", "expired"],
 )
 def test_jwt_is_checked(ehr_key: Any, claims: dict[str, Any], message: str) -> None:
-    response = call(ehr_key, PATIENT_VIEW, example("hl7spec__L219.json"), **claims)
+    response = call(ehr_key, PATIENT_VIEW, patient_view(), **claims)
     assert response.status_code == 401
     assert message.lower() in response.json()["errors"][0]["msg"].lower()
     assert Case.objects.count() == 0
@@ -181,25 +202,23 @@ def test_jwt_is_checked(ehr_key: Any, claims: dict[str, Any], message: str) -> N
 def test_a_jwt_is_used_once(ehr_key: Any) -> None:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token(ehr_key, PATIENT_VIEW)}")
-    assert (
-        client.post(PATIENT_VIEW, example("hl7spec__L219.json"), format="json").status_code == 200
-    )
-    replay = client.post(PATIENT_VIEW, example("hl7spec__L219.json"), format="json")
+    assert client.post(PATIENT_VIEW, patient_view(), format="json").status_code == 200
+    replay = client.post(PATIENT_VIEW, patient_view(), format="json")
     assert replay.status_code == 401
     assert "already used" in replay.json()["errors"][0]["msg"]
 
 
 def test_jwt_signed_by_another_key_or_missing_is_refused(ehr_key: Any) -> None:
     stranger = ec.generate_private_key(ec.SECP384R1())
-    assert call(stranger, PATIENT_VIEW, example("hl7spec__L219.json")).status_code == 401
-    anonymous = APIClient().post(PATIENT_VIEW, example("hl7spec__L219.json"), format="json")
+    assert call(stranger, PATIENT_VIEW, patient_view()).status_code == 401
+    anonymous = APIClient().post(PATIENT_VIEW, patient_view(), format="json")
     assert anonymous.status_code == 401
     assert Case.objects.count() == 0
 
 
 @pytest.fixture
 def assessment_card(ehr_key: Any, fake_model: FakeModelServer) -> dict[str, Any]:
-    request = example("hl7spec__L219.json")
+    request = patient_view()
     call(ehr_key, PATIENT_VIEW, request)
     complete(Case.objects.get(), fake_model)
     card: dict[str, Any] = call(ehr_key, PATIENT_VIEW, request).json()["cards"][0]
@@ -217,7 +236,7 @@ def test_spec_accepted_feedback_becomes_an_accept_review(
     assert response.json()["recorded"] == [{"card": assessment_card["uuid"], "review": review.pk}]
     assert review.decision == "accept" and review.source == "cds-hooks"
     assert review.card_uuid == assessment_card["uuid"]
-    assert review.hook_instance == example("hl7spec__L219.json")["hookInstance"]
+    assert review.hook_instance == patient_view()["hookInstance"]
     assert AuditEvent.objects.filter(code="review.recorded").count() == 1
 
 
@@ -292,14 +311,14 @@ def test_our_card_shape_accepts_the_spec_responses_and_catches_their_errors(name
     if not broken:
         assert HookResponse.model_validate(data).cards is not None
     else:
-        # The spec's own examples carry a card without its required indicator, a 1.0
-        # indicator ('success') and a misspelt 'autolaunchable': refused, as they should be.
+        # The spec's own examples carry cards without their required indicator and a 1.0
+        # indicator ('success'): refused, as they should be.
         with pytest.raises(ValidationError):
             HookResponse.model_validate(data)
 
 
 def test_the_charts_open_encounter_is_the_case_not_the_latest(ehr_key: Any) -> None:
-    request = example("hl7spec__L219.json")  # context.encounterId is "89284"
+    request = patient_view()  # context.encounterId is "89284"
     encounter = {
         "resourceType": "Encounter",
         "status": "in-progress",
@@ -332,7 +351,7 @@ def test_the_charts_open_encounter_is_the_case_not_the_latest(ehr_key: Any) -> N
 
 
 def test_a_failed_assessment_is_queued_again_a_few_times_then_reported(ehr_key: Any) -> None:
-    request = example("hl7spec__L219.json")
+    request = patient_view()
     indicators = []
     for _ in range(4):
         cards = call(ehr_key, PATIENT_VIEW, request).json()["cards"]
@@ -344,7 +363,7 @@ def test_a_failed_assessment_is_queued_again_a_few_times_then_reported(ehr_key: 
 
 
 def test_an_ehrs_first_call_records_one_role_change_by_cds_hooks(ehr_key: Any) -> None:
-    response = call(ehr_key, PATIENT_VIEW, example("hl7spec__L219.json"))
+    response = call(ehr_key, PATIENT_VIEW, patient_view())
     assert response.status_code == 200, response.json()
     changes = list(AuditEvent.objects.filter(code="role.changed"))
     assert len(changes) == 1, [(e.actor_label, e.details) for e in changes]
@@ -434,3 +453,53 @@ def test_status_cards_carry_the_scores_and_a_high_one_is_critical() -> None:
     assert "the model gave no answer" in failed["summary"]
     quiet = card_shapes.status_card(_case(None, CaseStatus.QUEUED), "http://x/", "u")
     assert quiet["indicator"] == "info" and "- No vital signs recorded" in quiet["detail"]
+
+
+# --- fields Bedside does not know, token lifetime ------------------------------------------
+
+
+def test_unknown_request_fields_are_ignored_as_cds_hooks_requires(ehr_key: Any) -> None:
+    request = patient_view()
+    request["futureField"] = {"from": "a later CDS Hooks version"}
+    request["fhirAuthorization"] = {
+        "access_token": "some-opaque-fhir-access-token",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "user/Patient.read user/Observation.read",
+        "subject": "cds-service4",
+        "id_token": "an.openid.token",
+    }
+    response = call(ehr_key, PATIENT_VIEW, request)
+    assert response.status_code == 200, response.json()
+    assert Case.objects.count() == 1
+
+
+def test_known_request_fields_stay_strict(ehr_key: Any) -> None:
+    request = patient_view()
+    request["hookInstance"] = 42
+    request["unknown"] = "ignored"
+    response = call(ehr_key, PATIENT_VIEW, request)
+    assert response.status_code == 400
+    assert [e["loc"] for e in response.json()["errors"]] == [["hookInstance"]]
+
+
+def test_unknown_feedback_fields_are_ignored(ehr_key: Any, assessment_card: dict[str, Any]) -> None:
+    feedback = example("hl7spec__L1171.json") | {"extension": {"x": 1}}
+    feedback["feedback"][0] |= {"card": assessment_card["uuid"], "someVendorField": True}
+    response = call(ehr_key, PATIENT_VIEW + "/feedback", feedback)
+    assert response.status_code == 200, response.json()
+    assert ClinicianReview.objects.count() == 1
+
+
+def test_a_jwt_living_longer_than_five_minutes_is_refused(ehr_key: Any) -> None:
+    week = int(time.time()) + 7 * 24 * 3600
+    response = call(ehr_key, PATIENT_VIEW, patient_view(), exp=week)
+    assert response.status_code == 401
+    assert "5 minutes" in response.json()["errors"][0]["msg"]
+    assert Case.objects.count() == 0
+
+
+def test_a_jwt_expiring_in_five_minutes_and_a_little_clock_skew_is_taken(ehr_key: Any) -> None:
+    soon = int(time.time()) + 300 + 20
+    response = call(ehr_key, PATIENT_VIEW, patient_view(), exp=soon)
+    assert response.status_code == 200, response.json()

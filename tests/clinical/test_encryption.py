@@ -272,9 +272,9 @@ def test_master_keys_parse_strictly() -> None:
 
 
 def test_a_cds_hooks_patient_id_is_stored_only_encrypted_or_hashed(ehr_key: Any) -> None:
-    from tests.clinical.test_cds_hooks import PATIENT_VIEW, call, example
+    from tests.clinical.test_cds_hooks import PATIENT_VIEW, call, patient_view
 
-    request = example("hl7spec__L219.json")
+    request = patient_view()
     patient_id = f"{CANARY}42"
     request["context"]["patientId"] = patient_id
     request["prefetch"]["patientToGreet"]["id"] = patient_id

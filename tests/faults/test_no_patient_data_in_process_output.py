@@ -29,6 +29,7 @@ from bedside import roles
 from bedside.accounts import services as accounts_services
 from clinical.models import Case, CaseStatus
 from tests.clinical.conftest import ehr_clients, ehr_token
+from tests.clinical.test_cds_hooks import with_prefetch
 from tests.clinical.test_screens import form_data
 from tests.factories import DATA, TEST_ACTOR
 from tests.fakes import choice, completion
@@ -86,7 +87,7 @@ def canary_order_sign() -> dict[str, Any]:
         "birthDate": "1980-02-01",
         "name": [{"text": f"Ada {CANARY}"}],
     }
-    return request
+    return with_prefetch(request)  # all Bedside asks for: it has nothing to fetch
 
 
 def submit_everywhere(stack: Stack, alice: User, ehr_key: ec.EllipticCurvePrivateKey) -> None:

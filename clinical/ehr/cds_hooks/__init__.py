@@ -6,12 +6,15 @@ patient and case content: the idempotency records settle repeats and races) and 
 at once with what Bedside already has: the finished assessment as a card, else an info
 card that it is running. The EHR's next hook call for the same context gets the result.
 
-The EHR authenticates with a signed JWT (``iss`` from a local allow-list with its public
-keys: nothing is fetched from outside). Feedback on a card becomes a ``ClinicianReview``.
+The EHR authenticates with a signed JWT (``iss`` a registered EHR client, its public keys
+given or fetched from an allowed JWKS URL: ``bedside.accounts.ehr_clients``). The EHR's
+user (``context.userId``) is linked to a Bedside clinician, who owns the case; feedback on
+a card becomes that clinician's ``ClinicianReview``, once per card and outcome.
 
 One module per concern: ``discovery`` (the services offered), ``schemas`` (the wire
-shapes), ``auth`` (the EHR's JWT), ``users`` (who an EHR acts as), ``prefetch`` (the case
-from the prefetch), ``cards``, ``services`` (a hook call, feedback) and ``views``. The
+shapes), ``auth`` (the EHR's JWT), ``users`` (who an EHR acts as), ``fetch`` (what the
+prefetch lacks, from the EHR's FHIR server), ``prefetch`` (the case from the prefetch),
+``cards``, ``services`` (a hook call, feedback) and ``views``. The
 names callers use are re-exported here.
 """
 

@@ -1,21 +1,24 @@
-"""Who is calling: the EHR's signed JWT, checked against a local allow-list of issuers and
-their public keys (nothing is fetched from outside), each token used once."""
+"""Who is calling: the EHR's signed JWT, checked against the registered EHR clients and their
+public keys (``bedside.accounts.ehr_clients``), each token used once."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import jwt
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from bedside.accounts.ehr_clients import ClientRefused, ehr_client_for, ehr_client_keys
 from clinical.ehr.cds_hooks.errors import fail
 from clinical.models import CdsTokenUse
 
 ALGORITHMS = ["ES384", "RS384", "ES256", "RS256", "ES512", "RS512"]
+# Clock skew allowed between the EHR and Bedside, on `exp`, `iat` and the lifetime below.
 JWT_LEEWAY_S = 30
+# CDS Hooks 2.0: the JWT's expiration SHOULD be no more than 5 minutes in the future.
+JWT_MAX_LIFETIME_S = 300
 
 
 def authenticate_ehr(authorization: str, audience: str) -> str:
@@ -29,14 +32,13 @@ def authenticate_ehr(authorization: str, audience: str) -> str:
     except jwt.PyJWTError as exc:
         raise fail(401, ["header", "Authorization"], f"not a JWT: {exc}") from exc
     issuer = unverified.get("iss")
-    clients: dict[str, Any] = settings.BEDSIDE_CDS_HOOKS_CLIENTS
-    if not isinstance(issuer, str) or issuer not in clients:
+    client = ehr_client_for(issuer) if isinstance(issuer, str) else None
+    if client is None or not isinstance(issuer, str):
         raise fail(401, ["header", "Authorization"], "this JWT's issuer is not allowed")
-    keys = [
-        k
-        for k in clients[issuer].get("jwks", {}).get("keys", [])
-        if not header.get("kid") or k.get("kid") in (None, header.get("kid"))
-    ]
+    try:
+        keys = ehr_client_keys(client, header.get("kid"))
+    except ClientRefused as exc:
+        raise fail(401, ["header", "Authorization"], f"the EHR's keys: {exc}") from exc
     last_error: Exception | None = None
     for jwk in keys:
         try:
@@ -52,6 +54,15 @@ def authenticate_ehr(authorization: str, audience: str) -> str:
         except jwt.PyJWTError as exc:
             last_error = exc
             continue
+        if int(claims["exp"]) > time.time() + JWT_MAX_LIFETIME_S + JWT_LEEWAY_S:
+            # A long-lived token is a bearer credential for days if it leaks; and its jti
+            # would have to be remembered as long.
+            raise fail(
+                401,
+                ["header", "Authorization"],
+                "JWT refused: its exp is more than 5 minutes ahead (CDS Hooks limits a "
+                "token's lifetime)",
+            )
         _use_once(issuer, str(claims["jti"]), int(claims["exp"]))
         return issuer
     reason = str(last_error) if last_error else "no key of this issuer matches the JWT's kid"

@@ -28,13 +28,17 @@ class Service:
     title: str
     description: str
 
+    @property
+    def prefetch(self) -> dict[str, str]:
+        return _prefetch()
+
     def discovery(self) -> dict[str, Any]:
         return {
             "hook": self.hook,
             "id": self.id,
             "title": self.title,
             "description": self.description,
-            "prefetch": _prefetch(),
+            "prefetch": self.prefetch,
             "usageRequirements": "Signed JWT from an EHR whose issuer Bedside knows.",
         }
 

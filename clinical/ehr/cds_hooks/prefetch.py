@@ -60,7 +60,7 @@ def case_input_for(hook: HookRequest) -> fhir.FhirIntake:
         raise fail(
             412,
             ["prefetch"],
-            "Bedside needs the Patient in the prefetch (it does not query the EHR's FHIR server)",
+            "Bedside needs the Patient of context.patientId (in the prefetch, or from fhirServer)",
         )
     entries = [e for e in entries if e["resource"]["resourceType"] != "Patient" or e is patients[0]]
     question = ""

@@ -14,7 +14,14 @@ class _Shape(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class FhirAuthorization(_Shape):
+class _Incoming(BaseModel):
+    # CDS Hooks 2.0: a service ignores the fields it does not know (an EHR may send
+    # `fhirAuthorization.id_token`, extensions of its own, fields of a later version). The
+    # fields Bedside reads are still checked strictly.
+    model_config = ConfigDict(extra="ignore")
+
+
+class FhirAuthorization(_Incoming):
     access_token: str
     token_type: Literal["Bearer"]
     expires_in: int
@@ -33,7 +40,7 @@ class HookContext(BaseModel):
     draftOrders: dict[str, Any] | None = None
 
 
-class HookRequest(_Shape):
+class HookRequest(_Incoming):
     hook: str
     hookInstance: str = Field(min_length=1, max_length=64)
     fhirServer: str | None = None
@@ -49,12 +56,18 @@ class Coding(_Shape):
     display: str | None = None
 
 
+class FeedbackCoding(_Incoming):
+    code: str
+    system: str | None = None
+    display: str | None = None
+
+
 class Link(_Shape):
     label: str
     url: str
     type: Literal["absolute", "smart"]
     appContext: str | None = None
-    autoLaunchable: bool | None = None
+    autolaunchable: bool | None = None  # CDS Hooks 2.0 spells it so
 
 
 class Source(_Shape):
@@ -83,12 +96,12 @@ class HookResponse(BaseModel):
     systemActions: list[dict[str, Any]] | None = None
 
 
-class OverrideReason(_Shape):
-    reason: Coding | None = None
+class OverrideReason(_Incoming):
+    reason: FeedbackCoding | None = None
     userComment: str | None = Field(default=None, max_length=2000)
 
 
-class FeedbackItem(_Shape):
+class FeedbackItem(_Incoming):
     card: str = Field(min_length=1, max_length=64)
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[dict[str, Any]] | None = None
@@ -103,5 +116,5 @@ class FeedbackItem(_Shape):
         return value
 
 
-class Feedback(_Shape):
+class Feedback(_Incoming):
     feedback: list[FeedbackItem] = Field(min_length=1, max_length=50)

@@ -99,6 +99,7 @@ class HookCall(APIView):
                 service=service,
                 hook=hook,
                 user=user,
+                issuer=issuer,
                 actor=cds_hooks.ehr_actor(user, issuer, request),
                 case_link=_case_link(request),
             )
@@ -133,6 +134,7 @@ class HookFeedback(APIView):
                 service=service,
                 feedback=feedback,
                 user=user,
+                issuer=issuer,
                 actor=cds_hooks.ehr_actor(user, issuer, request),
             )
         except cds_hooks.HookError as exc:
