@@ -120,6 +120,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# The only password check: Django's, behind the sign-in lockout (the sign-in page, the
+# admin site's login and any other authenticate() call go through it).
+AUTHENTICATION_BACKENDS = ["bedside.accounts.sign_in.SignInBackend"]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 

@@ -1,4 +1,4 @@
-"""Each protection of issue 7, removed one at a time: the tests that guard it must fail.
+"""Each protection of issues 7 and 17, removed one at a time: the tests that guard it must fail.
 
     python tests/mutations.py [NAME ...]      # from the repository root, services as for tests
 
@@ -177,6 +177,47 @@ MUTATIONS = [
         "    limit = settings.BEDSIDE_LOGIN_MAX_FAILURES\n",
         "    limit = 10**6\n",
         ("tests/clinical/test_sign_in_lockout.py",),
+    ),
+    Mutation(
+        "admin-login-own-form",
+        "issue 17 finding 1: the admin login's own path",
+        "bedside/accounts/admin.py",
+        "admin.site.login_form = AdminSignInForm\n",
+        "",
+        (
+            "tests/clinical/test_sign_in_lockout.py::test_a_username_locked_at_the_main_sign_in_is_locked_at_the_admin_sign_in",
+            "tests/clinical/test_sign_in_lockout.py::test_an_admin_sign_in_is_recorded_with_the_admin_as_actor",
+        ),
+    ),
+    Mutation(
+        "password-checked-without-lockout",
+        "issue 17 finding 1: authenticate() round the lockout",
+        "bedside/settings.py",
+        'AUTHENTICATION_BACKENDS = ["bedside.accounts.sign_in.SignInBackend"]',
+        'AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]',
+        (
+            "tests/clinical/test_sign_in_lockout.py::test_a_username_locked_at_the_main_sign_in_is_locked_at_the_admin_sign_in",
+        ),
+    ),
+    Mutation(
+        "sign-in-recorded-as-anonymous",
+        "issue 18: who signed in",
+        "bedside/accounts/sign_in.py",
+        "        actor=actor_for(user, request),\n",
+        "        actor=actor_for(None, request),\n",
+        (
+            "tests/clinical/test_sign_in_lockout.py::test_a_clinician_sign_in_is_recorded_with_the_clinician_as_actor",
+        ),
+    ),
+    Mutation(
+        "sign-in-attempts-not-serialised",
+        "issue 17 finding 4: lockout race",
+        "bedside/accounts/sign_in.py",
+        '"SELECT pg_advisory_xact_lock(%s, hashtext(%s))"',
+        '"SELECT %s, hashtext(%s)"',
+        (
+            "tests/clinical/test_sign_in_lockout.py::test_a_burst_of_concurrent_attempts_is_counted_as_if_they_came_one_by_one",
+        ),
     ),
     Mutation(
         "json-stored-in-clear",

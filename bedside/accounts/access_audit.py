@@ -7,6 +7,7 @@ receivers are thin; the acting person comes from ``acting_as`` or the current re
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -21,6 +22,14 @@ from audit.models import Action, Outcome
 from audit.services import SYSTEM, Actor, current_actor, record
 
 PRIVILEGE_FLAGS = ("is_superuser", "is_staff", "is_active")
+# Set when the sign-in backend has already written the event of a refused attempt, so the
+# ``user_login_failed`` signal Django sends next does not write a second one.
+_attempt_recorded: ContextVar[bool] = ContextVar("bedside_sign_in_recorded", default=False)
+
+
+def sign_in_attempt_recorded() -> None:
+    """The caller wrote this attempt's event; the coming ``user_login_failed`` is a repeat."""
+    _attempt_recorded.set(True)
 
 
 def signal_actor() -> Actor:
@@ -74,6 +83,9 @@ def privilege_change_record(*, user: Any, granted: list[str], revoked: list[str]
 def _on_login_failed(
     sender: Any, credentials: dict[str, Any], request: Any = None, **_: Any
 ) -> None:
+    if _attempt_recorded.get():
+        _attempt_recorded.set(False)
+        return  # SignInBackend (bedside/accounts/sign_in.py) wrote it, inside its lock
     auth_failure_record(
         method="password",
         reason="bad credentials",

@@ -11,6 +11,7 @@ from audit.actors import actor_for
 from bedside.accounts import services as accounts_services
 from bedside.accounts.keys import SCOPES
 from bedside.accounts.models import ApiKey
+from bedside.accounts.sign_in import AdminSignInForm
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -79,3 +80,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
             accounts_services.api_key_revoke(api_key=key, actor=actor) for key in queryset
         )
         self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
+
+
+# The admin site signs people in through the same lockout and events as the sign-in page.
+admin.site.login_form = AdminSignInForm

@@ -6,25 +6,43 @@ The failures are counted from the audit chain itself (the ``auth.failed`` events
 failed password sign-in writes, see ``bedside/accounts/access_audit.py``, reset by a
 ``login.succeeded``), so every web process sees the same count and there is no second
 record of sign-in attempts to keep consistent with the audit trail.
+
+Every password check goes through ``SignInBackend`` (the only authentication backend), so
+the sign-in page, the admin site's login and any other ``authenticate()`` call share one
+lockout and one set of events. Each attempt holds a per-username lock from the lockout
+check to the event that counts it, so a burst of concurrent attempts is counted as if they
+came one after another.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
+from audit.actors import actor_for
 from audit.models import Action, AuditEvent, Outcome
 from audit.services import Actor, record
+from bedside.accounts.access_audit import auth_failure_record, sign_in_attempt_recorded
 
-FAILED = "auth.failed"  # written by the user_login_failed signal (bedside/accounts/access_audit.py)
+FAILED = "auth.failed"  # written by SignInBackend (or, outside it, access_audit.py)
 SUCCEEDED = "login.succeeded"
 REFUSED = "login.refused"  # a locked username tried again; not counted as a failure
+# The first number of the two-number advisory locks that serialise one username's attempts
+# (any fixed 32-bit number; the audit chain's lock is a one-number key, another key space).
+_USERNAME_LOCK_CLASS = 0x62656473
 
 
 def _key(username: str) -> str:
@@ -60,15 +78,15 @@ def login_locked_until(*, username: str, now: dt.datetime | None = None) -> dt.d
     return until if last - first <= window and until > now else None
 
 
-def login_success_record(*, username: str, source_address: str | None) -> None:
-    """A successful sign-in; failures are recorded by the ``user_login_failed`` signal."""
+def login_success_record(*, user: Any, request: HttpRequest | None) -> None:
+    """A successful sign-in, by the person who signed in (their role, their address)."""
     record(
-        actor=_actor(source_address),
+        actor=actor_for(user, request),
         action=Action.EXECUTE,
         code=SUCCEEDED,
         outcome=Outcome.SUCCESS,
         object_type="user",
-        object_id=_key(username),
+        object_id=_key(user.get_username()),
     )
 
 
@@ -93,25 +111,85 @@ def locked_message(until: dt.datetime) -> str:
     )
 
 
+@contextmanager
+def username_locked(username: str) -> Iterator[None]:
+    """A transaction holding this username's attempt lock until it commits. Re-entrant:
+    the form takes it around the backend, which takes it again."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_USERNAME_LOCK_CLASS, _key(username)]
+        )
+        yield
+
+
+def _source(request: HttpRequest | None) -> str | None:
+    return actor_for(None, request).source_address
+
+
+class SignInBackend(ModelBackend):
+    """Django's username and password check behind the lockout: a locked username is
+    refused (``login.refused``) without its password being tried; a wrong password is
+    counted (``auth.failed``) before the lock is released."""
+
+    def authenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        if username is None:
+            username = kwargs.get(get_user_model().USERNAME_FIELD)
+        if username is None or password is None:
+            return None
+        with username_locked(username):
+            until = login_locked_until(username=username)
+            if until is not None:
+                login_refusal_record(username=username, source_address=_source(request))
+                if request is not None:
+                    request.bedside_locked_until = until  # type: ignore[attr-defined]
+                sign_in_attempt_recorded()
+                return None
+            user = super().authenticate(request, username=username, password=password, **kwargs)
+            if user is None:
+                auth_failure_record(
+                    method="password", reason="bad credentials", request=request, claimed=username
+                )
+                sign_in_attempt_recorded()
+            return user
+
+
 class SignInForm(AuthenticationForm):
+    """The sign-in page's form; the admin site's login uses it too (``AdminSignInForm``)."""
+
     def clean(self) -> dict[str, Any]:
         username = self.cleaned_data.get("username") or ""
-        source = self.request.META.get("REMOTE_ADDR") if self.request else None
-        until = login_locked_until(username=username) if username else None
-        if until is not None:
-            login_refusal_record(username=username, source_address=source)
-            raise ValidationError(locked_message(until), code="locked")
-        try:
-            cleaned = super().clean()
-        except ValidationError as exc:
-            if exc.code == "invalid_login":  # the failure's audit event is already written
-                until = login_locked_until(username=username)
-                if until is not None:
-                    raise ValidationError(locked_message(until), code="locked") from exc
-            raise
-        if self.user_cache is not None:
-            login_success_record(username=username, source_address=source)
-        return cleaned
+        if not username:
+            return super().clean()
+        # The same lock as the backend's, held until the success is recorded, so the
+        # events of one username's attempts are in the order the attempts were decided.
+        # A refusal leaves the block normally: raising inside it would roll back its event.
+        refusal: ValidationError | None = None
+        with username_locked(username):
+            try:
+                cleaned = super().clean()
+            except ValidationError as exc:
+                refusal = exc
+            else:
+                if self.user_cache is not None:
+                    login_success_record(user=self.user_cache, request=self.request)
+        if refusal is None:
+            return cleaned
+        if refusal.code == "invalid_login":
+            until = getattr(self.request, "bedside_locked_until", None)
+            until = until or login_locked_until(username=username)
+            if until is not None:
+                raise ValidationError(locked_message(until), code="locked") from refusal
+        raise refusal
+
+
+class AdminSignInForm(SignInForm, AdminAuthenticationForm):
+    """The admin site's login: the lockout and events of ``SignInForm``, staff only."""
 
 
 class SignInView(auth_views.LoginView):
