@@ -220,6 +220,72 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "admin-lists-external-ids",
+        "issue 17 finding 2: patient data in the admin",
+        "clinical/admin.py",
+        'list_display = ("id", "status",',
+        'list_display = ("id", "external_id", "status",',
+        ("tests/test_admin_site.py::test_the_admin_case_pages_show_no_patient_data",),
+    ),
+    Mutation(
+        "admin-deletes-cases",
+        "issue 17 finding 2: no delete in the admin",
+        "clinical/admin.py",
+        "        return False  # patient records are never deleted",
+        "        return True",
+        ("tests/test_admin_site.py::test_no_one_can_delete_a_case_through_the_admin",),
+    ),
+    Mutation(
+        "database-deletes-cases",
+        "issue 17 finding 2: the database refuses a delete",
+        "clinical/migrations/0007_cases_never_deleted.py",
+        "CREATE TRIGGER clinical_case_no_delete\n"
+        "    BEFORE DELETE ON clinical_case\n"
+        "    FOR EACH ROW EXECUTE FUNCTION bedside_refuse_case_delete();\n",
+        "",
+        ("tests/test_admin_site.py::test_the_database_refuses_to_delete_a_case_a_run_or_a_review",),
+    ),
+    Mutation(
+        "password-reset-not-audited",
+        "issue 17 finding 2: admin writes audited",
+        "bedside/accounts/access_audit.py",
+        "instance._bedside_password_changed = old is not None and old != instance.password",
+        "instance._bedside_password_changed = False",
+        (
+            "tests/test_admin_site.py::test_a_password_reset_in_the_admin_is_audited_without_the_secret",
+        ),
+    ),
+    Mutation(
+        "role-group-rename-not-audited",
+        "issue 17 finding 2: admin writes audited",
+        "bedside/accounts/access_audit.py",
+        "    if old == instance.name:\n        return\n",
+        "    return\n",
+        (
+            "tests/test_admin_site.py::test_renaming_and_deleting_a_role_group_in_the_admin_is_audited",
+        ),
+    ),
+    Mutation(
+        "role-group-delete-not-audited",
+        "issue 17 finding 2: admin writes audited",
+        "bedside/accounts/access_audit.py",
+        "def _before_group_deleted(sender: Any, instance: Any, **_: Any) -> None:\n",
+        "def _before_group_deleted(sender: Any, instance: Any, **_: Any) -> None:\n    return\n",
+        (
+            "tests/test_admin_site.py::test_renaming_and_deleting_a_role_group_in_the_admin_is_audited",
+        ),
+    ),
+    Mutation(
+        "admin-writes-not-audited",
+        "issue 17 finding 2: admin writes audited",
+        "bedside/accounts/admin.py",
+        "        super().save_model(request, obj, form, change)\n",
+        "        super().save_model(request, obj, form, change)\n        return\n",
+        (
+            "tests/test_admin_site.py::test_every_other_admin_write_is_audited_with_the_fields_changed",
+        ),
+    ),
+    Mutation(
         "json-stored-in-clear",
         "patient data at rest",
         "bedside/vault/fields.py",

@@ -13,7 +13,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_login_failed
-from django.db.models.signals import m2m_changed, post_save, pre_save
+from django.db.models.signals import m2m_changed, post_save, pre_delete, pre_save
 from django.http import HttpRequest
 
 from audit.actors import actor_for
@@ -157,6 +157,69 @@ def _after_user_saved(sender: Any, instance: Any, **_: Any) -> None:
     privilege_change_record(user=instance, granted=granted, revoked=revoked)
 
 
+def _before_password_saved(sender: Any, instance: Any, update_fields: Any = None, **_: Any) -> None:
+    if instance.pk is None or (update_fields is not None and "password" not in update_fields):
+        return
+    old = sender.objects.filter(pk=instance.pk).values_list("password", flat=True).first()
+    instance._bedside_password_changed = old is not None and old != instance.password
+
+
+def _after_password_saved(sender: Any, instance: Any, **_: Any) -> None:
+    if not getattr(instance, "_bedside_password_changed", False):
+        return
+    del instance._bedside_password_changed
+    # Who changed whose password; never the password or its hash.
+    record(
+        actor=signal_actor(),
+        action=Action.UPDATE,
+        code="password.changed",
+        object_type="user",
+        object_id=str(instance.pk),
+        details={"user": instance.get_username(), "usable": instance.has_usable_password()},
+    )
+
+
+def _members(group: Any) -> list[str]:
+    return sorted(group.user_set.values_list(get_user_model().USERNAME_FIELD, flat=True))
+
+
+def _before_group_saved(sender: Any, instance: Any, **_: Any) -> None:
+    if instance.pk is not None:
+        old = sender.objects.filter(pk=instance.pk).values_list("name", flat=True).first()
+        instance._bedside_old_name = old
+
+
+def _after_group_saved(sender: Any, instance: Any, **_: Any) -> None:
+    """A role is a group's name: renaming the group takes the role from every member.
+    (A new group is no change to anyone's rights; the admin site audits its creation.)"""
+    old = getattr(instance, "_bedside_old_name", None)
+    if old is None:
+        return
+    del instance._bedside_old_name
+    if old == instance.name:
+        return
+    record(
+        actor=signal_actor(),
+        action=Action.UPDATE,
+        code="role.group_renamed",
+        object_type="group",
+        object_id=str(instance.pk),
+        details={"old": old, "new": instance.name, "members": _members(instance)},
+    )
+
+
+def _before_group_deleted(sender: Any, instance: Any, **_: Any) -> None:
+    # Deleting a group removes its members' role without a m2m_changed signal: name them.
+    record(
+        actor=signal_actor(),
+        action=Action.DELETE,
+        code="role.group_deleted",
+        object_type="group",
+        object_id=str(instance.pk),
+        details={"name": instance.name, "members": _members(instance)},
+    )
+
+
 def connect() -> None:
     user_model = get_user_model()
     user_login_failed.connect(_on_login_failed, dispatch_uid="bedside_auth_failed")
@@ -165,3 +228,12 @@ def connect() -> None:
     )
     pre_save.connect(_before_user_saved, sender=user_model, dispatch_uid="bedside_flags_before")
     post_save.connect(_after_user_saved, sender=user_model, dispatch_uid="bedside_flags_after")
+    pre_save.connect(
+        _before_password_saved, sender=user_model, dispatch_uid="bedside_password_before"
+    )
+    post_save.connect(
+        _after_password_saved, sender=user_model, dispatch_uid="bedside_password_after"
+    )
+    pre_save.connect(_before_group_saved, sender=Group, dispatch_uid="bedside_group_before")
+    post_save.connect(_after_group_saved, sender=Group, dispatch_uid="bedside_group_after")
+    pre_delete.connect(_before_group_deleted, sender=Group, dispatch_uid="bedside_group_deleted")

@@ -1,13 +1,19 @@
-"""Integration keys in the admin site: seen, limited and revoked there, issued by command."""
+"""The admin site's accounts pages: integration keys (seen, limited and revoked there,
+issued by command), people and role groups (every write audited), and its login."""
 
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from audit.actors import actor_for
+from audit.models import Action
+from audit.services import record
 from bedside.accounts import services as accounts_services
 from bedside.accounts.keys import SCOPES
 from bedside.accounts.models import ApiKey
@@ -84,3 +90,47 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 # The admin site signs people in through the same lockout and events as the sign-in page.
 admin.site.login_form = AdminSignInForm
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Every add, change and delete made through this admin page is an audit event in the
+    same transaction, naming the fields changed (never their values: a password hash or a
+    secret could be one). Privilege, role-group and password changes also get their own
+    events with old and new values, from ``access_audit``."""
+
+    def _record(self, request: HttpRequest, obj: Any, action: str, fields: list[str]) -> None:
+        record(
+            actor=actor_for(request.user, request),
+            action={"added": Action.CREATE, "changed": Action.UPDATE}.get(action, Action.DELETE),
+            code=f"admin.{action}",
+            object_type=obj._meta.label_lower,
+            object_id=str(obj.pk),
+            details={"object": str(obj)[:100], "fields": sorted(fields)},
+        )
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        self._record(request, obj, "changed" if change else "added", list(form.changed_data))
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self._record(request, obj, "deleted", [])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            self._record(request, obj, "deleted", [])
+        super().delete_queryset(request, queryset)
+
+
+class AuditedUserAdmin(AuditedAdmin, UserAdmin):  # type: ignore[type-arg]
+    pass
+
+
+class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
+    pass
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), AuditedUserAdmin)
+admin.site.unregister(Group)
+admin.site.register(Group, AuditedGroupAdmin)
