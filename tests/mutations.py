@@ -286,6 +286,66 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "no-throttling-before-authentication",
+        "issue 17 finding 9: throttling by source address",
+        "bedside/accounts/throttling.py",
+        "    if failures is None or failures < limit:\n        return False\n",
+        "    return False\n",
+        (
+            "tests/clinical/test_source_throttling.py::test_bad_keys_from_one_address_are_refused_before_authentication_and_audited_once",
+            "tests/clinical/test_source_throttling.py::test_an_address_over_its_failures_is_refused_before_any_password_is_tried",
+        ),
+    ),
+    Mutation(
+        "lockout-by-username-alone",
+        "issue 17 finding 9: a stranger locks a clinician out",
+        "bedside/accounts/sign_in.py",
+        "    from_here = Q(code__in=(FAILED, SUCCEEDED), source_address=source_address)\n",
+        "    from_here = Q(code__in=(FAILED, SUCCEEDED))\n",
+        ("tests/clinical/test_source_throttling.py::test_a_stranger_cannot_lock_a_clinician_out",),
+    ),
+    Mutation(
+        "unlock-ignored",
+        "issue 17 finding 9: unlock",
+        "bedside/accounts/sign_in.py",
+        "            from_here | Q(code=UNLOCKED),\n",
+        "            from_here,\n",
+        (
+            "tests/clinical/test_source_throttling.py::test_an_administrator_unlocks_a_username_by_command",
+            "tests/clinical/test_source_throttling.py::test_an_administrator_unlocks_a_username_in_the_admin_site",
+        ),
+    ),
+    Mutation(
+        "audit-source-is-the-proxy",
+        "issue 17 finding 6: trusted proxies",
+        "audit/actors.py",
+        "    source = client_address(request.META) if request is not None else None",
+        '    source = request.META.get("REMOTE_ADDR") if request is not None else None',
+        (
+            "tests/test_client_address.py::test_audit_events_behind_nginx_name_the_client_not_the_proxy",
+        ),
+    ),
+    Mutation(
+        "forwarded-for-believed-from-anyone",
+        "issue 17 finding 6: trusted proxies",
+        "bedside/http/addresses.py",
+        "    if not peer or not trusted_proxy(peer):\n",
+        "    if not peer:\n",
+        (
+            "tests/test_client_address.py::test_the_client_is_the_rightmost_address_that_is_not_a_trusted_proxy",
+        ),
+    ),
+    Mutation(
+        "metrics-checks-only-x-forwarded-for",
+        "issue 17 finding 15: /metrics behind a proxy",
+        "bedside/http/addresses.py",
+        "    if any(header in meta for header in FORWARDING_HEADERS):",
+        '    if "HTTP_X_FORWARDED_FOR" in meta:',
+        (
+            "tests/test_client_address.py::test_metrics_refuse_any_proxied_request_without_the_token",
+        ),
+    ),
+    Mutation(
         "json-stored-in-clear",
         "patient data at rest",
         "bedside/vault/fields.py",

@@ -20,6 +20,7 @@ from audit.actors import actor_for
 from audit.middleware import current_request
 from audit.models import Action, Outcome
 from audit.services import SYSTEM, Actor, current_actor, record
+from bedside.accounts.throttling import source_failure_count
 
 PRIVILEGE_FLAGS = ("is_superuser", "is_staff", "is_active")
 # Set when the sign-in backend has already written the event of a refused attempt, so the
@@ -51,10 +52,13 @@ def auth_failure_record(
     claimed: str = "",
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """One ``auth.failed`` event. ``claimed`` is the user name or key prefix presented
-    (never a password or a key)."""
+    """One ``auth.failed`` event, counted against its source address's failures this
+    minute. ``claimed`` is the user name or key prefix presented (never a password or a key)."""
+    actor = actor_for(None, request)
+    if actor.source_address:
+        source_failure_count(actor.source_address)
     record(
-        actor=actor_for(None, request),
+        actor=actor,
         action=Action.EXECUTE,
         code="auth.failed",
         outcome=Outcome.FAILURE,

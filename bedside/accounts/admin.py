@@ -17,7 +17,7 @@ from audit.services import record
 from bedside.accounts import services as accounts_services
 from bedside.accounts.keys import SCOPES
 from bedside.accounts.models import ApiKey
-from bedside.accounts.sign_in import AdminSignInForm
+from bedside.accounts.sign_in import AdminSignInForm, login_unlock
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -122,8 +122,15 @@ class AuditedAdmin(admin.ModelAdmin):
         super().delete_queryset(request, queryset)
 
 
-class AuditedUserAdmin(AuditedAdmin, UserAdmin):  # type: ignore[type-arg]
-    pass
+class AuditedUserAdmin(AuditedAdmin, UserAdmin):
+    actions = ("unlock_sign_in",)
+
+    @admin.action(description="Unlock sign-in for the selected people")
+    def unlock_sign_in(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        actor = actor_for(request.user, request)
+        for user in queryset:
+            login_unlock(username=user.get_username(), actor=actor)
+        self.message_user(request, f"Unlocked {queryset.count()} sign-in(s).", messages.SUCCESS)
 
 
 class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):

@@ -29,6 +29,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -36,10 +37,12 @@ from audit.actors import actor_for
 from audit.models import Action, AuditEvent, Outcome
 from audit.services import Actor, record
 from bedside.accounts.access_audit import auth_failure_record, sign_in_attempt_recorded
+from bedside.accounts.throttling import source_refused
 
 FAILED = "auth.failed"  # written by SignInBackend (or, outside it, access_audit.py)
 SUCCEEDED = "login.succeeded"
 REFUSED = "login.refused"  # a locked username tried again; not counted as a failure
+UNLOCKED = "login.unlocked"  # an administrator ended a lockout
 # The first number of the two-number advisory locks that serialise one username's attempts
 # (any fixed 32-bit number; the audit chain's lock is a one-number key, another key space).
 _USERNAME_LOCK_CLASS = 0x62656473
@@ -53,18 +56,26 @@ def _actor(source_address: str | None) -> Actor:
     return Actor(label="anonymous", role="none", source_address=source_address or None)
 
 
-def login_locked_until(*, username: str, now: dt.datetime | None = None) -> dt.datetime | None:
-    """When the lockout of this username ends, or None when it may try to sign in."""
+def login_locked_until(
+    *, username: str, source_address: str | None, now: dt.datetime | None = None
+) -> dt.datetime | None:
+    """When the lockout of this username from this address ends, or None when it may try
+    to sign in. Counted per username and address, so that a stranger's failures lock the
+    stranger out, not the clinician at their own workstation."""
     now = now or timezone.now()
     window = dt.timedelta(seconds=settings.BEDSIDE_LOGIN_LOCKOUT_S)
     limit = settings.BEDSIDE_LOGIN_MAX_FAILURES
     # The newest attempts: a lock needs `limit` failures in a row (no success between),
-    # all within one period, the last of them less than a period ago.
+    # all within one period, the last of them less than a period ago. An administrator's
+    # unlock ends it for every address.
+    from_here = Q(code__in=(FAILED, SUCCEEDED), source_address=source_address)
+    if source_address is None:
+        from_here = Q(code__in=(FAILED, SUCCEEDED), source_address__isnull=True)
     latest = list(
         AuditEvent.objects.filter(
+            from_here | Q(code=UNLOCKED),
             object_type="user",
             object_id__iexact=_key(username),
-            code__in=(FAILED, SUCCEEDED),
             recorded_at__gte=now - 2 * window,
             recorded_at__lte=now,
         )
@@ -142,10 +153,17 @@ class SignInBackend(ModelBackend):
             username = kwargs.get(get_user_model().USERNAME_FIELD)
         if username is None or password is None:
             return None
+        source = _source(request)
+        request_id = getattr(request, "request_id", "") if request is not None else ""
+        if source_refused(source_address=source, method="password", request_id=request_id):
+            if request is not None:
+                request.bedside_source_throttled = True  # type: ignore[attr-defined]
+            sign_in_attempt_recorded()  # in the window's one auth.throttled event
+            return None
         with username_locked(username):
-            until = login_locked_until(username=username)
+            until = login_locked_until(username=username, source_address=source)
             if until is not None:
-                login_refusal_record(username=username, source_address=_source(request))
+                login_refusal_record(username=username, source_address=source)
                 if request is not None:
                     request.bedside_locked_until = until  # type: ignore[attr-defined]
                 sign_in_attempt_recorded()
@@ -157,6 +175,23 @@ class SignInBackend(ModelBackend):
                 )
                 sign_in_attempt_recorded()
             return user
+
+
+THROTTLED_MESSAGE = (
+    "Too many failed sign-ins from your network address. Try again in a minute, or ask an "
+    "administrator."
+)
+
+
+def login_unlock(*, username: str, actor: Actor) -> None:
+    """End the lockout of this username, from every address (``login.unlocked``)."""
+    record(
+        actor=actor,
+        action=Action.UPDATE,
+        code=UNLOCKED,
+        object_type="user",
+        object_id=_key(username),
+    )
 
 
 class SignInForm(AuthenticationForm):
@@ -181,8 +216,12 @@ class SignInForm(AuthenticationForm):
         if refusal is None:
             return cleaned
         if refusal.code == "invalid_login":
+            if getattr(self.request, "bedside_source_throttled", False):
+                raise ValidationError(THROTTLED_MESSAGE, code="throttled") from refusal
             until = getattr(self.request, "bedside_locked_until", None)
-            until = until or login_locked_until(username=username)
+            until = until or login_locked_until(
+                username=username, source_address=_source(self.request)
+            )
             if until is not None:
                 raise ValidationError(locked_message(until), code="locked") from refusal
         raise refusal

@@ -23,6 +23,7 @@ from tests.factories import user_with_role
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "correct horse battery"  # tests/factories.py user_with_role
+HERE = "127.0.0.1"  # the test client's address
 
 
 def sign_in(client: Client, username: str, password: str) -> Any:
@@ -54,12 +55,13 @@ def test_lock_ends_after_the_lockout_period(alice: User) -> None:
     client = Client()
     for _ in range(5):
         sign_in(client, "alice", "wrong")
-    until = login_locked_until(username="alice")
+    until = login_locked_until(username="alice", source_address=HERE)
     assert until is not None
     last = AuditEvent.objects.filter(code="auth.failed").order_by("-id").first()
     assert last is not None and until == last.recorded_at + dt.timedelta(seconds=900)
-    assert login_locked_until(username="alice", now=until - dt.timedelta(seconds=1)) == until
-    assert login_locked_until(username="alice", now=until + dt.timedelta(seconds=1)) is None
+    second = dt.timedelta(seconds=1)
+    assert login_locked_until(username="alice", source_address=HERE, now=until - second) == until
+    assert login_locked_until(username="alice", source_address=HERE, now=until + second) is None
 
 
 def test_a_success_resets_the_count_and_other_usernames_are_untouched(
@@ -73,11 +75,11 @@ def test_a_success_resets_the_count_and_other_usernames_are_untouched(
     Client().post("/accounts/logout/")
     for _ in range(2):
         sign_in(Client(), "alice", "wrong")
-    assert login_locked_until(username="alice") is None
+    assert login_locked_until(username="alice", source_address=HERE) is None
     for _ in range(3):
         sign_in(Client(), "bob", "wrong")
-    assert login_locked_until(username="bob") is not None
-    assert login_locked_until(username="alice") is None
+    assert login_locked_until(username="bob", source_address=HERE) is not None
+    assert login_locked_until(username="alice", source_address=HERE) is None
     assert sign_in(Client(), "alice", PASSWORD).status_code == 302
 
 
@@ -85,7 +87,7 @@ def test_failures_older_than_the_period_do_not_count(alice: User) -> None:
     for _ in range(5):
         sign_in(Client(), "alice", "wrong")
     later = timezone.now() + dt.timedelta(seconds=901)
-    assert login_locked_until(username="alice", now=later) is None
+    assert login_locked_until(username="alice", source_address=HERE, now=later) is None
 
 
 def admin_sign_in(client: Client, username: str, password: str) -> Any:
