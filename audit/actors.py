@@ -8,10 +8,12 @@ from django.http import HttpRequest
 
 from audit.services import Actor
 from bedside import roles
+from bedside.http.addresses import client_address
 
 
 def actor_for(user: Any, request: HttpRequest | None = None) -> Actor:
-    source = request.META.get("REMOTE_ADDR") if request is not None else None
+    # Behind a trusted proxy, the client it names (bedside/http/addresses.py).
+    source = client_address(request.META) if request is not None else None
     return Actor(
         label=user.get_username() if user is not None else "anonymous",
         role=roles.primary_role(user),

@@ -7,6 +7,7 @@ docs/settings.md lists every name with its default and meaning.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# The only password check: Django's, behind the sign-in lockout (the sign-in page, the
+# admin site's login and any other authenticate() call go through it).
+AUTHENTICATION_BACKENDS = ["bedside.accounts.sign_in.SignInBackend"]
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
@@ -315,6 +319,17 @@ BEDSIDE_LOGIN_MAX_FAILURES = env_int("BEDSIDE_LOGIN_MAX_FAILURES", 5, minimum=1)
 BEDSIDE_LOGIN_LOCKOUT_S = env_int("BEDSIDE_LOGIN_LOCKOUT_S", 900, minimum=1)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# The reverse proxies in front of Bedside (addresses or CIDR ranges, comma-separated): only
+# a request whose peer is one of them has its X-Forwarded-For read for the client's address
+# (bedside/http/addresses.py). Empty: the peer is the client.
+BEDSIDE_TRUSTED_PROXIES = env_list("BEDSIDE_TRUSTED_PROXIES", [])
+for _proxy in BEDSIDE_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"BEDSIDE_TRUSTED_PROXIES: {_proxy!r} is not an address or CIDR range"
+        ) from _exc
 if env_bool("BEDSIDE_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
@@ -327,6 +342,10 @@ if env_bool("BEDSIDE_BEHIND_TLS_PROXY", False):
     SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 # --- EHR integration --------------------------------------------------------------------------
+# Failed authentications (bad passwords, bad API keys) a minute from one network address;
+# past it, that address is refused with 429 before its credentials are checked, and its
+# further failures that minute are counted in one auth.throttled event, not one each.
+BEDSIDE_AUTH_FAILURES_PER_MIN = env_int("BEDSIDE_AUTH_FAILURES_PER_MIN", 30, minimum=1)
 # Requests a minute per integration key (a key may set its own; 0 means unlimited).
 BEDSIDE_KEY_RATE_LIMIT_PER_MIN = env_int("BEDSIDE_KEY_RATE_LIMIT_PER_MIN", 600, minimum=0)
 # Completion callbacks go to loopback/private addresses, or to hosts named here.

@@ -1,4 +1,4 @@
-"""Each protection of issue 7, removed one at a time: the tests that guard it must fail.
+"""Each protection of issues 7 and 17, removed one at a time: the tests that guard it must fail.
 
     python tests/mutations.py [NAME ...]      # from the repository root, services as for tests
 
@@ -177,6 +177,173 @@ MUTATIONS = [
         "    limit = settings.BEDSIDE_LOGIN_MAX_FAILURES\n",
         "    limit = 10**6\n",
         ("tests/clinical/test_sign_in_lockout.py",),
+    ),
+    Mutation(
+        "admin-login-own-form",
+        "issue 17 finding 1: the admin login's own path",
+        "bedside/accounts/admin.py",
+        "admin.site.login_form = AdminSignInForm\n",
+        "",
+        (
+            "tests/clinical/test_sign_in_lockout.py::test_a_username_locked_at_the_main_sign_in_is_locked_at_the_admin_sign_in",
+            "tests/clinical/test_sign_in_lockout.py::test_an_admin_sign_in_is_recorded_with_the_admin_as_actor",
+        ),
+    ),
+    Mutation(
+        "password-checked-without-lockout",
+        "issue 17 finding 1: authenticate() round the lockout",
+        "bedside/settings.py",
+        'AUTHENTICATION_BACKENDS = ["bedside.accounts.sign_in.SignInBackend"]',
+        'AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]',
+        (
+            "tests/clinical/test_sign_in_lockout.py::test_a_username_locked_at_the_main_sign_in_is_locked_at_the_admin_sign_in",
+        ),
+    ),
+    Mutation(
+        "sign-in-recorded-as-anonymous",
+        "issue 18: who signed in",
+        "bedside/accounts/sign_in.py",
+        "        actor=actor_for(user, request),\n",
+        "        actor=actor_for(None, request),\n",
+        (
+            "tests/clinical/test_sign_in_lockout.py::test_a_clinician_sign_in_is_recorded_with_the_clinician_as_actor",
+        ),
+    ),
+    Mutation(
+        "sign-in-attempts-not-serialised",
+        "issue 17 finding 4: lockout race",
+        "bedside/accounts/sign_in.py",
+        '"SELECT pg_advisory_xact_lock(%s, hashtext(%s))"',
+        '"SELECT %s, hashtext(%s)"',
+        (
+            "tests/clinical/test_sign_in_lockout.py::test_a_burst_of_concurrent_attempts_is_counted_as_if_they_came_one_by_one",
+        ),
+    ),
+    Mutation(
+        "admin-lists-external-ids",
+        "issue 17 finding 2: patient data in the admin",
+        "clinical/admin.py",
+        'list_display = ("id", "status",',
+        'list_display = ("id", "external_id", "status",',
+        ("tests/test_admin_site.py::test_the_admin_case_pages_show_no_patient_data",),
+    ),
+    Mutation(
+        "admin-deletes-cases",
+        "issue 17 finding 2: no delete in the admin",
+        "clinical/admin.py",
+        "        return False  # patient records are never deleted",
+        "        return True",
+        ("tests/test_admin_site.py::test_no_one_can_delete_a_case_through_the_admin",),
+    ),
+    Mutation(
+        "database-deletes-cases",
+        "issue 17 finding 2: the database refuses a delete",
+        "clinical/migrations/0007_cases_never_deleted.py",
+        "CREATE TRIGGER clinical_case_no_delete\n"
+        "    BEFORE DELETE ON clinical_case\n"
+        "    FOR EACH ROW EXECUTE FUNCTION bedside_refuse_case_delete();\n",
+        "",
+        ("tests/test_admin_site.py::test_the_database_refuses_to_delete_a_case_a_run_or_a_review",),
+    ),
+    Mutation(
+        "password-reset-not-audited",
+        "issue 17 finding 2: admin writes audited",
+        "bedside/accounts/access_audit.py",
+        "instance._bedside_password_changed = old is not None and old != instance.password",
+        "instance._bedside_password_changed = False",
+        (
+            "tests/test_admin_site.py::test_a_password_reset_in_the_admin_is_audited_without_the_secret",
+        ),
+    ),
+    Mutation(
+        "role-group-rename-not-audited",
+        "issue 17 finding 2: admin writes audited",
+        "bedside/accounts/access_audit.py",
+        "    if old == instance.name:\n        return\n",
+        "    return\n",
+        (
+            "tests/test_admin_site.py::test_renaming_and_deleting_a_role_group_in_the_admin_is_audited",
+        ),
+    ),
+    Mutation(
+        "role-group-delete-not-audited",
+        "issue 17 finding 2: admin writes audited",
+        "bedside/accounts/access_audit.py",
+        "def _before_group_deleted(sender: Any, instance: Any, **_: Any) -> None:\n",
+        "def _before_group_deleted(sender: Any, instance: Any, **_: Any) -> None:\n    return\n",
+        (
+            "tests/test_admin_site.py::test_renaming_and_deleting_a_role_group_in_the_admin_is_audited",
+        ),
+    ),
+    Mutation(
+        "admin-writes-not-audited",
+        "issue 17 finding 2: admin writes audited",
+        "bedside/accounts/admin.py",
+        "        super().save_model(request, obj, form, change)\n",
+        "        super().save_model(request, obj, form, change)\n        return\n",
+        (
+            "tests/test_admin_site.py::test_every_other_admin_write_is_audited_with_the_fields_changed",
+        ),
+    ),
+    Mutation(
+        "no-throttling-before-authentication",
+        "issue 17 finding 9: throttling by source address",
+        "bedside/accounts/throttling.py",
+        "    if failures is None or failures < limit:\n        return False\n",
+        "    return False\n",
+        (
+            "tests/clinical/test_source_throttling.py::test_bad_keys_from_one_address_are_refused_before_authentication_and_audited_once",
+            "tests/clinical/test_source_throttling.py::test_an_address_over_its_failures_is_refused_before_any_password_is_tried",
+        ),
+    ),
+    Mutation(
+        "lockout-by-username-alone",
+        "issue 17 finding 9: a stranger locks a clinician out",
+        "bedside/accounts/sign_in.py",
+        "    from_here = Q(code__in=(FAILED, SUCCEEDED), source_address=source_address)\n",
+        "    from_here = Q(code__in=(FAILED, SUCCEEDED))\n",
+        ("tests/clinical/test_source_throttling.py::test_a_stranger_cannot_lock_a_clinician_out",),
+    ),
+    Mutation(
+        "unlock-ignored",
+        "issue 17 finding 9: unlock",
+        "bedside/accounts/sign_in.py",
+        "            from_here | Q(code=UNLOCKED),\n",
+        "            from_here,\n",
+        (
+            "tests/clinical/test_source_throttling.py::test_an_administrator_unlocks_a_username_by_command",
+            "tests/clinical/test_source_throttling.py::test_an_administrator_unlocks_a_username_in_the_admin_site",
+        ),
+    ),
+    Mutation(
+        "audit-source-is-the-proxy",
+        "issue 17 finding 6: trusted proxies",
+        "audit/actors.py",
+        "    source = client_address(request.META) if request is not None else None",
+        '    source = request.META.get("REMOTE_ADDR") if request is not None else None',
+        (
+            "tests/test_client_address.py::test_audit_events_behind_nginx_name_the_client_not_the_proxy",
+        ),
+    ),
+    Mutation(
+        "forwarded-for-believed-from-anyone",
+        "issue 17 finding 6: trusted proxies",
+        "bedside/http/addresses.py",
+        "    if not peer or not trusted_proxy(peer):\n",
+        "    if not peer:\n",
+        (
+            "tests/test_client_address.py::test_the_client_is_the_rightmost_address_that_is_not_a_trusted_proxy",
+        ),
+    ),
+    Mutation(
+        "metrics-checks-only-x-forwarded-for",
+        "issue 17 finding 15: /metrics behind a proxy",
+        "bedside/http/addresses.py",
+        "    if any(header in meta for header in FORWARDING_HEADERS):",
+        '    if "HTTP_X_FORWARDED_FOR" in meta:',
+        (
+            "tests/test_client_address.py::test_metrics_refuse_any_proxied_request_without_the_token",
+        ),
     ),
     Mutation(
         "json-stored-in-clear",

@@ -7,20 +7,30 @@ receivers are thin; the acting person comes from ``acting_as`` or the current re
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_login_failed
-from django.db.models.signals import m2m_changed, post_save, pre_save
+from django.db.models.signals import m2m_changed, post_save, pre_delete, pre_save
 from django.http import HttpRequest
 
 from audit.actors import actor_for
 from audit.middleware import current_request
 from audit.models import Action, Outcome
 from audit.services import SYSTEM, Actor, current_actor, record
+from bedside.accounts.throttling import source_failure_count
 
 PRIVILEGE_FLAGS = ("is_superuser", "is_staff", "is_active")
+# Set when the sign-in backend has already written the event of a refused attempt, so the
+# ``user_login_failed`` signal Django sends next does not write a second one.
+_attempt_recorded: ContextVar[bool] = ContextVar("bedside_sign_in_recorded", default=False)
+
+
+def sign_in_attempt_recorded() -> None:
+    """The caller wrote this attempt's event; the coming ``user_login_failed`` is a repeat."""
+    _attempt_recorded.set(True)
 
 
 def signal_actor() -> Actor:
@@ -42,10 +52,13 @@ def auth_failure_record(
     claimed: str = "",
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """One ``auth.failed`` event. ``claimed`` is the user name or key prefix presented
-    (never a password or a key)."""
+    """One ``auth.failed`` event, counted against its source address's failures this
+    minute. ``claimed`` is the user name or key prefix presented (never a password or a key)."""
+    actor = actor_for(None, request)
+    if actor.source_address:
+        source_failure_count(actor.source_address)
     record(
-        actor=actor_for(None, request),
+        actor=actor,
         action=Action.EXECUTE,
         code="auth.failed",
         outcome=Outcome.FAILURE,
@@ -74,6 +87,9 @@ def privilege_change_record(*, user: Any, granted: list[str], revoked: list[str]
 def _on_login_failed(
     sender: Any, credentials: dict[str, Any], request: Any = None, **_: Any
 ) -> None:
+    if _attempt_recorded.get():
+        _attempt_recorded.set(False)
+        return  # SignInBackend (bedside/accounts/sign_in.py) wrote it, inside its lock
     auth_failure_record(
         method="password",
         reason="bad credentials",
@@ -145,6 +161,69 @@ def _after_user_saved(sender: Any, instance: Any, **_: Any) -> None:
     privilege_change_record(user=instance, granted=granted, revoked=revoked)
 
 
+def _before_password_saved(sender: Any, instance: Any, update_fields: Any = None, **_: Any) -> None:
+    if instance.pk is None or (update_fields is not None and "password" not in update_fields):
+        return
+    old = sender.objects.filter(pk=instance.pk).values_list("password", flat=True).first()
+    instance._bedside_password_changed = old is not None and old != instance.password
+
+
+def _after_password_saved(sender: Any, instance: Any, **_: Any) -> None:
+    if not getattr(instance, "_bedside_password_changed", False):
+        return
+    del instance._bedside_password_changed
+    # Who changed whose password; never the password or its hash.
+    record(
+        actor=signal_actor(),
+        action=Action.UPDATE,
+        code="password.changed",
+        object_type="user",
+        object_id=str(instance.pk),
+        details={"user": instance.get_username(), "usable": instance.has_usable_password()},
+    )
+
+
+def _members(group: Any) -> list[str]:
+    return sorted(group.user_set.values_list(get_user_model().USERNAME_FIELD, flat=True))
+
+
+def _before_group_saved(sender: Any, instance: Any, **_: Any) -> None:
+    if instance.pk is not None:
+        old = sender.objects.filter(pk=instance.pk).values_list("name", flat=True).first()
+        instance._bedside_old_name = old
+
+
+def _after_group_saved(sender: Any, instance: Any, **_: Any) -> None:
+    """A role is a group's name: renaming the group takes the role from every member.
+    (A new group is no change to anyone's rights; the admin site audits its creation.)"""
+    old = getattr(instance, "_bedside_old_name", None)
+    if old is None:
+        return
+    del instance._bedside_old_name
+    if old == instance.name:
+        return
+    record(
+        actor=signal_actor(),
+        action=Action.UPDATE,
+        code="role.group_renamed",
+        object_type="group",
+        object_id=str(instance.pk),
+        details={"old": old, "new": instance.name, "members": _members(instance)},
+    )
+
+
+def _before_group_deleted(sender: Any, instance: Any, **_: Any) -> None:
+    # Deleting a group removes its members' role without a m2m_changed signal: name them.
+    record(
+        actor=signal_actor(),
+        action=Action.DELETE,
+        code="role.group_deleted",
+        object_type="group",
+        object_id=str(instance.pk),
+        details={"name": instance.name, "members": _members(instance)},
+    )
+
+
 def connect() -> None:
     user_model = get_user_model()
     user_login_failed.connect(_on_login_failed, dispatch_uid="bedside_auth_failed")
@@ -153,3 +232,12 @@ def connect() -> None:
     )
     pre_save.connect(_before_user_saved, sender=user_model, dispatch_uid="bedside_flags_before")
     post_save.connect(_after_user_saved, sender=user_model, dispatch_uid="bedside_flags_after")
+    pre_save.connect(
+        _before_password_saved, sender=user_model, dispatch_uid="bedside_password_before"
+    )
+    post_save.connect(
+        _after_password_saved, sender=user_model, dispatch_uid="bedside_password_after"
+    )
+    pre_save.connect(_before_group_saved, sender=Group, dispatch_uid="bedside_group_before")
+    post_save.connect(_after_group_saved, sender=Group, dispatch_uid="bedside_group_after")
+    pre_delete.connect(_before_group_deleted, sender=Group, dispatch_uid="bedside_group_deleted")

@@ -1,19 +1,26 @@
-"""Integration keys, EHR clients and EHR user links in the admin site: keys seen, limited
-and revoked there (issued by command); EHRs disabled; EHR users attached to clinicians."""
+"""The admin site's accounts pages: integration keys (seen, limited and revoked there,
+issued by command), EHR clients (disabled there) and EHR user links (attached to
+clinicians there), people and role groups (every write audited), and its login."""
 
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from audit.actors import actor_for
+from audit.models import Action
+from audit.services import record
 from bedside import roles
 from bedside.accounts import ehr_clients
 from bedside.accounts import services as accounts_services
 from bedside.accounts.keys import SCOPES
 from bedside.accounts.models import ApiKey, EhrClient, EhrUserLink
+from bedside.accounts.sign_in import AdminSignInForm, login_unlock
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -161,3 +168,58 @@ class EhrClientAdmin(admin.ModelAdmin):
         actor = actor_for(request.user, request)
         done = sum(ehr_clients.ehr_client_disable(client=c, actor=actor) for c in queryset)
         self.message_user(request, f"Disabled {done} EHR(s).", messages.SUCCESS)
+
+
+# The admin site signs people in through the same lockout and events as the sign-in page.
+admin.site.login_form = AdminSignInForm
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Every add, change and delete made through this admin page is an audit event in the
+    same transaction, naming the fields changed (never their values: a password hash or a
+    secret could be one). Privilege, role-group and password changes also get their own
+    events with old and new values, from ``access_audit``."""
+
+    def _record(self, request: HttpRequest, obj: Any, action: str, fields: list[str]) -> None:
+        record(
+            actor=actor_for(request.user, request),
+            action={"added": Action.CREATE, "changed": Action.UPDATE}.get(action, Action.DELETE),
+            code=f"admin.{action}",
+            object_type=obj._meta.label_lower,
+            object_id=str(obj.pk),
+            details={"object": str(obj)[:100], "fields": sorted(fields)},
+        )
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        self._record(request, obj, "changed" if change else "added", list(form.changed_data))
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        self._record(request, obj, "deleted", [])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for obj in queryset:
+            self._record(request, obj, "deleted", [])
+        super().delete_queryset(request, queryset)
+
+
+class AuditedUserAdmin(AuditedAdmin, UserAdmin):
+    actions = ("unlock_sign_in",)
+
+    @admin.action(description="Unlock sign-in for the selected people")
+    def unlock_sign_in(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        actor = actor_for(request.user, request)
+        for user in queryset:
+            login_unlock(username=user.get_username(), actor=actor)
+        self.message_user(request, f"Unlocked {queryset.count()} sign-in(s).", messages.SUCCESS)
+
+
+class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
+    pass
+
+
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), AuditedUserAdmin)
+admin.site.unregister(Group)
+admin.site.register(Group, AuditedGroupAdmin)

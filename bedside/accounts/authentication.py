@@ -7,12 +7,14 @@ from typing import Any
 
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.request import Request
 
+from audit.actors import actor_for
 from bedside.accounts.access_audit import auth_failure_record
 from bedside.accounts.keys import LAST_USED_RESOLUTION, hash_key, split_key
 from bedside.accounts.models import ApiKey
+from bedside.accounts.throttling import source_refused, source_retry_after
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -24,6 +26,10 @@ class ApiKeyAuthentication(BaseAuthentication):
         header = get_authorization_header(request).split()
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
+        source = actor_for(None, request).source_address
+        request_id = getattr(request, "request_id", "")
+        if source_refused(source_address=source, method="api_key", request_id=request_id):
+            raise Throttled(source_retry_after(), "too many failed authentications from here")
         if len(header) != 2:
             _refused(request, "malformed_header", "")
             raise AuthenticationFailed("Authorization header must be 'Bearer <api key>'")

@@ -136,3 +136,22 @@ class EhrClient(models.Model):
 
     def __str__(self) -> str:
         return f"EHR {self.issuer}" + (" (disabled)" if self.disabled_at else "")
+
+
+class SourceFailureWindow(models.Model):
+    """Failed or refused authentications from one network address in a fixed one-minute
+    window, counted before any credential is checked (bedside/accounts/throttling.py)."""
+
+    source_address = models.GenericIPAddressField()
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source_address", "window_start"], name="failure_window_per_source"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} failures from {self.source_address} from {self.window_start}"

@@ -1,8 +1,12 @@
-"""Per-key rate limit: a fixed one-minute window counted in PostgreSQL.
+"""Per-key rate limit, and failed authentications per source address: fixed one-minute
+windows counted in PostgreSQL.
 
 PostgreSQL rather than a cache so that every web worker counts against the same number
 without another service; one upsert per request is cheap next to the request itself.
-Sessions (people) are not limited here.
+Sessions (people) are not limited by the key limit; every password and key check is held
+to its address's failure limit (``BEDSIDE_AUTH_FAILURES_PER_MIN``): past it, the address is
+refused before its credentials are checked, and the rest of that minute's attempts are
+counted in one ``auth.throttled`` event instead of one event each.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from rest_framework.throttling import BaseThrottle
 from audit.models import Action, Outcome
 from audit.services import Actor, record
 from bedside import roles
-from bedside.accounts.models import ApiKey, RateLimitWindow
+from bedside.accounts.models import ApiKey, RateLimitWindow, SourceFailureWindow
+from bedside.http.addresses import client_address
 
 WINDOW = timedelta(minutes=1)
 
@@ -30,6 +35,73 @@ _COUNT_SQL = (
     f"ON CONFLICT (api_key_id, window_start) DO UPDATE SET count = {_TABLE}.count + 1 "
     "RETURNING count"
 )
+
+
+_SOURCE_TABLE = SourceFailureWindow._meta.db_table
+_COUNT_SOURCE_SQL = (
+    f"INSERT INTO {_SOURCE_TABLE} (source_address, window_start, count) "  # noqa: S608
+    "VALUES (%s, %s, 1) ON CONFLICT (source_address, window_start) "
+    f"DO UPDATE SET count = {_SOURCE_TABLE}.count + 1 RETURNING count"
+)
+
+
+def _window(now: datetime) -> datetime:
+    return now.replace(second=0, microsecond=0)
+
+
+def source_failure_count(source_address: str) -> int:
+    """Count one failed authentication from this address; return the window's count."""
+    window_start = _window(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_SOURCE_SQL, [source_address, window_start])
+        (count,) = cursor.fetchone()
+    if count == 1:  # a new window: drop this address's finished ones
+        SourceFailureWindow.objects.filter(
+            source_address=source_address, window_start__lt=window_start
+        ).delete()
+    return int(count)
+
+
+def source_refused(*, source_address: str | None, method: str, request_id: str = "") -> bool:
+    """Whether this address has used up its failures this minute. If so the attempt is
+    counted (its credentials are not checked) and the first one refused writes the
+    window's only ``auth.throttled`` event."""
+    if not source_address:
+        return False
+    limit = int(settings.BEDSIDE_AUTH_FAILURES_PER_MIN)
+    window_start = _window(timezone.now())
+    failures = (
+        SourceFailureWindow.objects.filter(source_address=source_address, window_start=window_start)
+        .values_list("count", flat=True)
+        .first()
+    )
+    if failures is None or failures < limit:
+        return False
+    if source_failure_count(source_address) == limit + 1:
+        record(
+            actor=Actor(
+                label="anonymous",
+                role="none",
+                source_address=source_address,
+                request_id=request_id,
+            ),
+            action=Action.EXECUTE,
+            code="auth.throttled",
+            outcome=Outcome.FAILURE,
+            object_type="source_address",
+            object_id=source_address,
+            details={
+                "method": method,
+                "limit_per_min": limit,
+                "window_start": window_start.isoformat(),
+            },
+        )
+    return True
+
+
+def source_retry_after(now: datetime | None = None) -> float:
+    now = now or timezone.now()
+    return max(1.0, (_window(now) + WINDOW - now).total_seconds())
 
 
 def key_limit(api_key: ApiKey) -> int:
@@ -78,7 +150,7 @@ def _record_limited(request: Request, api_key: ApiKey, limit: int) -> None:
             label=f"key:{api_key.name}",
             role=roles.primary_role(api_key.user),
             user_id=api_key.user_id,
-            source_address=request.META.get("REMOTE_ADDR") or None,
+            source_address=client_address(request.META),
             request_id=getattr(request, "request_id", ""),
         ),
         action=Action.EXECUTE,

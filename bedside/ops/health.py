@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from bedside.celery import app as celery_app
+from bedside.http.addresses import came_through_proxy
 
 
 @require_GET
@@ -66,13 +67,13 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 def _metrics_allowed(request: HttpRequest) -> bool:
     """The bearer token of BEDSIDE_METRICS_TOKEN, or a direct request from this host. A
-    request through nginx carries X-Forwarded-For and comes from loopback too: it needs the
-    token."""
+    request through nginx comes from loopback too: any request through a proxy (one with
+    X-Forwarded-For, Forwarded or X-Real-IP, bedside/http/addresses.py) needs the token."""
     token = settings.BEDSIDE_METRICS_TOKEN
     sent = request.headers.get("Authorization", "")
     if token and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
         return True
-    if "X-Forwarded-For" in request.headers:
+    if came_through_proxy(request.META):
         return False
     try:
         return ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")).is_loopback

@@ -3,7 +3,9 @@ cases, runs and reviews."""
 
 from __future__ import annotations
 
+import pytest
 from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
 
 from audit.models import CaseFacts
 from clinical.models import Case
@@ -47,9 +49,15 @@ def test_cases_from_an_integration_key_are_marked_api(
     assert (facts.system, facts.status, facts.submitter) == ("api", "queued", "key:ehr-test")
 
 
-def test_facts_go_with_a_deleted_case(alice: User) -> None:
-
+def test_a_case_cannot_be_deleted_so_its_facts_stay(alice: User) -> None:
+    """Cases are never deleted (clinical migration 0007, issue 17): not even a queued
+    case nothing else refers to."""
     case = submitted_case(alice)
     assert CaseFacts.objects.filter(case_id=case.id).exists()
-    Case.objects.filter(id=case.id).delete()  # a queued case nothing else refers to
-    assert not CaseFacts.objects.filter(case_id=case.id).exists()
+    with (
+        pytest.raises(IntegrityError, match="patient records are never deleted"),
+        transaction.atomic(),
+    ):
+        Case.objects.filter(id=case.id).delete()
+    assert Case.objects.filter(id=case.id).exists()
+    assert CaseFacts.objects.filter(case_id=case.id).exists()
