@@ -251,7 +251,7 @@ class CaseListCreate(APIView):
         examples=[clinical_openapi.CASE_EXAMPLE],
         responses={
             202: OpenApiResponse(schemas.Case, description="Accepted and queued."),
-            **openapi.errors(400, 401, 403, 409, 413, 415, 429),
+            **openapi.errors(400, 401, 403, 409, 413, 415, 422, 429),
         },
     )
     def post(self, request: Request) -> Response:
@@ -270,7 +270,8 @@ class CaseListCreate(APIView):
             try:
                 intake = fhir.case_input_from_bundle(request.data, params)
             except fhir.FhirIntakeError as exc:
-                return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+                # 400 for a Bundle that cannot be read, 422 for one with nothing clinical in it.
+                return Response({"errors": exc.errors}, status=exc.status)
             case_input, fhir_summary, source = intake.case_input, intake.summary(), "fhir"
         else:
             try:

@@ -92,9 +92,28 @@ LOINC_CODE = re.compile(r"^\d{1,7}-\d$")
 
 
 class FhirIntakeError(Exception):
+    """The Bundle cannot be read (400): each error names where in it, and what is wrong."""
+
+    status = 400
+
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         super().__init__("; ".join(str(e["msg"]) for e in errors))
         self.errors = errors
+
+
+class EmptyCaseError(FhirIntakeError):
+    """The Bundle is readable but holds nothing to reason over beyond the patient's age and
+    sex (422): a case without a complaint, condition, medication, allergy, vital sign or
+    lab would be "completed" with an answer about nobody in particular."""
+
+    status = 422
+
+
+EMPTY_CASE = (
+    "the record holds no clinical content beyond demographics: no reason for the encounter, "
+    "condition, medication, allergy, vital sign or lab result; send the record, or give the "
+    "chief_complaint"
+)
 
 
 def _error(loc: list[Any], msg: str) -> FhirIntakeError:
@@ -546,22 +565,28 @@ class _Assembler:
                 return _short(f"<= {high}")
         return ""
 
-    def conditions(self, at: datetime | None) -> tuple[list[str], bool]:
+    def conditions(self, visit: _Visit | None) -> tuple[list[str], bool]:
+        """The conditions as they stood at the visit: begun (onset, else first recorded) by
+        its end and not abated before its start. Today's ``clinicalStatus`` decides only
+        where no abatement date says when a condition ended."""
         names: list[str] = []
         pregnant = False
         for entry in self.of("Condition"):
             condition = entry.resource
-            status = _codes(condition.clinicalStatus)
-            if status and not status & ACTIVE_CONDITION:
-                continue
             if _codes(condition.verificationStatus) & NOT_TRUE:
                 continue
-            onset = _instant(condition.onsetDateTime) or _instant(condition.recordedDate)
-            if at is not None and onset is not None and onset > at + timedelta(days=1):
-                continue  # recorded after the encounter the case is about
-            abated = _instant(condition.abatementDateTime)
-            if at is not None and abated is not None and abated <= at:
+            onset = condition.onsetPeriod.start if condition.onsetPeriod else None
+            began = _instant(condition.onsetDateTime or onset or condition.recordedDate)
+            abatement = condition.abatementPeriod.end if condition.abatementPeriod else None
+            ended = _instant(condition.abatementDateTime or abatement)
+            status = _codes(condition.clinicalStatus)
+            if (visit is None or ended is None) and status and not status & ACTIVE_CONDITION:
                 continue
+            if visit is not None:
+                if began is not None and began > visit.until:
+                    continue  # first recorded after the encounter the case is about
+                if ended is not None and ended <= visit.start:
+                    continue
             name = _short(_text(condition.code))
             if _codes(condition.code, SNOMED) & PREGNANCY_SNOMED:
                 pregnant = True
@@ -569,24 +594,53 @@ class _Assembler:
                 names.append(name)
         return names[:50], pregnant
 
-    def medications(self) -> list[dict[str, str]]:
+    def encounter_diagnoses(self, encounter: _Entry) -> list[str]:
+        """What the encounter was for: its reasons (coded, or Conditions it references),
+        else its diagnoses, else the Conditions recorded at it."""
+        resource = encounter.resource
+        found = [_text(r) for r in resource.reasonCode or []]
+        referenced = [r for r in resource.reasonReference or []]
+        if not any(found) and not referenced:
+            referenced = [d.condition for d in resource.diagnosis or [] if d.condition]
+        for reference in referenced:
+            for entry in self.of("Condition"):
+                if _points_to(reference, _refs(entry)):
+                    found.append(_text(entry.resource.code))
+        if not any(found):
+            refs = _refs(encounter)
+            for entry in self.of("Condition"):
+                if _codes(entry.resource.verificationStatus) & NOT_TRUE:
+                    continue
+                if _points_to(entry.resource.encounter, refs):
+                    found.append(_text(entry.resource.code))
+        names: list[str] = []
+        for name in found:
+            if name and name not in names:
+                names.append(name)
+        return names
+
+    def medications(self, visit: _Visit | None) -> list[dict[str, str]]:
+        """The medications as they stood at the visit: prescribed (or asserted) by its end,
+        and not ended before its start. Today's status decides only where no end date
+        (validity period, dosage bounds, effective period) says when it stopped."""
         medications: list[dict[str, str]] = []
         seen: set[str] = set()
         for resource_type in ("MedicationRequest", "MedicationStatement"):
             for entry in self.of(resource_type):
                 item = entry.resource
-                if resource_type == "MedicationRequest" and item.status not in (
-                    "active",
-                    "on-hold",
-                    "draft",
-                ):
+                if item.status in ("entered-in-error", "cancelled", "not-taken"):
                     continue
-                if resource_type == "MedicationStatement" and item.status not in (
-                    "active",
-                    "intended",
-                    "on-hold",
-                ):
+                began, ended = _medication_period(item, resource_type)
+                current = ("active", "on-hold", "draft")
+                if resource_type == "MedicationStatement":
+                    current = ("active", "intended", "on-hold")
+                if (visit is None or ended is None) and item.status not in current:
                     continue
+                if visit is not None:
+                    if began is not None and began > visit.until:
+                        continue
+                    if ended is not None and ended <= visit.start:
+                        continue
                 name = _short(self._medication_name(item))
                 if not name or name in seen:
                     continue
@@ -628,17 +682,33 @@ class _Assembler:
             found["frequency"] = _short(str(dosage.text))
         return found
 
-    def allergies(self) -> list[dict[str, str]]:
+    def allergies(self, visit: _Visit | None) -> list[dict[str, str]]:
+        """The allergies as they stood at the visit: recorded by its end; one no longer
+        active today counts when a reaction of it (or its last occurrence) fell in the visit."""
         allergies: list[dict[str, str]] = []
         for entry in self.of("AllergyIntolerance"):
             allergy = entry.resource
-            status = _codes(allergy.clinicalStatus)
-            if status and "active" not in status:
-                continue
             if _codes(allergy.verificationStatus) & NOT_TRUE:
                 continue
             if _codes(allergy.code, SNOMED) & NO_KNOWN_ALLERGY_SNOMED:
                 continue
+            began = _instant(allergy.onsetDateTime or allergy.recordedDate)
+            if visit is not None and began is not None and began > visit.until:
+                continue  # first recorded after the encounter the case is about
+            status = _codes(allergy.clinicalStatus)
+            if status and "active" not in status:
+                reactions = [_instant(r.onset) for r in allergy.reaction or []]
+                reactions.append(_instant(allergy.lastOccurrence))
+                # From the visit's day: a reaction dated by its day alone falls on midnight.
+                day = visit.start.replace(hour=0, minute=0, second=0) if visit else None
+                if (
+                    day is None
+                    or visit is None
+                    or not any(
+                        when is not None and day <= when <= visit.until for when in reactions
+                    )
+                ):
+                    continue
             substance = _short(_text(allergy.code))
             if not substance:
                 continue
@@ -655,10 +725,43 @@ class _Assembler:
         return allergies[:50]
 
 
-def _encounter_summary(encounter: Any, start: datetime | None) -> tuple[str, str]:
-    """The encounter in words (for the history) and its reason (the default complaint)."""
+@dataclass(frozen=True)
+class _Visit:
+    """When the encounter the case is about took place: items are read as they stood then."""
+
+    start: datetime
+    until: datetime  # its end; a day after its start where the end is not given
+
+
+def _visit(entry: _Entry | None) -> _Visit | None:
+    if entry is None or (start := _encounter_start(entry)) is None:
+        return None
+    period = entry.resource.period
+    end = _instant(period.end) if period is not None else None
+    return _Visit(start=start, until=end if end and end >= start else start + timedelta(days=1))
+
+
+def _medication_period(item: Any, resource_type: str) -> tuple[datetime | None, datetime | None]:
+    """When a prescription (or statement) began and, where the record says so, ended."""
+    if resource_type == "MedicationStatement":
+        period = item.effectivePeriod
+        began = _instant(period.start if period else item.effectiveDateTime)
+        return began or _instant(item.dateAsserted), _instant(period.end) if period else None
+    ends = []
+    validity = item.dispenseRequest.validityPeriod if item.dispenseRequest else None
+    if validity is not None:
+        ends.append(_instant(validity.end))
+    for dosage in item.dosageInstruction or []:
+        repeat = dosage.timing.repeat if dosage.timing is not None else None
+        if repeat is not None and repeat.boundsPeriod is not None:
+            ends.append(_instant(repeat.boundsPeriod.end))
+    known = [end for end in ends if end is not None]
+    return _instant(item.authoredOn), max(known) if known else None
+
+
+def _encounter_summary(encounter: Any, start: datetime | None, reasons: list[str]) -> str:
+    """The encounter in words, for the history."""
     kind = _text(encounter.type[0]) if encounter.type else ""
-    reasons = [_text(r) for r in encounter.reasonCode or [] if _text(r)]
     reason = ", ".join(reasons)
     klass = encounter.class_fhir.display or encounter.class_fhir.code or ""
     parts = [f"{kind or 'Encounter'} ({klass})" if klass else kind or "Encounter"]
@@ -667,7 +770,7 @@ def _encounter_summary(encounter: Any, start: datetime | None) -> tuple[str, str
     text = " ".join(parts)
     if reason:
         text += f"; reason: {reason}"
-    return text + ".", reason or kind
+    return text + "."
 
 
 def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) -> FhirIntake:
@@ -702,7 +805,8 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
     if deceased is not None and deceased.date() < on:
         on = deceased.date()
     gender = patient.gender if patient.gender in ("male", "female", "other") else "unknown"
-    conditions, pregnant = assembler.conditions(start)
+    visit = _visit(encounter_entry)
+    conditions, pregnant = assembler.conditions(visit)
 
     data: dict[str, Any] = {
         "patient": {
@@ -711,8 +815,8 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
             "pregnant": True if pregnant and gender != "male" else None,
         },
         "past_medical_history": conditions,
-        "medications": assembler.medications(),
-        "allergies": assembler.allergies(),
+        "medications": assembler.medications(visit),
+        "allergies": assembler.allergies(visit),
         "question": params.question.strip() or DEFAULT_QUESTION,
     }
     assembler.sources[("patient", "age_years")] = [*patient_entry.loc, "birthDate"]
@@ -722,9 +826,9 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
         setting = SETTING_BY_CLASS.get(str(encounter.class_fhir.code or "").upper())
         if setting:
             data["setting"] = setting
-        history, reason = _encounter_summary(encounter, start)
-        data["history_of_present_illness"] = history
-        complaint = complaint or _short(reason, 500)
+        reasons = assembler.encounter_diagnoses(encounter_entry)
+        data["history_of_present_illness"] = _encounter_summary(encounter, start, reasons)
+        complaint = complaint or _short(", ".join(reasons), 500)
         vitals = assembler.vitals(refs, start)
         if vitals:
             data["vitals"] = vitals
@@ -737,6 +841,12 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
             data["vitals"] = vitals
         data["labs"] = assembler.labs(set(), every_encounter=True)
         encounter_ref = ""
+    content = ("past_medical_history", "medications", "allergies", "vitals", "labs")
+    if not complaint and not any(data.get(name) for name in content):
+        raise EmptyCaseError([{"loc": ["entry"], "msg": EMPTY_CASE}])
+    if not complaint and encounter_entry is not None:
+        kind = encounter_entry.resource.type
+        complaint = _short(f"Review of the patient's record ({_text(kind[0])})" if kind else "")
     data["chief_complaint"] = complaint or "Review of the patient's record"
     if params.priority:
         data["priority"] = params.priority

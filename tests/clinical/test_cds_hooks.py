@@ -35,8 +35,43 @@ PATIENT_VIEW = "/cds-services/bedside-patient-view"
 ORDER_SIGN = "/cds-services/bedside-order-sign"
 
 
+# The spec's patient-view examples prefetch the Patient alone, a chart Bedside refuses (422:
+# nothing to reason over beyond age and sex); the tests give that patient one condition.
+CHART_CONDITION = {
+    "resourceType": "Condition",
+    "id": "chart-htn",
+    "clinicalStatus": {"coding": [{"code": "active"}]},
+    "code": {"text": "Hypertension"},
+    "subject": {"reference": "Patient/1288992"},
+}
+
+
 def example(name: str) -> dict[str, Any]:
-    return json.loads((EXAMPLES / name).read_text())
+    request: dict[str, Any] = json.loads((EXAMPLES / name).read_text())
+    prefetch = request.get("prefetch")
+    if (
+        isinstance(prefetch, dict)
+        and prefetch
+        and all(
+            isinstance(v, dict) and v.get("resourceType") == "Patient" for v in prefetch.values()
+        )
+    ):
+        prefetch["conditions"] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": copy.deepcopy(CHART_CONDITION)}],
+        }
+    return request
+
+
+def test_a_chart_holding_only_the_patient_is_422_with_the_reason(ehr_key: Any) -> None:
+    spec_example = json.loads((EXAMPLES / "hl7spec__L219.json").read_text())
+    response = call(ehr_key, PATIENT_VIEW, spec_example)
+    assert response.status_code == 422, response.json()
+    [error] = response.json()["errors"]
+    assert error["loc"][0] == "prefetch"
+    assert "no clinical content beyond demographics" in error["msg"]
+    assert Case.objects.count() == 0
 
 
 def examples_of(kind: str) -> list[str]:

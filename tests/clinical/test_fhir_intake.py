@@ -414,7 +414,8 @@ def test_hl7_example_bundles_are_a_case_or_a_400_never_a_500(
 ) -> None:
     bundle = json.loads(path.read_text())
     response = post_fhir(ehr_client, copy.deepcopy(bundle))
-    assert response.status_code in (202, 400), response.content[:500]
+    # 422: a readable Bundle with nothing clinical in it (a document index, a lone Patient).
+    assert response.status_code in (202, 400, 422), response.content[:500]
     errors = response.json().get("errors", [])
     assert all(e["msg"] and isinstance(e["loc"], list) for e in errors)
 
@@ -457,3 +458,126 @@ def test_bench_fhir_inflates_a_record_and_reports_its_timing() -> None:
     report = out.getvalue()
     assert "1.5 MB" in report or "1.6 MB" in report
     assert "skipped {'Observation':" in report
+
+
+# --- Empty cases (defect 4) and the record as it stood at the visit (defect 3) -------------
+
+
+@pytest.mark.parametrize("with_encounter", [False, True])
+def test_a_bundle_with_nothing_beyond_demographics_is_422_with_the_reason(
+    ehr_client: APIClient, with_encounter: bool
+) -> None:
+    resources: list[dict[str, Any]] = [
+        {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1980-02-01"}
+    ]
+    if with_encounter:
+        checkup = _encounter() | {"type": [{"text": "Encounter for check up (procedure)"}]}
+        del checkup["reasonCode"]
+        resources.append(checkup)
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": []}
+    bundle["entry"] = [{"resource": r} for r in resources]
+    response = post_fhir(ehr_client, bundle)
+    assert response.status_code == 422, response.json()
+    [error] = response.json()["errors"]
+    assert "no clinical content beyond demographics" in error["msg"]
+    assert Case.objects.count() == 0
+    # The same record with the clinician's complaint is a case.
+    asked = post_fhir(ehr_client, bundle, "?chief_complaint=Dizzy%20on%20standing")
+    assert asked.status_code == 202, asked.json()
+    assert asked.json()["input"]["chief_complaint"] == "Dizzy on standing"
+
+
+def _dated(resource: dict[str, Any], **dates: str) -> dict[str, Any]:
+    return {**resource, **dates, "subject": {"reference": "Patient/p1"}}
+
+
+def visit_history_bundle() -> dict[str, Any]:
+    """A bronchitis visit on 26 January (the illness ran from the 13th to the 27th), a
+    check-up on 1 March, and items first recorded two weeks after the first visit."""
+    active = {"coding": [{"code": "active"}]}
+    resolved = {"coding": [{"code": "resolved"}]}
+    visit = _encounter("visit", "2026-01-26T09:00:00Z")
+    visit["period"]["end"] = "2026-01-26T09:30:00Z"
+    del visit["reasonCode"]
+    visit["class"]["code"] = "AMB"
+    visit["type"] = [{"text": "Encounter for problem (procedure)"}]
+    visit["diagnosis"] = [{"condition": {"reference": "Condition/bronchitis"}}]
+    checkup = _encounter("checkup", "2026-03-01T09:00:00Z")
+    del checkup["reasonCode"]
+    checkup["type"] = [{"text": "Encounter for check up (procedure)"}]
+    resources: list[dict[str, Any]] = [
+        {"resourceType": "Patient", "id": "p1", "gender": "male", "birthDate": "1961-06-15"},
+        visit,
+        checkup,
+        _dated(
+            {"resourceType": "Condition", "id": "bronchitis", "clinicalStatus": resolved},
+            code={"text": "Acute bronchitis (disorder)"},
+            onsetDateTime="2026-01-13T09:00:00Z",
+            abatementDateTime="2026-01-27T09:00:00Z",
+        ),
+        _dated(
+            {"resourceType": "Condition", "id": "htn", "clinicalStatus": active},
+            code={"text": "Hypertension"},
+            recordedDate="2026-02-09T09:00:00Z",
+        ),
+        _dated(
+            {"resourceType": "MedicationRequest", "id": "amlo", "status": "active"},
+            intent="order",
+            medicationCodeableConcept={"text": "amlodipine 5 MG Oral Tablet"},
+            authoredOn="2026-02-09T09:00:00Z",
+        ),
+        _dated(
+            {"resourceType": "MedicationRequest", "id": "amox", "status": "completed"},
+            intent="order",
+            medicationCodeableConcept={"text": "amoxicillin 500 MG Oral Capsule"},
+            authoredOn="2026-01-20T09:00:00Z",
+            dispenseRequest={"validityPeriod": {"end": "2026-01-30T00:00:00Z"}},
+        ),
+        {
+            "resourceType": "AllergyIntolerance",
+            "id": "latex",
+            "clinicalStatus": resolved,
+            "code": {"text": "Latex"},
+            "patient": {"reference": "Patient/p1"},
+            "recordedDate": "2025-06-01T00:00:00Z",
+            "reaction": [{"manifestation": [{"text": "Urticaria"}], "onset": "2026-01-26"}],
+        },
+        {
+            "resourceType": "AllergyIntolerance",
+            "id": "peanut",
+            "clinicalStatus": active,
+            "code": {"text": "Peanut"},
+            "patient": {"reference": "Patient/p1"},
+            "recordedDate": "2026-02-09T09:00:00Z",
+        },
+    ]
+    entries = [{"resource": r} for r in resources]
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def test_the_record_is_read_as_it_stood_at_the_chosen_encounter() -> None:
+    intake = case_input_from_bundle(visit_history_bundle(), CaseParameters(encounter_id="visit"))
+    case = intake.case_input
+    assert case.past_medical_history == ["Acute bronchitis (disorder)"]
+    assert [m.name for m in case.medications] == ["amoxicillin 500 MG Oral Capsule"]
+    assert [(a.substance, a.reaction) for a in case.allergies] == [("Latex", "Urticaria")]
+    assert case.chief_complaint == "Acute bronchitis (disorder)"
+
+
+def test_the_latest_encounter_reads_the_record_as_it_stands_then() -> None:
+    case = case_input_from_bundle(visit_history_bundle()).case_input
+    assert case.past_medical_history == ["Hypertension"]
+    assert [m.name for m in case.medications] == ["amlodipine 5 MG Oral Tablet"]
+    assert [a.substance for a in case.allergies] == ["Peanut"]
+    # A check-up with no reason or diagnosis is not itself the complaint.
+    assert case.chief_complaint != "Encounter for check up (procedure)"
+    assert "Encounter for check up" in case.chief_complaint
+
+
+def test_conditions_recorded_at_the_encounter_are_its_complaint() -> None:
+    bundle = visit_history_bundle()
+    visit = bundle["entry"][1]["resource"]
+    del visit["diagnosis"]
+    bundle["entry"][3]["resource"]["encounter"] = {"reference": "Encounter/visit"}
+    case = case_input_from_bundle(bundle, CaseParameters(encounter_id="visit")).case_input
+    assert case.chief_complaint == "Acute bronchitis (disorder)"

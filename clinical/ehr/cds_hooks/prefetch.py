@@ -94,4 +94,4 @@ def case_input_for(hook: HookRequest) -> fhir.FhirIntake:
             else:
                 loc = ["prefetch", *loc]
             errors.append({"loc": loc, "msg": error["msg"]})
-        raise HookError(400, errors) from exc
+        raise HookError(exc.status, errors) from exc
