@@ -23,7 +23,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from clinical.schemas import CaseInput
+from clinical.schemas import CaseInput, CodeSystem
 
 DEFAULT_QUESTION = "What is the most likely diagnosis, and what should be done next?"
 BUNDLE_TYPES = ("transaction", "collection", "searchset", "batch")
@@ -139,6 +139,9 @@ class FhirIntake:
     mapped: dict[str, int] = field(default_factory=dict)  # validated and read
     ignored: dict[str, int] = field(default_factory=dict)  # types Bedside does not read
     skipped: dict[str, int] = field(default_factory=dict)  # of other encounters, not read
+    # Values read but left out of the case, each with where it is and why (a unit that
+    # cannot be converted, say): never dropped without a word.
+    refused: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -146,6 +149,7 @@ class FhirIntake:
             "mapped": self.mapped,
             "ignored": self.ignored,
             "skipped": self.skipped,
+            "refused": self.refused,
         }
 
 
@@ -176,6 +180,23 @@ def _text(concept: Any) -> str:
         if coding.code:
             return str(coding.code)
     return ""
+
+
+def _codings(concept: Any) -> list[dict[str, str]]:
+    """The codings of a CodeableConcept in the terminologies a case carries (SNOMED CT,
+    RxNorm, LOINC, ICD-10), as ``CaseInput`` codings; others are left out."""
+    found: list[dict[str, str]] = []
+    systems = {str(system) for system in CodeSystem}
+    for coding in (concept.coding or []) if concept is not None else []:
+        system, code = str(coding.system or ""), str(coding.code or "").strip()
+        if system not in systems or not code or len(code) > 64:
+            continue
+        item = {"system": system, "code": code}
+        if coding.display:
+            item["display"] = _short(str(coding.display))
+        if item not in found:
+            found.append(item)
+    return found[:10]
 
 
 def _codes(concept: Any, system: str | None = None) -> set[str]:
@@ -256,13 +277,35 @@ def _convert_vital(name: str, value: float, quantity: Any) -> float | None:
         factors["[oz_av]"] = 0.028349523125
         return value * factors[unit] if unit in factors else None
     if name == "spo2":
-        return value if unit in ("%", "") else None
+        if unit in ("%", ""):
+            return value
+        # A saturation given as a fraction (UCUM "1", or an annotation of it) is a percent.
+        if unit in ("1", "{fraction}", "{ratio}", "{saturation}") and 0 <= value <= 1:
+            return value * 100
+        return None
     if name in ("systolic_bp", "diastolic_bp"):
         if unit in ("mm[Hg]", "mmHg", ""):
             return value
         return value * 7.50062 if unit == "kPa" else None
     # heart and respiratory rates: counts per minute however the unit is spelt
-    return value if unit in ("/min", "{beats}/min", "{breaths}/min", "beats/min", "") else None
+    if unit in ("/min", "{beats}/min", "{breaths}/min", "beats/min", "breaths/min", ""):
+        return value
+    if unit in ("/s", "{beats}/s", "{breaths}/s", "Hz"):
+        return value * 60
+    if unit in ("/h", "{beats}/h", "{breaths}/h"):
+        return value / 60
+    return None
+
+
+VITAL_UNITS = {
+    "heart_rate": "/min",
+    "systolic_bp": "mm[Hg]",
+    "diastolic_bp": "mm[Hg]",
+    "respiratory_rate": "/min",
+    "temperature_c": "Cel",
+    "spo2": "%",
+    "weight_kg": "kg",
+}
 
 
 # --- the mapper ---------------------------------------------------------------------------
@@ -401,6 +444,7 @@ class _Assembler:
         self.add(entries)
         # CaseInput field path → the FHIR location it came from, to name errors properly.
         self.sources: dict[tuple[Any, ...], list[Any]] = {}
+        self.refused: list[dict[str, Any]] = []
 
     def add(self, entries: list[_Entry]) -> None:
         for entry in entries:
@@ -468,6 +512,15 @@ class _Assembler:
                 return
             value = _convert_vital(name, float(quantity.value), quantity)
             if value is None:
+                if mine:
+                    unit = str(quantity.code or quantity.unit or "")
+                    self.refused.append(
+                        {
+                            "loc": [*loc, "code" if quantity.code else "unit"],
+                            "msg": f"{name}: the unit '{unit}' cannot be converted to "
+                            f"'{VITAL_UNITS[name]}'; the reading is left out of the case",
+                        }
+                    )
                 return
             if not mine:
                 if name == "weight_kg" and at and at - WEIGHT_LOOKBACK <= when <= at:
@@ -547,6 +600,12 @@ class _Assembler:
                 continue
             seen.add(test)
             lab["reference_range"] = self._reference_range(obs)
+            flags = [code for concept in obs.interpretation or [] for code in _codes(concept)]
+            if flags:
+                lab["interpretation"] = _short(sorted(flags)[0], 20)
+            codings = [c for c in _codings(obs.code) if c["system"] != LOINC]
+            if codings:
+                lab["codings"] = codings
             self.sources[("labs", len(labs))] = entry.loc
             labs.append(lab)
         return labs[:200]
@@ -565,11 +624,12 @@ class _Assembler:
                 return _short(f"<= {high}")
         return ""
 
-    def conditions(self, visit: _Visit | None) -> tuple[list[str], bool]:
+    def conditions(self, visit: _Visit | None) -> tuple[list[str], list[dict[str, Any]], bool]:
         """The conditions as they stood at the visit: begun (onset, else first recorded) by
         its end and not abated before its start. Today's ``clinicalStatus`` decides only
         where no abatement date says when a condition ended."""
         names: list[str] = []
+        coded: list[dict[str, Any]] = []
         pregnant = False
         for entry in self.of("Condition"):
             condition = entry.resource
@@ -590,9 +650,11 @@ class _Assembler:
             name = _short(_text(condition.code))
             if _codes(condition.code, SNOMED) & PREGNANCY_SNOMED:
                 pregnant = True
-            if name and name not in names:
+            if name and name not in names and len(names) < 50:
                 names.append(name)
-        return names[:50], pregnant
+                if codings := _codings(condition.code):
+                    coded.append({"condition": name, "codings": codings})
+        return names, coded, pregnant
 
     def encounter_diagnoses(self, encounter: _Entry) -> list[str]:
         """What the encounter was for: its reasons (coded, or Conditions it references),
@@ -619,11 +681,11 @@ class _Assembler:
                 names.append(name)
         return names
 
-    def medications(self, visit: _Visit | None) -> list[dict[str, str]]:
+    def medications(self, visit: _Visit | None) -> list[dict[str, Any]]:
         """The medications as they stood at the visit: prescribed (or asserted) by its end,
         and not ended before its start. Today's status decides only where no end date
         (validity period, dosage bounds, effective period) says when it stopped."""
-        medications: list[dict[str, str]] = []
+        medications: list[dict[str, Any]] = []
         seen: set[str] = set()
         for resource_type in ("MedicationRequest", "MedicationStatement"):
             for entry in self.of(resource_type):
@@ -641,25 +703,37 @@ class _Assembler:
                         continue
                     if ended is not None and ended <= visit.start:
                         continue
-                name = _short(self._medication_name(item))
+                concept = self._medication_concept(item)
+                name = _short(
+                    _text(concept) if concept is not None else self._medication_name(item)
+                )
                 if not name or name in seen:
                     continue
                 seen.add(name)
                 dosages = item.dosageInstruction if resource_type == "MedicationRequest" else None
                 dosage = (dosages or getattr(item, "dosage", None) or [None])[0]
-                medications.append({"name": name, **self._dosage(dosage)})
+                medication: dict[str, Any] = {"name": name, **self._dosage(dosage)}
+                if codings := _codings(concept):
+                    medication["codings"] = codings
+                medications.append(medication)
         return medications[:100]
 
-    def _medication_name(self, item: Any) -> str:
+    def _medication_concept(self, item: Any) -> Any:
+        """The CodeableConcept naming the medication, inline or in a Medication resource."""
         if item.medicationCodeableConcept is not None:
-            return _text(item.medicationCodeableConcept)
+            return item.medicationCodeableConcept
         if item.medicationReference is not None:
             for entry in self.of("Medication"):
                 if _points_to(item.medicationReference, _refs(entry)):
-                    return _text(entry.resource.code)
-            if item.medicationReference.display:
-                return str(item.medicationReference.display)
-        return ""
+                    return entry.resource.code
+        return None
+
+    @staticmethod
+    def _medication_name(item: Any, concept: Any) -> str:
+        if concept is not None:
+            return _text(concept)
+        reference = item.medicationReference
+        return str(reference.display) if reference is not None and reference.display else ""
 
     @staticmethod
     def _dosage(dosage: Any) -> dict[str, str]:
@@ -682,10 +756,10 @@ class _Assembler:
             found["frequency"] = _short(str(dosage.text))
         return found
 
-    def allergies(self, visit: _Visit | None) -> list[dict[str, str]]:
+    def allergies(self, visit: _Visit | None) -> list[dict[str, Any]]:
         """The allergies as they stood at the visit: recorded by its end; one no longer
         active today counts when a reaction of it (or its last occurrence) fell in the visit."""
-        allergies: list[dict[str, str]] = []
+        allergies: list[dict[str, Any]] = []
         for entry in self.of("AllergyIntolerance"):
             allergy = entry.resource
             if _codes(allergy.verificationStatus) & NOT_TRUE:
@@ -712,7 +786,11 @@ class _Assembler:
             substance = _short(_text(allergy.code))
             if not substance:
                 continue
-            item: dict[str, str] = {"substance": substance}
+            item: dict[str, Any] = {"substance": substance}
+            if allergy.criticality in ("low", "high", "unable-to-assess"):
+                item["criticality"] = allergy.criticality
+            if codings := _codings(allergy.code):
+                item["codings"] = codings
             for reaction in allergy.reaction or []:
                 if reaction.manifestation:
                     item["reaction"] = _short(_text(reaction.manifestation[0]))
@@ -806,7 +884,7 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
         on = deceased.date()
     gender = patient.gender if patient.gender in ("male", "female", "other") else "unknown"
     visit = _visit(encounter_entry)
-    conditions, pregnant = assembler.conditions(visit)
+    conditions, coded_conditions, pregnant = assembler.conditions(visit)
 
     data: dict[str, Any] = {
         "patient": {
@@ -815,6 +893,7 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
             "pregnant": True if pregnant and gender != "male" else None,
         },
         "past_medical_history": conditions,
+        "past_medical_history_codings": coded_conditions,
         "medications": assembler.medications(visit),
         "allergies": assembler.allergies(visit),
         "question": params.question.strip() or DEFAULT_QUESTION,
@@ -829,16 +908,12 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
         reasons = assembler.encounter_diagnoses(encounter_entry)
         data["history_of_present_illness"] = _encounter_summary(encounter, start, reasons)
         complaint = complaint or _short(", ".join(reasons), 500)
-        vitals = assembler.vitals(refs, start)
-        if vitals:
-            data["vitals"] = vitals
+        data["vitals"] = assembler.vitals(refs, start)
         data["labs"] = assembler.labs(refs)
         encounter_ref = f"Encounter/{encounter.id}" if encounter.id else encounter_entry.full_url
     else:
         # No encounter in the bundle: the latest reading of each vital sign and test.
-        vitals = assembler.vitals(set(), None, every_encounter=True)
-        if vitals:
-            data["vitals"] = vitals
+        data["vitals"] = assembler.vitals(set(), None, every_encounter=True)
         data["labs"] = assembler.labs(set(), every_encounter=True)
         encounter_ref = ""
     content = ("past_medical_history", "medications", "allergies", "vitals", "labs")
@@ -864,6 +939,7 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
         mapped=dict(sorted(mapped.items())),
         ignored=dict(sorted(ignored.items())),
         skipped={"Observation": skipped} if skipped else {},
+        refused=assembler.refused,
     )
 
 

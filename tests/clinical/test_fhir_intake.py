@@ -266,6 +266,8 @@ def test_hand_made_ed_visit_maps_every_section_and_converts_units(ehr_client: AP
             "value": 2.3,
             "unit": "ng/mL",
             "reference_range": "<= 0.04 ng/mL",
+            "interpretation": "",
+            "codings": [],
         }
     ]
     assert case["past_medical_history"] == ["Hypertension"]
@@ -275,14 +277,22 @@ def test_hand_made_ed_visit_maps_every_section_and_converts_units(ehr_client: AP
             "dose": "500 mg",
             "route": "oral",
             "frequency": "2 times per 1 d",
+            "codings": [],
         }
     ]
     assert case["allergies"] == [
-        {"substance": "penicillin", "reaction": "rash", "severity": "mild"}
+        {
+            "substance": "penicillin",
+            "reaction": "rash",
+            "severity": "mild",
+            "criticality": None,
+            "codings": [],
+        }
     ]
     assert body["fhir"]["ignored"] == {"Claim": 2, "Provenance": 1}
     assert body["fhir"]["skipped"] == {"Observation": 1}  # the older visit's heart rate
     assert body["fhir"]["encounter"] == "Encounter/enc-1"
+    assert body["fhir"]["refused"] == []
 
 
 def test_observations_of_other_encounters_are_neither_read_nor_validated() -> None:
@@ -581,3 +591,116 @@ def test_conditions_recorded_at_the_encounter_are_its_complaint() -> None:
     bundle["entry"][3]["resource"]["encounter"] = {"reference": "Encounter/visit"}
     case = case_input_from_bundle(bundle, CaseParameters(encounter_id="visit")).case_input
     assert case.chief_complaint == "Acute bronchitis (disorder)"
+
+
+# --- Codes, flags and units (defect 8) ------------------------------------------------------
+
+SNOMED_URI = "http://snomed.info/sct"
+RXNORM_URI = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def test_codings_criticality_and_lab_flags_travel_into_the_case(ehr_client: APIClient) -> None:
+    bundle = hand_made_bundle()
+    by_id = {e["resource"]["id"]: e["resource"] for e in bundle["entry"]}
+    by_id["htn"]["code"] = {
+        "coding": [
+            {"system": SNOMED_URI, "code": "38341003", "display": "Hypertension"},
+            {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I10"},
+            {"system": "urn:local", "code": "HTN-7"},
+        ],
+        "text": "Hypertension",
+    }
+    by_id["met"]["code"]["coding"] = [{"system": RXNORM_URI, "code": "861007"}]
+    by_id["pen"] |= {"criticality": "high"}
+    by_id["pen"]["code"]["coding"] = [{"system": SNOMED_URI, "code": "764146007"}]
+    inr = _quantity_obs("inr", "6301-6", 6.2, "{INR}", category="laboratory")
+    inr["interpretation"] = [
+        {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+                    "code": "HH",
+                }
+            ]
+        }
+    ]
+    bundle["entry"].append({"resource": inr})
+    response = post_fhir(ehr_client, bundle)
+    assert response.status_code == 202, response.json()
+    case = response.json()["input"]
+    assert case["past_medical_history_codings"] == [
+        {
+            "condition": "Hypertension",
+            "codings": [
+                {"system": SNOMED_URI, "code": "38341003", "display": "Hypertension"},
+                {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I10", "display": ""},
+            ],
+        }
+    ]
+    assert case["medications"][0]["codings"] == [
+        {"system": RXNORM_URI, "code": "861007", "display": ""}
+    ]
+    assert case["allergies"][0]["criticality"] == "high"
+    assert case["allergies"][0]["codings"][0]["code"] == "764146007"
+    [flagged] = [lab for lab in case["labs"] if lab["loinc"] == "6301-6"]
+    assert flagged["interpretation"] == "HH"
+    assert flagged["value"] == 6.2
+
+
+def test_rates_per_second_and_saturation_as_a_fraction_are_converted() -> None:
+    bundle = hand_made_bundle()
+    by_id = {e["resource"]["id"]: e["resource"] for e in bundle["entry"]}
+    by_id["hr"]["valueQuantity"] |= {"value": 1.5, "unit": "/s", "code": "/s"}
+    by_id["spo2"]["valueQuantity"] |= {"value": 0.93, "unit": "1", "code": "1"}
+    intake = case_input_from_bundle(bundle)
+    assert intake.case_input.vitals.heart_rate == 90
+    assert intake.case_input.vitals.spo2 == 93
+    assert intake.refused == []
+
+
+def test_a_unit_that_cannot_be_converted_is_refused_with_a_reason_not_dropped(
+    ehr_client: APIClient,
+) -> None:
+    bundle = hand_made_bundle()
+    index, resource = next(
+        (i, e["resource"]) for i, e in enumerate(bundle["entry"]) if e["resource"]["id"] == "rr"
+    )
+    resource["valueQuantity"] |= {"unit": "L/min", "code": "L/min"}
+    response = post_fhir(ehr_client, bundle)
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["input"]["vitals"]["respiratory_rate"] is None
+    [refused] = body["fhir"]["refused"]
+    assert refused["loc"] == ["entry", index, "resource", "valueQuantity", "code"]
+    assert "respiratory_rate" in refused["msg"] and "L/min" in refused["msg"]
+
+
+NO_VITALS = {
+    "heart_rate": None,
+    "systolic_bp": None,
+    "diastolic_bp": None,
+    "respiratory_rate": None,
+    "temperature_c": None,
+    "spo2": None,
+    "weight_kg": None,
+}
+
+
+def test_vitals_are_one_shape_whichever_way_the_case_arrived(ehr_client: APIClient) -> None:
+    as_json = load_case("case_chest_pain.json")
+    as_json.pop("vitals", None)
+    response = ehr_client.post(URL, as_json, format="json")
+    assert response.status_code == 202, response.json()
+    assert response.json()["input"]["vitals"] == NO_VITALS
+    as_json["vitals"] = None
+    response = ehr_client.post(URL, as_json, format="json")
+    assert response.json()["input"]["vitals"] == NO_VITALS
+    bundle = hand_made_bundle()
+    bundle["entry"] = [
+        e
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] != "Observation" or e["resource"]["id"] == "trop"
+    ]
+    response = post_fhir(ehr_client, bundle)
+    assert response.status_code == 202, response.json()
+    assert response.json()["input"]["vitals"] == NO_VITALS
