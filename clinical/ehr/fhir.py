@@ -704,9 +704,7 @@ class _Assembler:
                     if ended is not None and ended <= visit.start:
                         continue
                 concept = self._medication_concept(item)
-                name = _short(
-                    _text(concept) if concept is not None else self._medication_name(item)
-                )
+                name = _short(self._medication_name(item, concept))
                 if not name or name in seen:
                     continue
                 seen.add(name)

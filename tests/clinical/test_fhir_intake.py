@@ -484,8 +484,8 @@ def test_a_bundle_with_nothing_beyond_demographics_is_422_with_the_reason(
         checkup = _encounter() | {"type": [{"text": "Encounter for check up (procedure)"}]}
         del checkup["reasonCode"]
         resources.append(checkup)
-    bundle = {"resourceType": "Bundle", "type": "collection", "entry": []}
-    bundle["entry"] = [{"resource": r} for r in resources]
+    entries = [{"resource": r} for r in resources]
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
     response = post_fhir(ehr_client, bundle)
     assert response.status_code == 422, response.json()
     [error] = response.json()["errors"]
@@ -497,7 +497,7 @@ def test_a_bundle_with_nothing_beyond_demographics_is_422_with_the_reason(
     assert asked.json()["input"]["chief_complaint"] == "Dizzy on standing"
 
 
-def _dated(resource: dict[str, Any], **dates: str) -> dict[str, Any]:
+def _dated(resource: dict[str, Any], **dates: Any) -> dict[str, Any]:
     return {**resource, **dates, "subject": {"reference": "Patient/p1"}}
 
 
@@ -704,3 +704,11 @@ def test_vitals_are_one_shape_whichever_way_the_case_arrived(ehr_client: APIClie
     response = post_fhir(ehr_client, bundle)
     assert response.status_code == 202, response.json()
     assert response.json()["input"]["vitals"] == NO_VITALS
+
+
+def test_a_medication_named_only_by_its_reference_display_is_kept() -> None:
+    bundle = hand_made_bundle()
+    statement = next(e["resource"] for e in bundle["entry"] if e["resource"]["id"] == "ms")
+    statement["medicationReference"] = {"reference": "Medication/elsewhere", "display": "aspirin"}
+    case = case_input_from_bundle(bundle).case_input
+    assert [m.name for m in case.medications] == ["aspirin"]
