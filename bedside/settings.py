@@ -167,6 +167,8 @@ SPECTACULAR_SETTINGS = {
     'reviews. Errors are always `{"errors": [{"loc": [...], "msg": "..."}]}`.',
     "VERSION": "1",
     "OAS_VERSION": "3.1.0",
+    # The completion callback an integration key's callback URL receives.
+    "WEBHOOKS": ["clinical.openapi.CASE_FINISHED_WEBHOOK"],
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -320,6 +322,13 @@ BEDSIDE_CALLBACK_TIMEOUT_S = env_int("BEDSIDE_CALLBACK_TIMEOUT_S", 10, minimum=1
 # Attempts per callback; the wait doubles from BASE between attempts (at most an hour).
 BEDSIDE_CALLBACK_MAX_ATTEMPTS = env_int("BEDSIDE_CALLBACK_MAX_ATTEMPTS", 6, minimum=1)
 BEDSIDE_CALLBACK_BACKOFF_BASE_S = env_int("BEDSIDE_CALLBACK_BACKOFF_BASE_S", 30, minimum=1)
+# Where integrators reach Bedside: the absolute `links.self` of a callback (sent by a worker,
+# with no request to take the host from).
+BEDSIDE_PUBLIC_URL = env_str("BEDSIDE_PUBLIC_URL") or "http://127.0.0.1:8000"
+if not BEDSIDE_PUBLIC_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"BEDSIDE_PUBLIC_URL must be an http(s) URL, not {BEDSIDE_PUBLIC_URL!r}"
+    )
 
 # --- CDS Hooks ----------------------------------------------------------------------------------
 # The EHRs allowed to call, as JSON: {"<JWT iss>": {"jwks": {"keys": [<public JWK>, ...]}}}.

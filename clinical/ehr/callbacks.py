@@ -2,10 +2,12 @@
 its cases completes or fails.
 
 The body names the case and its status only (no patient data: the integrator fetches the
-case with its key). It is signed with HMAC-SHA256 keyed by the SHA-256 of the integrator's
-API key, which the integrator can compute and Bedside already stores, so no second secret
-is kept: ``X-Bedside-Signature: t=<unix time>,v1=<hex HMAC of "<t>.<body>">``. Failed
-deliveries are retried with a doubling backoff; every attempt is audited.
+case with its key at ``links.self``). It is signed with HMAC-SHA256 keyed by the key's
+callback secret, shown once at issue (or rotation) and stored encrypted, so that nothing a
+reader of the database sees can forge a callback: ``X-Bedside-Signature: t=<unix
+time>,v1=<hex HMAC of "<t>.<body>">``. ``X-Bedside-Delivery`` is the same on every retry
+of one announcement, so the receiver can drop duplicates. Failed deliveries are retried
+with a doubling backoff; every attempt is audited.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from audit.models import Action, Outcome
 from audit.services import SYSTEM, record
 from bedside.accounts.models import ApiKey
 from clinical.models import Case, CaseStatus
+from clinical.schemas import CaseFinishedEvent
 
 logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Bedside-Signature"
@@ -34,6 +37,21 @@ SIGNATURE_HEADER = "X-Bedside-Signature"
 def signature(secret: str, timestamp: int, body: bytes) -> str:
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+# Delivery ids are UUIDv5 in this namespace, of the case and the finish they announce.
+DELIVERY_NAMESPACE = uuid.UUID("5d0c8d0e-3b1f-4f57-9a53-6f3f0c2b8e11")
+
+
+def delivery_id(case: Case) -> str:
+    """One id per announcement: the same on each retry, another for a later finish (a
+    re-run of a failed case)."""
+    finished = case.finished_at.isoformat() if case.finished_at else ""
+    return str(uuid.uuid5(DELIVERY_NAMESPACE, f"{case.id}:{case.status}:{finished}"))
+
+
+def case_url(case: Case) -> str:
+    return f"{settings.BEDSIDE_PUBLIC_URL.rstrip('/')}/api/v1/cases/{case.id}/"
 
 
 def _callback_key(case: Case) -> ApiKey | None:
@@ -49,6 +67,10 @@ def callback_key_for(case_id: str) -> ApiKey | None:
     if case is None or case.status not in (CaseStatus.COMPLETED, CaseStatus.FAILED):
         return None
     return _callback_key(case)
+
+
+class NoCallbackSecret(Exception):
+    """The key has a callback URL but no secret to sign with."""
 
 
 @dataclass(frozen=True)
@@ -71,23 +93,27 @@ def callback_deliver(*, case_id: str, attempt: int) -> Delivery:
     if case is None or key is None:
         return Delivery(delivered=False, retry_in=None)
     event = f"case.{case.status}"
-    body = json.dumps(
+    payload = CaseFinishedEvent.model_validate(
         {
             "event": event,
             "case": {
-                "id": str(case.id),
+                "id": case.id,
                 "external_id": case.external_id,
                 "status": case.status,
-                "finished_at": case.finished_at.isoformat() if case.finished_at else None,
-                "links": {"self": f"/api/v1/cases/{case.id}/"},
+                "finished_at": case.finished_at,
+                "links": {"self": case_url(case)},
             },
-        },
-        separators=(",", ":"),
-    ).encode()
-    delivery_id = str(uuid.uuid4())
-    details: dict[str, Any] = {"attempt": attempt, "event": event, "delivery": delivery_id}
+        }
+    )
+    body = json.dumps(payload.model_dump(mode="json"), separators=(",", ":")).encode()
+    delivery = delivery_id(case)
+    details: dict[str, Any] = {"attempt": attempt, "event": event, "delivery": delivery}
     error = ""
     try:
+        if not key.callback_secret:
+            # A key given its callback URL before callback secrets existed (or in the admin):
+            # nothing to sign with; `manage.py rotate_callback_secret` makes one.
+            raise NoCallbackSecret
         # Checked at every attempt: what a host name resolves to can change.
         check_model_endpoint(
             key.callback_url,
@@ -100,8 +126,8 @@ def callback_deliver(*, case_id: str, attempt: int) -> Delivery:
             headers={
                 "Content-Type": "application/json",
                 "X-Bedside-Event": event,
-                "X-Bedside-Delivery": delivery_id,
-                SIGNATURE_HEADER: signature(key.key_hash, int(time.time()), body),
+                "X-Bedside-Delivery": delivery,
+                SIGNATURE_HEADER: signature(key.callback_secret, int(time.time()), body),
             },
             timeout=settings.BEDSIDE_CALLBACK_TIMEOUT_S,
             follow_redirects=False,
@@ -112,9 +138,14 @@ def callback_deliver(*, case_id: str, attempt: int) -> Delivery:
             error = f"HTTP {response.status_code}"
     except EndpointRefused:
         delivered, error = False, "refused"
+    except NoCallbackSecret:
+        delivered, error = False, "no callback secret"
     except httpx.HTTPError as exc:
         delivered, error = False, type(exc).__name__
-    last = attempt >= settings.BEDSIDE_CALLBACK_MAX_ATTEMPTS or error == "refused"
+    last = attempt >= settings.BEDSIDE_CALLBACK_MAX_ATTEMPTS or error in (
+        "refused",
+        "no callback secret",
+    )
     if error:
         details["error"] = error
     record(
