@@ -17,7 +17,7 @@ from audit.services import Actor, acting_as, record
 from bedside import roles
 from bedside.accounts.keys import KEY_PREFIX, SCOPES, hash_key
 from bedside.accounts.models import ApiKey
-from bedside.hosts import CALLBACK_ALLOW_LIST, EndpointRefused, check_model_endpoint
+from bedside.hosts import EndpointRefused, callback_address
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,7 @@ def api_key_settings_check(*, scopes: list[str], callback_url: str) -> None:
         raise KeyRefused(f"unknown scope(s) {', '.join(unknown)}; expected {', '.join(SCOPES)}")
     if callback_url:
         try:
-            check_model_endpoint(
-                callback_url,
-                allowed_hosts=settings.BEDSIDE_CALLBACK_ALLOWED_HOSTS,
-                setting=CALLBACK_ALLOW_LIST,
-            )
+            callback_address(callback_url, allowed_hosts=settings.BEDSIDE_CALLBACK_ALLOWED_HOSTS)
         except EndpointRefused as exc:
             raise KeyRefused(f"callback URL refused: {exc}") from exc
 

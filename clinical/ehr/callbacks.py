@@ -20,6 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from django.conf import settings
@@ -27,6 +28,7 @@ from django.conf import settings
 from audit.models import Action, Outcome
 from audit.services import SYSTEM, record
 from bedside.accounts.models import ApiKey
+from bedside.hosts import EndpointRefused, callback_address
 from clinical.models import Case, CaseStatus
 from clinical.schemas import CaseFinishedEvent
 
@@ -52,6 +54,16 @@ def delivery_id(case: Case) -> str:
 
 def case_url(case: Case) -> str:
     return f"{settings.BEDSIDE_PUBLIC_URL.rstrip('/')}/api/v1/cases/{case.id}/"
+
+
+def _pinned(url: str, address: str) -> tuple[str, dict[str, Any]]:
+    """The URL with its host replaced by the address that was checked (so that no second
+    DNS lookup happens), and for https the name to send and verify the certificate by."""
+    parts = urlsplit(url)
+    host = f"[{address}]" if ":" in address else address
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    return urlunsplit(parts._replace(netloc=netloc)), extensions
 
 
 def _callback_key(case: Case) -> ApiKey | None:
@@ -86,8 +98,6 @@ def _backoff(attempt: int) -> int:
 
 def callback_deliver(*, case_id: str, attempt: int) -> Delivery:
     """One delivery attempt, audited; says whether (and when) to try again."""
-    from bedside.hosts import CALLBACK_ALLOW_LIST, EndpointRefused, check_model_endpoint
-
     case = Case.objects.filter(id=case_id).first()
     key = _callback_key(case) if case is not None else None
     if case is None or key is None:
@@ -115,23 +125,26 @@ def callback_deliver(*, case_id: str, attempt: int) -> Delivery:
             # nothing to sign with; `manage.py rotate_callback_secret` makes one.
             raise NoCallbackSecret
         # Checked at every attempt: what a host name resolves to can change.
-        check_model_endpoint(
-            key.callback_url,
-            allowed_hosts=settings.BEDSIDE_CALLBACK_ALLOWED_HOSTS,
-            setting=CALLBACK_ALLOW_LIST,
+        address = callback_address(
+            key.callback_url, allowed_hosts=settings.BEDSIDE_CALLBACK_ALLOWED_HOSTS
         )
-        response = httpx.post(
-            key.callback_url,
-            content=body,
-            headers={
-                "Content-Type": "application/json",
-                "X-Bedside-Event": event,
-                "X-Bedside-Delivery": delivery,
-                SIGNATURE_HEADER: signature(key.callback_secret, int(time.time()), body),
-            },
-            timeout=settings.BEDSIDE_CALLBACK_TIMEOUT_S,
-            follow_redirects=False,
-        )
+        url, pinned = _pinned(key.callback_url, address)
+        # No redirects (they would lead past the check), no proxy from the environment.
+        with httpx.Client(
+            timeout=settings.BEDSIDE_CALLBACK_TIMEOUT_S, follow_redirects=False, trust_env=False
+        ) as client:
+            response = client.post(
+                url,
+                content=body,
+                extensions=pinned,
+                headers={
+                    "Host": urlsplit(key.callback_url).netloc.rsplit("@", 1)[-1],
+                    "Content-Type": "application/json",
+                    "X-Bedside-Event": event,
+                    "X-Bedside-Delivery": delivery,
+                    SIGNATURE_HEADER: signature(key.callback_secret, int(time.time()), body),
+                },
+            )
         details["status_code"] = response.status_code
         delivered = 200 <= response.status_code < 300
         if not delivered:

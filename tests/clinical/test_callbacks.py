@@ -59,7 +59,9 @@ def finished_case(key: accounts_services.IssuedKey, fake_model: FakeModelServer)
 
 
 @pytest.fixture
-def hooked_key(db: None, receiver: Receiver) -> accounts_services.IssuedKey:
+def hooked_key(db: None, receiver: Receiver, settings: Any) -> accounts_services.IssuedKey:
+    # The test receiver listens on loopback, which a callback may reach only by name.
+    settings.BEDSIDE_CALLBACK_ALLOWED_HOSTS = ["127.0.0.1"]
     return issued_key("lab-system", roles.INTEGRATION, callback_url=receiver.url)
 
 
@@ -217,9 +219,12 @@ def test_rotating_the_secret_prints_a_new_one_that_signs_from_then_on(
     assert hmac.compare_digest(parts["v1"], mac.hexdigest())
 
 
-def test_issuing_a_key_with_a_callback_shows_its_secret_once(db: None, receiver: Receiver) -> None:
+def test_issuing_a_key_with_a_callback_shows_its_secret_once(
+    db: None, receiver: Receiver, settings: Any
+) -> None:
     import io
 
+    settings.BEDSIDE_CALLBACK_ALLOWED_HOSTS = ["127.0.0.1"]
     from django.core.management import call_command
 
     out, err = io.StringIO(), io.StringIO()
@@ -251,3 +256,113 @@ def test_the_callback_is_an_openapi_webhook(client: Any, db: None) -> None:
     hook = document["webhooks"]["caseFinished"]["post"]
     assert "X-Bedside-Signature" in json.dumps(hook)
     assert "X-Bedside-Delivery" in json.dumps(hook)
+
+
+# --- Where a callback may go (issue 17, finding 13: blind SSRF) ------------------------------
+
+FORBIDDEN_CALLBACKS = [
+    "http://127.0.0.1:5432/",  # the database, on this very server
+    "http://localhost:6379/",
+    "http://[::1]/hook",
+    "http://169.254.169.254/latest/meta-data/",  # cloud instance metadata
+    "http://169.254.10.20/hook",  # link-local
+    "http://0.0.0.0:8000/hook",
+    "http://8.8.8.8/hook",  # public
+]
+
+
+@pytest.mark.parametrize("url", FORBIDDEN_CALLBACKS)
+def test_loopback_link_local_metadata_and_public_callbacks_are_refused_at_save(
+    db: None, url: str
+) -> None:
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    from bedside.accounts.admin import ApiKeyForm
+
+    with pytest.raises(CommandError, match="callback URL refused"):
+        call_command(
+            "issue_api_key", "--name", "probe", "--callback-url", url, stderr=io.StringIO()
+        )
+    form = ApiKeyForm(data={"scopes": [], "callback_url": url})
+    assert not form.is_valid()
+    assert "callback URL refused" in str(form.errors)
+
+
+def test_a_private_network_callback_is_accepted_and_loopback_only_by_name(
+    db: None, settings: Any
+) -> None:
+    accounts_services.api_key_settings_check(scopes=[], callback_url="http://10.20.30.40/hook")
+    with pytest.raises(accounts_services.KeyRefused, match="BEDSIDE_CALLBACK_ALLOWED_HOSTS"):
+        accounts_services.api_key_settings_check(scopes=[], callback_url="http://127.0.0.1:9/")
+    settings.BEDSIDE_CALLBACK_ALLOWED_HOSTS = ["127.0.0.1"]
+    accounts_services.api_key_settings_check(scopes=[], callback_url="http://127.0.0.1:9/")
+    # Named or not, a metadata address is never a callback's destination.
+    settings.BEDSIDE_CALLBACK_ALLOWED_HOSTS = ["169.254.169.254"]
+    with pytest.raises(accounts_services.KeyRefused, match="metadata"):
+        accounts_services.api_key_settings_check(
+            scopes=[], callback_url="http://169.254.169.254/latest/"
+        )
+
+
+def test_a_callback_turned_to_loopback_after_save_is_refused_at_send_time(
+    hooked_key: accounts_services.IssuedKey,
+    receiver: Receiver,
+    fake_model: FakeModelServer,
+    settings: Any,
+) -> None:
+    case = finished_case(hooked_key, fake_model)
+    settings.BEDSIDE_CALLBACK_ALLOWED_HOSTS = []  # the allow-list entry was removed
+    delivery = callbacks.callback_deliver(case_id=str(case.id), attempt=1)
+    assert not delivery.delivered and receiver.received == []
+    assert AuditEvent.objects.get(code="callback.failed").details["error"] == "refused"
+
+
+def test_the_callback_connects_to_the_address_that_was_checked(
+    hooked_key: accounts_services.IssuedKey,
+    receiver: Receiver,
+    fake_model: FakeModelServer,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DNS rebinding: the name is resolved once, checked, and the request goes to that
+    address (with the name in Host), never to whatever a second lookup returns."""
+    import socket
+
+    from bedside import hosts
+
+    port = int(receiver.url.split(":")[2].split("/")[0])
+    settings.BEDSIDE_CALLBACK_ALLOWED_HOSTS = ["ris.hospital.test"]
+    type(hooked_key.api_key).objects.filter(pk=hooked_key.api_key.pk).update(
+        callback_url=f"http://ris.hospital.test:{port}/bedside-events"
+    )
+    lookups: list[str] = []
+    real_lookup = socket.getaddrinfo
+
+    def resolve(host: str, *args: Any, **kwargs: Any) -> Any:
+        """The hospital's DNS: the name resolves to the receiver once, then (rebinding)
+        nowhere; addresses resolve to themselves."""
+        if host != "ris.hospital.test":
+            return real_lookup(host, *args, **kwargs)
+        lookups.append(host)
+        if len(lookups) > 1:
+            raise socket.gaierror("rebound")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(hosts.socket, "getaddrinfo", resolve)
+    case = finished_case(hooked_key, fake_model)
+    delivery = callbacks.callback_deliver(case_id=str(case.id), attempt=1)
+    assert delivery.delivered, AuditEvent.objects.filter(code="callback.failed").first()
+    assert lookups == ["ris.hospital.test"]  # resolved once, by the check
+    headers, _ = receiver.received[0]
+    assert headers["Host"] == f"ris.hospital.test:{port}"
+
+
+def test_a_redirect_is_not_followed(
+    hooked_key: accounts_services.IssuedKey, receiver: Receiver, fake_model: FakeModelServer
+) -> None:
+    receiver.statuses = [307]
+    case = finished_case(hooked_key, fake_model)
+    delivery = callbacks.callback_deliver(case_id=str(case.id), attempt=1)
+    assert not delivery.delivered and len(receiver.received) == 1
