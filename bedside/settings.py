@@ -138,9 +138,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-# Requests: case bodies are small; anything larger is refused with 413 by our middleware.
+# Request bodies over the route's limit are refused with 413 by our middleware
+# (bedside.middleware.body_limit). Reviews, feedback, forms: small.
 BEDSIDE_MAX_BODY_BYTES = env_int("BEDSIDE_MAX_BODY_BYTES", 1_048_576, minimum=1024)
-# FHIR Bundles (application/fhir+json) are a patient's record: several MB is normal.
+# The routes that take a patient's record, where several MB is normal: case intake (our
+# JSON or a FHIR Bundle) and CDS Hooks calls (their prefetch).
 BEDSIDE_MAX_FHIR_BODY_BYTES = env_int("BEDSIDE_MAX_FHIR_BODY_BYTES", 8_388_608, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(BEDSIDE_MAX_BODY_BYTES, BEDSIDE_MAX_FHIR_BODY_BYTES)
 

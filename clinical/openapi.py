@@ -91,6 +91,12 @@ FHIR_PARAMETERS = [
 LIST_PARAMETERS = [
     OpenApiParameter("status", str, enum=["queued", "running", "completed", "failed"]),
     OpenApiParameter("external_id", str),
+    OpenApiParameter(
+        "updated_since",
+        {"type": "string", "format": "date-time"},
+        description="Only cases changed (status, retry, answer) at or after this time; "
+        "ISO 8601, UTC when no zone. Poll with the time of your last poll.",
+    ),
     *PAGE_PARAMETERS,
 ]
 CASE_EXAMPLE = OpenApiExample(
