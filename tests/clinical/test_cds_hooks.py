@@ -184,6 +184,21 @@ def test_order_sign_asks_about_the_orders_being_signed(ehr_key: Any) -> None:
     assert case.input["medications"][0]["name"].startswith("Metformin")
 
 
+def test_an_order_sign_on_an_otherwise_empty_chart_assesses_the_orders(ehr_key: Any) -> None:
+    request = json.loads(json.dumps(example("hl7spec__L306.json")).replace("\\u2011", "-"))
+    request["prefetch"] = {
+        "patient": {
+            "resourceType": "Patient",
+            "id": "1288992",
+            "gender": "female",
+            "birthDate": "1980-02-01",
+        }
+    }
+    response = call(ehr_key, ORDER_SIGN, request)
+    assert response.status_code == 200, response.json()
+    assert Case.objects.get().input["chief_complaint"].startswith("Orders to sign: ")
+
+
 def test_a_hook_sent_to_the_other_service_is_400(ehr_key: Any) -> None:
     response = call(ehr_key, ORDER_SIGN, example("hl7spec__L219.json"))
     assert response.status_code == 400
