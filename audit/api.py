@@ -63,7 +63,7 @@ class EventList(APIView):
 
     @extend_schema(
         operation_id="audit_events",
-        summary="Audit events, oldest first, filtered (auditors and administrators)",
+        summary="Audit events, filtered and sorted by `sort` (auditors and administrators)",
         parameters=[
             OpenApiParameter(name, str, description=text)
             for name, text in (
@@ -73,6 +73,7 @@ class EventList(APIView):
                 ("code", "event code, e.g. case.viewed"),
                 ("case", "case id"),
                 ("outcome", "success or failure"),
+                ("sort", "a column to sort by (default id); prefix - to reverse, e.g. -id"),
             )
         ]
         + openapi.PAGE_PARAMETERS,
@@ -91,9 +92,7 @@ class EventList(APIView):
                 error["loc"] = ["query", *error["loc"]]
             return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
         paginator = CasePagination()
-        page = paginator.paginate_queryset(
-            events_filtered(query).order_by("id"), request, view=self
-        )
+        page = paginator.paginate_queryset(events_filtered(query), request, view=self)
         assert page is not None
         services.audit_viewed(
             actor=actor_for(request.user, request),

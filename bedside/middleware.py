@@ -14,7 +14,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from bedside.logformat import current_request_id
 
-FHIR_JSON = "application/fhir+json"
 SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -47,6 +46,20 @@ def too_large_response(limit: int) -> JsonResponse:
     )
 
 
+# The routes that take a patient's record (case intake, as our JSON or a FHIR Bundle, and a
+# CDS Hooks call with its prefetch): BEDSIDE_MAX_FHIR_BODY_BYTES. Every other route:
+# BEDSIDE_MAX_BODY_BYTES. One limit per route, whatever the content type (nginx's
+# locations in deploy/nginx/bedside.conf say the same).
+RECORD_ROUTES = re.compile(r"^/(api/v1/cases/|cds-services/[^/]+)$")
+
+
+def body_limit(path: str) -> tuple[int, str]:
+    """The body limit of a route, and the setting it comes from."""
+    if RECORD_ROUTES.match(path):
+        return settings.BEDSIDE_MAX_FHIR_BODY_BYTES, "BEDSIDE_MAX_FHIR_BODY_BYTES"
+    return settings.BEDSIDE_MAX_BODY_BYTES, "BEDSIDE_MAX_BODY_BYTES"
+
+
 class BodySizeLimitMiddleware:
     """Refuse oversized bodies before anything reads them."""
 
@@ -54,10 +67,7 @@ class BodySizeLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        limit = settings.BEDSIDE_MAX_BODY_BYTES
-        if request.META.get("CONTENT_TYPE", "").lower().startswith(FHIR_JSON):
-            # A patient's FHIR record is larger than a case in our shape.
-            limit = settings.BEDSIDE_MAX_FHIR_BODY_BYTES
+        limit, _ = body_limit(request.path)
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

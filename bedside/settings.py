@@ -147,9 +147,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-# Requests: case bodies are small; anything larger is refused with 413 by our middleware.
+# Request bodies over the route's limit are refused with 413 by our middleware
+# (bedside.middleware.body_limit). Reviews, feedback, forms: small.
 BEDSIDE_MAX_BODY_BYTES = env_int("BEDSIDE_MAX_BODY_BYTES", 1_048_576, minimum=1024)
-# FHIR Bundles (application/fhir+json) are a patient's record: several MB is normal.
+# The routes that take a patient's record, where several MB is normal: case intake (our
+# JSON or a FHIR Bundle) and CDS Hooks calls (their prefetch).
 BEDSIDE_MAX_FHIR_BODY_BYTES = env_int("BEDSIDE_MAX_FHIR_BODY_BYTES", 8_388_608, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(BEDSIDE_MAX_BODY_BYTES, BEDSIDE_MAX_FHIR_BODY_BYTES)
 
@@ -176,6 +178,8 @@ SPECTACULAR_SETTINGS = {
     'reviews. Errors are always `{"errors": [{"loc": [...], "msg": "..."}]}`.',
     "VERSION": "1",
     "OAS_VERSION": "3.1.0",
+    # The completion callback an integration key's callback URL receives.
+    "WEBHOOKS": ["clinical.openapi.CASE_FINISHED_WEBHOOK"],
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -354,6 +358,13 @@ BEDSIDE_CALLBACK_TIMEOUT_S = env_int("BEDSIDE_CALLBACK_TIMEOUT_S", 10, minimum=1
 # Attempts per callback; the wait doubles from BASE between attempts (at most an hour).
 BEDSIDE_CALLBACK_MAX_ATTEMPTS = env_int("BEDSIDE_CALLBACK_MAX_ATTEMPTS", 6, minimum=1)
 BEDSIDE_CALLBACK_BACKOFF_BASE_S = env_int("BEDSIDE_CALLBACK_BACKOFF_BASE_S", 30, minimum=1)
+# Where integrators reach Bedside: the absolute `links.self` of a callback (sent by a worker,
+# with no request to take the host from).
+BEDSIDE_PUBLIC_URL = env_str("BEDSIDE_PUBLIC_URL") or "http://127.0.0.1:8000"
+if not BEDSIDE_PUBLIC_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(
+        f"BEDSIDE_PUBLIC_URL must be an http(s) URL, not {BEDSIDE_PUBLIC_URL!r}"
+    )
 
 # --- CDS Hooks ----------------------------------------------------------------------------------
 # EHRs allowed to call are registered at run time (manage.py cds_client, the admin site).

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from django.db.models import QuerySet
@@ -175,6 +176,8 @@ def case_representation(
 
 
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+CASE_LIST_PARAMETERS = ("status", "external_id", "updated_since", "page", "page_size")
+_UPDATED_SINCE: TypeAdapter[datetime] = TypeAdapter(datetime)
 FHIR_PARAMETERS = ("question", "chief_complaint", "priority", "external_id", "encounter_id")
 
 
@@ -251,7 +254,7 @@ class CaseListCreate(APIView):
         examples=[clinical_openapi.CASE_EXAMPLE],
         responses={
             202: OpenApiResponse(schemas.Case, description="Accepted and queued."),
-            **openapi.errors(400, 401, 403, 409, 413, 415, 429),
+            **openapi.errors(400, 401, 403, 409, 413, 415, 422, 429),
         },
     )
     def post(self, request: Request) -> Response:
@@ -270,8 +273,16 @@ class CaseListCreate(APIView):
             try:
                 intake = fhir.case_input_from_bundle(request.data, params)
             except fhir.FhirIntakeError as exc:
-                return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+                # 400 for a Bundle that cannot be read, 422 for one with nothing clinical in it.
+                return Response({"errors": exc.errors}, status=exc.status)
             case_input, fhir_summary, source = intake.case_input, intake.summary(), "fhir"
+        elif isinstance(request.data, dict) and request.data.get("resourceType") == "Bundle":
+            # CaseInput's errors ("patient: field required", ...) would not say what is wrong.
+            return _bad_request(
+                ["header", "Content-Type"],
+                "the body is a FHIR Bundle: send it as Content-Type: application/fhir+json "
+                "(application/json is read as Bedside's own case JSON, CaseInput)",
+            )
         else:
             try:
                 case_input = CaseInput.model_validate(request.data)
@@ -317,7 +328,35 @@ class CaseListCreate(APIView):
         },
     )
     def get(self, request: Request) -> Response:
+        # A filter Bedside does not know would silently list every case: refused, named.
+        unknown = sorted(set(request.query_params) - set(CASE_LIST_PARAMETERS))
+        if unknown:
+            return Response(
+                {
+                    "errors": [
+                        {
+                            "loc": ["query", name],
+                            "msg": "unknown filter; the case list takes "
+                            + ", ".join(CASE_LIST_PARAMETERS),
+                        }
+                        for name in unknown
+                    ]
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         cases = visible_cases(request.user)
+        updated_since = request.query_params.get("updated_since")
+        if updated_since is not None:
+            try:
+                since = _UPDATED_SINCE.validate_python(updated_since)
+            except ValidationError:
+                return _bad_request(
+                    ["query", "updated_since"],
+                    "must be an ISO 8601 date-time, e.g. 2026-11-30T16:00:00Z (UTC when no zone)",
+                )
+            cases = cases.filter(
+                updated_at__gte=since if since.tzinfo else since.replace(tzinfo=UTC)
+            )
         status_filter = request.query_params.get("status")
         # Given but empty is not one of the four statuses: refused, not read as "any".
         if status_filter is not None:
@@ -336,7 +375,11 @@ class CaseListCreate(APIView):
         services.cases_listed(
             actor=actor_for(request.user, request),
             count=len(page),
-            filters={"status": status_filter or None, "external_id": bool(external_id)},
+            filters={
+                "status": status_filter or None,
+                "external_id": bool(external_id),
+                "updated_since": updated_since,
+            },
         )
         return Response(
             schemas.CasePage(

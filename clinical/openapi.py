@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    OpenApiWebhook,
+    extend_schema,
+)
 from pydantic import BaseModel, ConfigDict
 
 from bedside.http.openapi import PAGE_PARAMETERS
-from clinical.schemas import CaseInput
+from clinical.schemas import CaseFinishedEvent, CaseInput
 
 REF = "#/components/schemas/{model}"
 
@@ -85,6 +91,12 @@ FHIR_PARAMETERS = [
 LIST_PARAMETERS = [
     OpenApiParameter("status", str, enum=["queued", "running", "completed", "failed"]),
     OpenApiParameter("external_id", str),
+    OpenApiParameter(
+        "updated_since",
+        {"type": "string", "format": "date-time"},
+        description="Only cases changed (status, retry, answer) at or after this time; "
+        "ISO 8601, UTC when no zone. Poll with the time of your last poll.",
+    ),
     *PAGE_PARAMETERS,
 ]
 CASE_EXAMPLE = OpenApiExample(
@@ -169,3 +181,27 @@ def append_cds_components(result: dict[str, Any], **kwargs: Any) -> dict[str, An
         "description": "CDS Hooks: a JWT signed by a registered EHR client (manage.py cds_client).",
     }
     return result
+
+
+# The completion callback, as an OpenAPI 3.1 webhook (SPECTACULAR_SETTINGS["WEBHOOKS"]).
+CASE_FINISHED_WEBHOOK = OpenApiWebhook(
+    name="caseFinished",
+    decorator=extend_schema(
+        summary="A case of this key completed or failed (the key's callback URL)",
+        description=(
+            "Sent to the integration key's callback URL (on-premises addresses, or hosts in "
+            "`BEDSIDE_CALLBACK_ALLOWED_HOSTS`; checked at save and at every send, redirects "
+            "not followed). Headers: `X-Bedside-Event` (`case.completed` or `case.failed`); "
+            "`X-Bedside-Delivery`, a UUID that is the same on every retry of one "
+            "announcement (drop duplicates by it); `X-Bedside-Signature: t=<unix "
+            "time>,v1=<hex>`, where `v1` is HMAC-SHA256, keyed by the key's callback secret "
+            "(shown once at issue, or by `manage.py rotate_callback_secret`), of `<t>.` "
+            "followed by the raw body. Refuse a `t` older than a few minutes. Any 2xx "
+            "acknowledges; anything else is retried with a doubling backoff "
+            "(`BEDSIDE_CALLBACK_MAX_ATTEMPTS`). The body holds no patient data: fetch the "
+            "case at `case.links.self` with the key."
+        ),
+        request=CaseFinishedEvent,
+        responses={200: OpenApiResponse(description="Received (any 2xx).")},
+    ),
+)

@@ -60,6 +60,42 @@ class Severity(StrEnum):
     UNKNOWN = "unknown"
 
 
+class CodeSystem(StrEnum):
+    """The terminologies whose codes travel with a case, next to its words."""
+
+    SNOMED_CT = "http://snomed.info/sct"
+    RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+    LOINC = "http://loinc.org"
+    ICD_10_CM = "http://hl7.org/fhir/sid/icd-10-cm"
+    ICD_10 = "http://hl7.org/fhir/sid/icd-10"
+
+
+class Coding(_Strict):
+    """A code for an item of the case (as FHIR's Coding): the words stay the case's text."""
+
+    system: CodeSystem
+    code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    display: OptionalShortText = ""
+
+
+Codings = Annotated[list[Coding], Field(default_factory=list, max_length=10)]
+
+
+class CodedCondition(_Strict):
+    """The codes of one entry of ``past_medical_history`` (named by its text)."""
+
+    condition: ShortText
+    codings: Annotated[list[Coding], Field(min_length=1, max_length=10)]
+
+
+class Criticality(StrEnum):
+    """FHIR AllergyIntolerance.criticality: the potential for a serious reaction."""
+
+    LOW = "low"
+    HIGH = "high"
+    UNABLE_TO_ASSESS = "unable-to-assess"
+
+
 class Patient(_Strict):
     age_years: int = Field(ge=0, le=130, description="Age in completed years")
     sex: Sex
@@ -77,12 +113,17 @@ class Medication(_Strict):
     dose: OptionalShortText = Field(default="", description="With its unit, e.g. '500 mg'")
     route: OptionalShortText = ""
     frequency: OptionalShortText = ""
+    codings: Codings = Field(description="RxNorm (or SNOMED CT) codes of the medication")
 
 
 class Allergy(_Strict):
     substance: ShortText
     reaction: OptionalShortText = ""
     severity: Severity = Severity.UNKNOWN
+    criticality: Criticality | None = Field(
+        default=None, description="FHIR criticality: the potential for a serious reaction"
+    )
+    codings: Codings = Field(description="SNOMED CT (or RxNorm) codes of the substance")
 
 
 class Vitals(_Strict):
@@ -111,6 +152,12 @@ class Lab(_Strict):
     value: float | Annotated[str, StringConstraints(min_length=1, max_length=100)]
     unit: OptionalShortText = Field(default="", description="UCUM where possible, e.g. 'ng/mL'")
     reference_range: OptionalShortText = ""
+    interpretation: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] = Field(
+        default="",
+        description="The laboratory's flag (HL7 v3 ObservationInterpretation), "
+        "e.g. 'H', 'HH' (critically high), 'L', 'LL', 'A', 'N'",
+    )
+    codings: Codings = Field(description="Codes of the test beyond `loinc` (SNOMED CT)")
 
     @model_validator(mode="after")
     def _numeric_values_carry_a_unit(self) -> Self:
@@ -131,13 +178,34 @@ class CaseInput(_Strict):
         str, StringConstraints(strip_whitespace=True, max_length=5000)
     ] = ""
     past_medical_history: list[ShortText] = Field(default_factory=list, max_length=50)
+    past_medical_history_codings: list[CodedCondition] = Field(
+        default_factory=list,
+        max_length=50,
+        description="SNOMED CT / ICD-10 codes of entries of `past_medical_history`",
+    )
     medications: list[Medication] = Field(default_factory=list, max_length=100)
     allergies: list[Allergy] = Field(default_factory=list, max_length=50)
-    vitals: Vitals | None = None
+    # Always an object (its readings null where not taken), however the case arrived.
+    vitals: Vitals = Field(default_factory=Vitals)
     labs: list[Lab] = Field(default_factory=list, max_length=200)
     question: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
     ]
+
+    @field_validator("vitals", mode="before")
+    @classmethod
+    def _no_vitals_is_an_empty_object(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @model_validator(mode="after")
+    def _codings_name_a_condition_of_the_history(self) -> Self:
+        for coded in self.past_medical_history_codings:
+            if coded.condition not in self.past_medical_history:
+                raise ValueError(
+                    f"past_medical_history_codings names '{coded.condition}', "
+                    "which is not in past_medical_history"
+                )
+        return self
 
 
 class Decision(StrEnum):
@@ -241,6 +309,21 @@ class _CaseFields(_Response):
     next_retry_at: IsoDateTime | None
 
 
+class FinishedCase(_Response):
+    id: uuid.UUID
+    external_id: str
+    status: Literal["completed", "failed"]
+    finished_at: IsoDateTime | None
+    links: CaseSummaryLinks = Field(description="`self`: the case's absolute URL, to fetch it")
+
+
+class CaseFinishedEvent(_Response):
+    """The completion callback's body: which case finished, no patient data."""
+
+    event: Literal["case.completed", "case.failed"]
+    case: FinishedCase
+
+
 class CaseSummary(_CaseFields):
     """A case in a list: its status, without its input or answer."""
 
@@ -328,6 +411,11 @@ class ReviewList(_Response):
     results: list[Review]
 
 
+class FhirRefusal(_Response):
+    loc: list[str | int]
+    msg: str
+
+
 class FhirSummary(_Response):
     """Only on a FHIR submission: what was read and ignored."""
 
@@ -335,6 +423,11 @@ class FhirSummary(_Response):
     mapped: dict[str, int]
     ignored: dict[str, int]
     skipped: dict[str, int]
+    refused: list[FhirRefusal] = Field(
+        default_factory=list,
+        description="Values read but left out of the case (a unit that cannot be converted), "
+        "each with its place in the Bundle and the reason.",
+    )
 
 
 class EarlyWarningComponent(_Response):

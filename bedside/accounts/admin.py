@@ -30,7 +30,15 @@ class ApiKeyForm(forms.ModelForm):
         widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: every scope the key's role allows.",
     )
-    callback_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+    callback_url = forms.URLField(
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        # The secret is never shown here (a flash message would carry it in a cookie).
+        help_text="A private-network address, or a host in BEDSIDE_CALLBACK_ALLOWED_HOSTS. "
+        "Callbacks are signed with the key's callback secret: a key without one sends none "
+        "until `manage.py rotate_callback_secret --name NAME` prints it.",
+    )
 
     class Meta:
         model = ApiKey

@@ -11,8 +11,9 @@ KEY_PREFIX = "bsk"
 # What an integration key may be limited to; a key with no scopes has all of its role's.
 SCOPE_CASES_SUBMIT = "cases:submit"
 SCOPE_CASES_READ = "cases:read"
-SCOPE_CDS_HOOKS = "cds-hooks"
-SCOPES = (SCOPE_CASES_SUBMIT, SCOPE_CASES_READ, SCOPE_CDS_HOOKS)
+# No "cds-hooks" scope: an EHR calls CDS Hooks with a signed JWT of its registered issuer,
+# never with an API key, so such a scope limited nothing.
+SCOPES = (SCOPE_CASES_SUBMIT, SCOPE_CASES_READ)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 

@@ -10,6 +10,8 @@ from datetime import datetime
 from django.conf import settings
 from django.db import models
 
+from bedside.vault.fields import EncryptedTextField
+
 
 class ApiKey(models.Model):
     """An integration key. Only a SHA-256 of the key is stored; the key is shown once.
@@ -35,6 +37,9 @@ class ApiKey(models.Model):
     rate_limit_per_min = models.PositiveIntegerField(null=True, blank=True)
     # Where a completed or failed case is announced (on-premises hosts only).
     callback_url = models.URLField(max_length=500, blank=True)
+    # The HMAC key of the callbacks' signatures: shown once (at issue or rotation), stored
+    # encrypted, so a reader of the database (or of a backup) cannot forge a callback.
+    callback_secret = EncryptedTextField(blank=True, default="")
 
     class Meta:
         db_table = "clinical_apikey"  # made by the clinical app before accounts existed

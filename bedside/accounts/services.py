@@ -17,13 +17,19 @@ from audit.services import Actor, acting_as, record
 from bedside import roles
 from bedside.accounts.keys import KEY_PREFIX, SCOPES, hash_key
 from bedside.accounts.models import ApiKey, EhrUserLink, EhrUserLinkStatus
-from bedside.hosts import CALLBACK_ALLOW_LIST, EndpointRefused, check_model_endpoint
+from bedside.hosts import EndpointRefused, callback_address
 
 
 @dataclass(frozen=True)
 class IssuedKey:
     api_key: ApiKey
     key: str  # shown once, never stored
+    callback_secret: str = ""  # shown once; stored encrypted (only with a callback URL)
+
+
+def _new_callback_secret() -> str:
+    # "bcs_" says what it is when it turns up in a config file or a secret scanner.
+    return "bcs_" + secrets.token_urlsafe(32)
 
 
 class KeyRefused(ValueError):
@@ -36,11 +42,7 @@ def api_key_settings_check(*, scopes: list[str], callback_url: str) -> None:
         raise KeyRefused(f"unknown scope(s) {', '.join(unknown)}; expected {', '.join(SCOPES)}")
     if callback_url:
         try:
-            check_model_endpoint(
-                callback_url,
-                allowed_hosts=settings.BEDSIDE_CALLBACK_ALLOWED_HOSTS,
-                setting=CALLBACK_ALLOW_LIST,
-            )
+            callback_address(callback_url, allowed_hosts=settings.BEDSIDE_CALLBACK_ALLOWED_HOSTS)
         except EndpointRefused as exc:
             raise KeyRefused(f"callback URL refused: {exc}") from exc
 
@@ -61,6 +63,7 @@ def api_key_issue(
     api_key_settings_check(scopes=scopes, callback_url=callback_url)
     prefix = secrets.token_hex(6)
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    callback_secret = _new_callback_secret() if callback_url else ""
     user_model = get_user_model()
     with transaction.atomic():
         user = user_model.objects.create_user(username=f"key:{name}"[:150], password=None)
@@ -75,6 +78,7 @@ def api_key_issue(
             expires_at=expires_at,
             rate_limit_per_min=rate_limit_per_min,
             callback_url=callback_url,
+            callback_secret=callback_secret,
         )
         record(
             actor=actor,
@@ -92,7 +96,25 @@ def api_key_issue(
                 "callback": bool(callback_url),
             },
         )
-    return IssuedKey(api_key=api_key, key=key)
+    return IssuedKey(api_key=api_key, key=key, callback_secret=callback_secret)
+
+
+def api_key_callback_secret_rotate(*, api_key: ApiKey, actor: Actor) -> str:
+    """A new callback secret for the key (returned to be shown once); the old one stops
+    signing at once. Audited without the secret."""
+    secret = _new_callback_secret()
+    with transaction.atomic():
+        api_key.callback_secret = secret
+        api_key.save(update_fields=["callback_secret"])
+        record(
+            actor=actor,
+            action=Action.UPDATE,
+            code="key.callback_secret_rotated",
+            object_type="api_key",
+            object_id=str(api_key.pk),
+            details={"name": api_key.name, "prefix": api_key.prefix},
+        )
+    return secret
 
 
 def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> bool:

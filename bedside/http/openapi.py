@@ -29,6 +29,7 @@ _ERROR_WORDS = {
     412: "CDS Hooks: the prefetch lacks what Bedside needs (the Patient).",
     413: "The request body is too large.",
     415: "Unsupported content type.",
+    422: "Readable, but nothing to reason over: no clinical content beyond demographics.",
     429: "The key's rate limit is spent; retry after `Retry-After` seconds.",
 }
 

@@ -23,7 +23,7 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from clinical.schemas import CaseInput
+from clinical.schemas import CaseInput, CodeSystem
 
 DEFAULT_QUESTION = "What is the most likely diagnosis, and what should be done next?"
 BUNDLE_TYPES = ("transaction", "collection", "searchset", "batch")
@@ -92,9 +92,28 @@ LOINC_CODE = re.compile(r"^\d{1,7}-\d$")
 
 
 class FhirIntakeError(Exception):
+    """The Bundle cannot be read (400): each error names where in it, and what is wrong."""
+
+    status = 400
+
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         super().__init__("; ".join(str(e["msg"]) for e in errors))
         self.errors = errors
+
+
+class EmptyCaseError(FhirIntakeError):
+    """The Bundle is readable but holds nothing to reason over beyond the patient's age and
+    sex (422): a case without a complaint, condition, medication, allergy, vital sign or
+    lab would be "completed" with an answer about nobody in particular."""
+
+    status = 422
+
+
+EMPTY_CASE = (
+    "the record holds no clinical content beyond demographics: no reason for the encounter, "
+    "condition, medication, allergy, vital sign or lab result; send the record, or give the "
+    "chief_complaint"
+)
 
 
 def _error(loc: list[Any], msg: str) -> FhirIntakeError:
@@ -120,6 +139,9 @@ class FhirIntake:
     mapped: dict[str, int] = field(default_factory=dict)  # validated and read
     ignored: dict[str, int] = field(default_factory=dict)  # types Bedside does not read
     skipped: dict[str, int] = field(default_factory=dict)  # of other encounters, not read
+    # Values read but left out of the case, each with where it is and why (a unit that
+    # cannot be converted, say): never dropped without a word.
+    refused: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -127,6 +149,7 @@ class FhirIntake:
             "mapped": self.mapped,
             "ignored": self.ignored,
             "skipped": self.skipped,
+            "refused": self.refused,
         }
 
 
@@ -157,6 +180,23 @@ def _text(concept: Any) -> str:
         if coding.code:
             return str(coding.code)
     return ""
+
+
+def _codings(concept: Any) -> list[dict[str, str]]:
+    """The codings of a CodeableConcept in the terminologies a case carries (SNOMED CT,
+    RxNorm, LOINC, ICD-10), as ``CaseInput`` codings; others are left out."""
+    found: list[dict[str, str]] = []
+    systems = {str(system) for system in CodeSystem}
+    for coding in (concept.coding or []) if concept is not None else []:
+        system, code = str(coding.system or ""), str(coding.code or "").strip()
+        if system not in systems or not code or len(code) > 64:
+            continue
+        item = {"system": system, "code": code}
+        if coding.display:
+            item["display"] = _short(str(coding.display))
+        if item not in found:
+            found.append(item)
+    return found[:10]
 
 
 def _codes(concept: Any, system: str | None = None) -> set[str]:
@@ -237,13 +277,35 @@ def _convert_vital(name: str, value: float, quantity: Any) -> float | None:
         factors["[oz_av]"] = 0.028349523125
         return value * factors[unit] if unit in factors else None
     if name == "spo2":
-        return value if unit in ("%", "") else None
+        if unit in ("%", ""):
+            return value
+        # A saturation given as a fraction (UCUM "1", or an annotation of it) is a percent.
+        if unit in ("1", "{fraction}", "{ratio}", "{saturation}") and 0 <= value <= 1:
+            return value * 100
+        return None
     if name in ("systolic_bp", "diastolic_bp"):
         if unit in ("mm[Hg]", "mmHg", ""):
             return value
         return value * 7.50062 if unit == "kPa" else None
     # heart and respiratory rates: counts per minute however the unit is spelt
-    return value if unit in ("/min", "{beats}/min", "{breaths}/min", "beats/min", "") else None
+    if unit in ("/min", "{beats}/min", "{breaths}/min", "beats/min", "breaths/min", ""):
+        return value
+    if unit in ("/s", "{beats}/s", "{breaths}/s", "Hz"):
+        return value * 60
+    if unit in ("/h", "{beats}/h", "{breaths}/h"):
+        return value / 60
+    return None
+
+
+VITAL_UNITS = {
+    "heart_rate": "/min",
+    "systolic_bp": "mm[Hg]",
+    "diastolic_bp": "mm[Hg]",
+    "respiratory_rate": "/min",
+    "temperature_c": "Cel",
+    "spo2": "%",
+    "weight_kg": "kg",
+}
 
 
 # --- the mapper ---------------------------------------------------------------------------
@@ -382,6 +444,7 @@ class _Assembler:
         self.add(entries)
         # CaseInput field path → the FHIR location it came from, to name errors properly.
         self.sources: dict[tuple[Any, ...], list[Any]] = {}
+        self.refused: list[dict[str, Any]] = []
 
     def add(self, entries: list[_Entry]) -> None:
         for entry in entries:
@@ -449,6 +512,15 @@ class _Assembler:
                 return
             value = _convert_vital(name, float(quantity.value), quantity)
             if value is None:
+                if mine:
+                    unit = str(quantity.code or quantity.unit or "")
+                    self.refused.append(
+                        {
+                            "loc": [*loc, "code" if quantity.code else "unit"],
+                            "msg": f"{name}: the unit '{unit}' cannot be converted to "
+                            f"'{VITAL_UNITS[name]}'; the reading is left out of the case",
+                        }
+                    )
                 return
             if not mine:
                 if name == "weight_kg" and at and at - WEIGHT_LOOKBACK <= when <= at:
@@ -528,6 +600,12 @@ class _Assembler:
                 continue
             seen.add(test)
             lab["reference_range"] = self._reference_range(obs)
+            flags = [code for concept in obs.interpretation or [] for code in _codes(concept)]
+            if flags:
+                lab["interpretation"] = _short(sorted(flags)[0], 20)
+            codings = [c for c in _codings(obs.code) if c["system"] != LOINC]
+            if codings:
+                lab["codings"] = codings
             self.sources[("labs", len(labs))] = entry.loc
             labs.append(lab)
         return labs[:200]
@@ -546,66 +624,114 @@ class _Assembler:
                 return _short(f"<= {high}")
         return ""
 
-    def conditions(self, at: datetime | None) -> tuple[list[str], bool]:
+    def conditions(self, visit: _Visit | None) -> tuple[list[str], list[dict[str, Any]], bool]:
+        """The conditions as they stood at the visit: begun (onset, else first recorded) by
+        its end and not abated before its start. Today's ``clinicalStatus`` decides only
+        where no abatement date says when a condition ended."""
         names: list[str] = []
+        coded: list[dict[str, Any]] = []
         pregnant = False
         for entry in self.of("Condition"):
             condition = entry.resource
-            status = _codes(condition.clinicalStatus)
-            if status and not status & ACTIVE_CONDITION:
-                continue
             if _codes(condition.verificationStatus) & NOT_TRUE:
                 continue
-            onset = _instant(condition.onsetDateTime) or _instant(condition.recordedDate)
-            if at is not None and onset is not None and onset > at + timedelta(days=1):
-                continue  # recorded after the encounter the case is about
-            abated = _instant(condition.abatementDateTime)
-            if at is not None and abated is not None and abated <= at:
+            onset = condition.onsetPeriod.start if condition.onsetPeriod else None
+            began = _instant(condition.onsetDateTime or onset or condition.recordedDate)
+            abatement = condition.abatementPeriod.end if condition.abatementPeriod else None
+            ended = _instant(condition.abatementDateTime or abatement)
+            status = _codes(condition.clinicalStatus)
+            if (visit is None or ended is None) and status and not status & ACTIVE_CONDITION:
                 continue
+            if visit is not None:
+                if began is not None and began > visit.until:
+                    continue  # first recorded after the encounter the case is about
+                if ended is not None and ended <= visit.start:
+                    continue
             name = _short(_text(condition.code))
             if _codes(condition.code, SNOMED) & PREGNANCY_SNOMED:
                 pregnant = True
+            if name and name not in names and len(names) < 50:
+                names.append(name)
+                if codings := _codings(condition.code):
+                    coded.append({"condition": name, "codings": codings})
+        return names, coded, pregnant
+
+    def encounter_diagnoses(self, encounter: _Entry) -> list[str]:
+        """What the encounter was for: its reasons (coded, or Conditions it references),
+        else its diagnoses, else the Conditions recorded at it."""
+        resource = encounter.resource
+        found = [_text(r) for r in resource.reasonCode or []]
+        referenced = [r for r in resource.reasonReference or []]
+        if not any(found) and not referenced:
+            referenced = [d.condition for d in resource.diagnosis or [] if d.condition]
+        for reference in referenced:
+            for entry in self.of("Condition"):
+                if _points_to(reference, _refs(entry)):
+                    found.append(_text(entry.resource.code))
+        if not any(found):
+            refs = _refs(encounter)
+            for entry in self.of("Condition"):
+                if _codes(entry.resource.verificationStatus) & NOT_TRUE:
+                    continue
+                if _points_to(entry.resource.encounter, refs):
+                    found.append(_text(entry.resource.code))
+        names: list[str] = []
+        for name in found:
             if name and name not in names:
                 names.append(name)
-        return names[:50], pregnant
+        return names
 
-    def medications(self) -> list[dict[str, str]]:
-        medications: list[dict[str, str]] = []
+    def medications(self, visit: _Visit | None) -> list[dict[str, Any]]:
+        """The medications as they stood at the visit: prescribed (or asserted) by its end,
+        and not ended before its start. Today's status decides only where no end date
+        (validity period, dosage bounds, effective period) says when it stopped."""
+        medications: list[dict[str, Any]] = []
         seen: set[str] = set()
         for resource_type in ("MedicationRequest", "MedicationStatement"):
             for entry in self.of(resource_type):
                 item = entry.resource
-                if resource_type == "MedicationRequest" and item.status not in (
-                    "active",
-                    "on-hold",
-                    "draft",
-                ):
+                if item.status in ("entered-in-error", "cancelled", "not-taken"):
                     continue
-                if resource_type == "MedicationStatement" and item.status not in (
-                    "active",
-                    "intended",
-                    "on-hold",
-                ):
+                began, ended = _medication_period(item, resource_type)
+                current = ("active", "on-hold", "draft")
+                if resource_type == "MedicationStatement":
+                    current = ("active", "intended", "on-hold")
+                if (visit is None or ended is None) and item.status not in current:
                     continue
-                name = _short(self._medication_name(item))
+                if visit is not None:
+                    if began is not None and began > visit.until:
+                        continue
+                    if ended is not None and ended <= visit.start:
+                        continue
+                concept = self._medication_concept(item)
+                name = _short(self._medication_name(item, concept))
                 if not name or name in seen:
                     continue
                 seen.add(name)
                 dosages = item.dosageInstruction if resource_type == "MedicationRequest" else None
                 dosage = (dosages or getattr(item, "dosage", None) or [None])[0]
-                medications.append({"name": name, **self._dosage(dosage)})
+                medication: dict[str, Any] = {"name": name, **self._dosage(dosage)}
+                if codings := _codings(concept):
+                    medication["codings"] = codings
+                medications.append(medication)
         return medications[:100]
 
-    def _medication_name(self, item: Any) -> str:
+    def _medication_concept(self, item: Any) -> Any:
+        """The CodeableConcept naming the medication, inline or in a Medication resource."""
         if item.medicationCodeableConcept is not None:
-            return _text(item.medicationCodeableConcept)
+            return item.medicationCodeableConcept
         if item.medicationReference is not None:
             for entry in self.of("Medication"):
                 if _points_to(item.medicationReference, _refs(entry)):
-                    return _text(entry.resource.code)
-            if item.medicationReference.display:
-                return str(item.medicationReference.display)
-        return ""
+                    return entry.resource.code
+        return None
+
+    @staticmethod
+    def _medication_name(item: Any, concept: Any) -> str:
+        if concept is not None:
+            return _text(concept)
+        reference = item.medicationReference
+        return str(reference.display) if reference is not None and reference.display else ""
 
     @staticmethod
     def _dosage(dosage: Any) -> dict[str, str]:
@@ -628,21 +754,41 @@ class _Assembler:
             found["frequency"] = _short(str(dosage.text))
         return found
 
-    def allergies(self) -> list[dict[str, str]]:
-        allergies: list[dict[str, str]] = []
+    def allergies(self, visit: _Visit | None) -> list[dict[str, Any]]:
+        """The allergies as they stood at the visit: recorded by its end; one no longer
+        active today counts when a reaction of it (or its last occurrence) fell in the visit."""
+        allergies: list[dict[str, Any]] = []
         for entry in self.of("AllergyIntolerance"):
             allergy = entry.resource
-            status = _codes(allergy.clinicalStatus)
-            if status and "active" not in status:
-                continue
             if _codes(allergy.verificationStatus) & NOT_TRUE:
                 continue
             if _codes(allergy.code, SNOMED) & NO_KNOWN_ALLERGY_SNOMED:
                 continue
+            began = _instant(allergy.onsetDateTime or allergy.recordedDate)
+            if visit is not None and began is not None and began > visit.until:
+                continue  # first recorded after the encounter the case is about
+            status = _codes(allergy.clinicalStatus)
+            if status and "active" not in status:
+                reactions = [_instant(r.onset) for r in allergy.reaction or []]
+                reactions.append(_instant(allergy.lastOccurrence))
+                # From the visit's day: a reaction dated by its day alone falls on midnight.
+                day = visit.start.replace(hour=0, minute=0, second=0) if visit else None
+                if (
+                    day is None
+                    or visit is None
+                    or not any(
+                        when is not None and day <= when <= visit.until for when in reactions
+                    )
+                ):
+                    continue
             substance = _short(_text(allergy.code))
             if not substance:
                 continue
-            item: dict[str, str] = {"substance": substance}
+            item: dict[str, Any] = {"substance": substance}
+            if allergy.criticality in ("low", "high", "unable-to-assess"):
+                item["criticality"] = allergy.criticality
+            if codings := _codings(allergy.code):
+                item["codings"] = codings
             for reaction in allergy.reaction or []:
                 if reaction.manifestation:
                     item["reaction"] = _short(_text(reaction.manifestation[0]))
@@ -655,10 +801,43 @@ class _Assembler:
         return allergies[:50]
 
 
-def _encounter_summary(encounter: Any, start: datetime | None) -> tuple[str, str]:
-    """The encounter in words (for the history) and its reason (the default complaint)."""
+@dataclass(frozen=True)
+class _Visit:
+    """When the encounter the case is about took place: items are read as they stood then."""
+
+    start: datetime
+    until: datetime  # its end; a day after its start where the end is not given
+
+
+def _visit(entry: _Entry | None) -> _Visit | None:
+    if entry is None or (start := _encounter_start(entry)) is None:
+        return None
+    period = entry.resource.period
+    end = _instant(period.end) if period is not None else None
+    return _Visit(start=start, until=end if end and end >= start else start + timedelta(days=1))
+
+
+def _medication_period(item: Any, resource_type: str) -> tuple[datetime | None, datetime | None]:
+    """When a prescription (or statement) began and, where the record says so, ended."""
+    if resource_type == "MedicationStatement":
+        period = item.effectivePeriod
+        began = _instant(period.start if period else item.effectiveDateTime)
+        return began or _instant(item.dateAsserted), _instant(period.end) if period else None
+    ends = []
+    validity = item.dispenseRequest.validityPeriod if item.dispenseRequest else None
+    if validity is not None:
+        ends.append(_instant(validity.end))
+    for dosage in item.dosageInstruction or []:
+        repeat = dosage.timing.repeat if dosage.timing is not None else None
+        if repeat is not None and repeat.boundsPeriod is not None:
+            ends.append(_instant(repeat.boundsPeriod.end))
+    known = [end for end in ends if end is not None]
+    return _instant(item.authoredOn), max(known) if known else None
+
+
+def _encounter_summary(encounter: Any, start: datetime | None, reasons: list[str]) -> str:
+    """The encounter in words, for the history."""
     kind = _text(encounter.type[0]) if encounter.type else ""
-    reasons = [_text(r) for r in encounter.reasonCode or [] if _text(r)]
     reason = ", ".join(reasons)
     klass = encounter.class_fhir.display or encounter.class_fhir.code or ""
     parts = [f"{kind or 'Encounter'} ({klass})" if klass else kind or "Encounter"]
@@ -667,7 +846,7 @@ def _encounter_summary(encounter: Any, start: datetime | None) -> tuple[str, str
     text = " ".join(parts)
     if reason:
         text += f"; reason: {reason}"
-    return text + ".", reason or kind
+    return text + "."
 
 
 def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) -> FhirIntake:
@@ -702,7 +881,8 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
     if deceased is not None and deceased.date() < on:
         on = deceased.date()
     gender = patient.gender if patient.gender in ("male", "female", "other") else "unknown"
-    conditions, pregnant = assembler.conditions(start)
+    visit = _visit(encounter_entry)
+    conditions, coded_conditions, pregnant = assembler.conditions(visit)
 
     data: dict[str, Any] = {
         "patient": {
@@ -711,8 +891,9 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
             "pregnant": True if pregnant and gender != "male" else None,
         },
         "past_medical_history": conditions,
-        "medications": assembler.medications(),
-        "allergies": assembler.allergies(),
+        "past_medical_history_codings": coded_conditions,
+        "medications": assembler.medications(visit),
+        "allergies": assembler.allergies(visit),
         "question": params.question.strip() or DEFAULT_QUESTION,
     }
     assembler.sources[("patient", "age_years")] = [*patient_entry.loc, "birthDate"]
@@ -722,21 +903,23 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
         setting = SETTING_BY_CLASS.get(str(encounter.class_fhir.code or "").upper())
         if setting:
             data["setting"] = setting
-        history, reason = _encounter_summary(encounter, start)
-        data["history_of_present_illness"] = history
-        complaint = complaint or _short(reason, 500)
-        vitals = assembler.vitals(refs, start)
-        if vitals:
-            data["vitals"] = vitals
+        reasons = assembler.encounter_diagnoses(encounter_entry)
+        data["history_of_present_illness"] = _encounter_summary(encounter, start, reasons)
+        complaint = complaint or _short(", ".join(reasons), 500)
+        data["vitals"] = assembler.vitals(refs, start)
         data["labs"] = assembler.labs(refs)
         encounter_ref = f"Encounter/{encounter.id}" if encounter.id else encounter_entry.full_url
     else:
         # No encounter in the bundle: the latest reading of each vital sign and test.
-        vitals = assembler.vitals(set(), None, every_encounter=True)
-        if vitals:
-            data["vitals"] = vitals
+        data["vitals"] = assembler.vitals(set(), None, every_encounter=True)
         data["labs"] = assembler.labs(set(), every_encounter=True)
         encounter_ref = ""
+    content = ("past_medical_history", "medications", "allergies", "vitals", "labs")
+    if not complaint and not any(data.get(name) for name in content):
+        raise EmptyCaseError([{"loc": ["entry"], "msg": EMPTY_CASE}])
+    if not complaint and encounter_entry is not None:
+        kind = encounter_entry.resource.type
+        complaint = _short(f"Review of the patient's record ({_text(kind[0])})" if kind else "")
     data["chief_complaint"] = complaint or "Review of the patient's record"
     if params.priority:
         data["priority"] = params.priority
@@ -754,6 +937,7 @@ def case_input_from_bundle(bundle: Any, params: CaseParameters | None = None) ->
         mapped=dict(sorted(mapped.items())),
         ignored=dict(sorted(ignored.items())),
         skipped={"Observation": skipped} if skipped else {},
+        refused=assembler.refused,
     )
 
 

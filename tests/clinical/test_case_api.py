@@ -4,6 +4,8 @@ field and saves nothing; each role sees what it should."""
 from __future__ import annotations
 
 import json
+import uuid
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -12,6 +14,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from bedside.accounts.services import IssuedKey
+from bedside.vault.encryption import lookup_hash
 from clinical.models import Case
 from tests.conftest import client_for
 from tests.factories import load_case
@@ -88,8 +91,10 @@ def test_malformed_bodies_are_400_not_500(ehr_client: APIClient, body: bytes) ->
 
 
 def test_oversized_body_is_413(ehr_client: APIClient, settings) -> None:  # type: ignore[no-untyped-def]
+    # Case intake takes a patient's record: its limit is BEDSIDE_MAX_FHIR_BODY_BYTES.
+    settings.BEDSIDE_MAX_FHIR_BODY_BYTES = 200_000
     data = load_case()
-    data["history_of_present_illness"] = "x" * (settings.BEDSIDE_MAX_BODY_BYTES + 10)
+    data["history_of_present_illness"] = "x" * (settings.BEDSIDE_MAX_FHIR_BODY_BYTES + 10)
     response = post_raw(ehr_client, json.dumps(data).encode())
     assert response.status_code == 413
     assert "larger than" in response.json()["errors"][0]["msg"]
@@ -260,3 +265,62 @@ def test_a_case_with_some_vitals_gets_partial_scores_and_a_high_one_alerts(
     assert body["early_warning_not_scored"] == [
         "shock index not computed: it needs both heart rate and systolic BP"
     ]
+
+
+# --- API details (defect 10) -----------------------------------------------------------------
+
+
+def test_an_unknown_case_list_filter_is_400_naming_it(alice: User) -> None:
+    response = client_for(alice).get(URL, {"stauts": "failed", "patient": "x", "status": "queued"})
+    assert response.status_code == 400
+    assert [e["loc"] for e in response.json()["errors"]] == [
+        ["query", "patient"],
+        ["query", "stauts"],
+    ]
+
+
+def test_the_case_list_filters_by_updated_since(alice: User) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    client = client_for(alice)
+    for name in ("ED-old", "ED-new"):
+        client.post(URL, {**load_case(), "external_id": name}, format="json")
+    long_ago = timezone.now() - timedelta(days=3)
+    Case.objects.filter(external_id_hash=lookup_hash("ED-old")).update(updated_at=long_ago)
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+    listed = client.get(URL, {"updated_since": since}).json()
+    assert [c["external_id"] for c in listed["results"]] == ["ED-new"]
+    naive = (timezone.now() - timedelta(days=5)).replace(tzinfo=None).isoformat()
+    assert client.get(URL, {"updated_since": naive}).json()["count"] == 2
+    bad = client.get(URL, {"updated_since": "yesterday"})
+    assert bad.status_code == 400
+    assert bad.json()["errors"][0]["loc"] == ["query", "updated_since"]
+
+
+def test_a_fhir_bundle_sent_as_plain_json_is_told_its_content_type(
+    ehr_client: APIClient,
+) -> None:
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": []}
+    response = ehr_client.post(URL, bundle, format="json")
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["loc"] == ["header", "Content-Type"]
+    assert "application/fhir+json" in error["msg"]
+
+
+def test_a_cds_hooks_call_is_allowed_a_record_sized_body(db: None, settings: Any) -> None:
+    """A prefetch is a patient's record: a CDS Hooks call over the 1 MiB of other routes
+    reaches the service (here: a 401, no JWT), and a review that large does not."""
+    from django.test import Client
+
+    settings.BEDSIDE_MAX_BODY_BYTES = 1_048_576
+    settings.BEDSIDE_MAX_FHIR_BODY_BYTES = 8_388_608
+    body = json.dumps({"prefetch": {"padding": "x" * 2_000_000}})
+    hook = Client().post(
+        "/cds-services/bedside-patient-view", body, content_type="application/json"
+    )
+    assert hook.status_code == 401, hook.content[:200]
+    review = Client().post(f"{URL}{uuid.uuid4()}/reviews/", body, content_type="application/json")
+    assert review.status_code == 413

@@ -35,8 +35,43 @@ PATIENT_VIEW = "/cds-services/bedside-patient-view"
 ORDER_SIGN = "/cds-services/bedside-order-sign"
 
 
+# The spec's patient-view examples prefetch the Patient alone, a chart Bedside refuses (422:
+# nothing to reason over beyond age and sex); the tests give that patient one condition.
+CHART_CONDITION = {
+    "resourceType": "Condition",
+    "id": "chart-htn",
+    "clinicalStatus": {"coding": [{"code": "active"}]},
+    "code": {"text": "Hypertension"},
+    "subject": {"reference": "Patient/1288992"},
+}
+
+
 def example(name: str) -> dict[str, Any]:
-    return json.loads((EXAMPLES / name).read_text())
+    request: dict[str, Any] = json.loads((EXAMPLES / name).read_text())
+    prefetch = request.get("prefetch")
+    if (
+        isinstance(prefetch, dict)
+        and prefetch
+        and all(
+            isinstance(v, dict) and v.get("resourceType") == "Patient" for v in prefetch.values()
+        )
+    ):
+        prefetch["conditions"] = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [{"resource": copy.deepcopy(CHART_CONDITION)}],
+        }
+    return request
+
+
+def test_a_chart_holding_only_the_patient_is_422_with_the_reason(ehr_key: Any) -> None:
+    spec_example = json.loads((EXAMPLES / "hl7spec__L219.json").read_text())
+    response = call(ehr_key, PATIENT_VIEW, spec_example)
+    assert response.status_code == 422, response.json()
+    [error] = response.json()["errors"]
+    assert error["loc"][0] == "prefetch"
+    assert "no clinical content beyond demographics" in error["msg"]
+    assert Case.objects.count() == 0
 
 
 def with_prefetch(request: dict[str, Any]) -> dict[str, Any]:
@@ -168,6 +203,21 @@ def test_order_sign_asks_about_the_orders_being_signed(ehr_key: Any) -> None:
     case = Case.objects.get()
     assert "Amoxicillin" in case.input["question"]
     assert case.input["medications"][0]["name"].startswith("Metformin")
+
+
+def test_an_order_sign_on_an_otherwise_empty_chart_assesses_the_orders(ehr_key: Any) -> None:
+    request = json.loads(json.dumps(example("hl7spec__L306.json")).replace("\\u2011", "-"))
+    request["prefetch"] = {
+        "patient": {
+            "resourceType": "Patient",
+            "id": "1288992",
+            "gender": "female",
+            "birthDate": "1980-02-01",
+        }
+    }
+    response = call(ehr_key, ORDER_SIGN, request)
+    assert response.status_code == 200, response.json()
+    assert Case.objects.get().input["chief_complaint"].startswith("Orders to sign: ")
 
 
 def test_a_hook_sent_to_the_other_service_is_400(ehr_key: Any) -> None:

@@ -266,6 +266,8 @@ def test_hand_made_ed_visit_maps_every_section_and_converts_units(ehr_client: AP
             "value": 2.3,
             "unit": "ng/mL",
             "reference_range": "<= 0.04 ng/mL",
+            "interpretation": "",
+            "codings": [],
         }
     ]
     assert case["past_medical_history"] == ["Hypertension"]
@@ -275,14 +277,22 @@ def test_hand_made_ed_visit_maps_every_section_and_converts_units(ehr_client: AP
             "dose": "500 mg",
             "route": "oral",
             "frequency": "2 times per 1 d",
+            "codings": [],
         }
     ]
     assert case["allergies"] == [
-        {"substance": "penicillin", "reaction": "rash", "severity": "mild"}
+        {
+            "substance": "penicillin",
+            "reaction": "rash",
+            "severity": "mild",
+            "criticality": None,
+            "codings": [],
+        }
     ]
     assert body["fhir"]["ignored"] == {"Claim": 2, "Provenance": 1}
     assert body["fhir"]["skipped"] == {"Observation": 1}  # the older visit's heart rate
     assert body["fhir"]["encounter"] == "Encounter/enc-1"
+    assert body["fhir"]["refused"] == []
 
 
 def test_observations_of_other_encounters_are_neither_read_nor_validated() -> None:
@@ -414,7 +424,8 @@ def test_hl7_example_bundles_are_a_case_or_a_400_never_a_500(
 ) -> None:
     bundle = json.loads(path.read_text())
     response = post_fhir(ehr_client, copy.deepcopy(bundle))
-    assert response.status_code in (202, 400), response.content[:500]
+    # 422: a readable Bundle with nothing clinical in it (a document index, a lone Patient).
+    assert response.status_code in (202, 400, 422), response.content[:500]
     errors = response.json().get("errors", [])
     assert all(e["msg"] and isinstance(e["loc"], list) for e in errors)
 
@@ -457,3 +468,265 @@ def test_bench_fhir_inflates_a_record_and_reports_its_timing() -> None:
     report = out.getvalue()
     assert "1.5 MB" in report or "1.6 MB" in report
     assert "skipped {'Observation':" in report
+
+
+# --- Empty cases (defect 4) and the record as it stood at the visit (defect 3) -------------
+
+
+@pytest.mark.parametrize("with_encounter", [False, True])
+def test_a_bundle_with_nothing_beyond_demographics_is_422_with_the_reason(
+    ehr_client: APIClient, with_encounter: bool
+) -> None:
+    resources: list[dict[str, Any]] = [
+        {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1980-02-01"}
+    ]
+    if with_encounter:
+        checkup = _encounter() | {"type": [{"text": "Encounter for check up (procedure)"}]}
+        del checkup["reasonCode"]
+        resources.append(checkup)
+    entries = [{"resource": r} for r in resources]
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    response = post_fhir(ehr_client, bundle)
+    assert response.status_code == 422, response.json()
+    [error] = response.json()["errors"]
+    assert "no clinical content beyond demographics" in error["msg"]
+    assert Case.objects.count() == 0
+    # The same record with the clinician's complaint is a case.
+    asked = post_fhir(ehr_client, bundle, "?chief_complaint=Dizzy%20on%20standing")
+    assert asked.status_code == 202, asked.json()
+    assert asked.json()["input"]["chief_complaint"] == "Dizzy on standing"
+
+
+def _dated(resource: dict[str, Any], **dates: Any) -> dict[str, Any]:
+    return {**resource, **dates, "subject": {"reference": "Patient/p1"}}
+
+
+def visit_history_bundle() -> dict[str, Any]:
+    """A bronchitis visit on 26 January (the illness ran from the 13th to the 27th), a
+    check-up on 1 March, and items first recorded two weeks after the first visit."""
+    active = {"coding": [{"code": "active"}]}
+    resolved = {"coding": [{"code": "resolved"}]}
+    visit = _encounter("visit", "2026-01-26T09:00:00Z")
+    visit["period"]["end"] = "2026-01-26T09:30:00Z"
+    del visit["reasonCode"]
+    visit["class"]["code"] = "AMB"
+    visit["type"] = [{"text": "Encounter for problem (procedure)"}]
+    visit["diagnosis"] = [{"condition": {"reference": "Condition/bronchitis"}}]
+    checkup = _encounter("checkup", "2026-03-01T09:00:00Z")
+    del checkup["reasonCode"]
+    checkup["type"] = [{"text": "Encounter for check up (procedure)"}]
+    resources: list[dict[str, Any]] = [
+        {"resourceType": "Patient", "id": "p1", "gender": "male", "birthDate": "1961-06-15"},
+        visit,
+        checkup,
+        _dated(
+            {"resourceType": "Condition", "id": "bronchitis", "clinicalStatus": resolved},
+            code={"text": "Acute bronchitis (disorder)"},
+            onsetDateTime="2026-01-13T09:00:00Z",
+            abatementDateTime="2026-01-27T09:00:00Z",
+        ),
+        _dated(
+            {"resourceType": "Condition", "id": "htn", "clinicalStatus": active},
+            code={"text": "Hypertension"},
+            recordedDate="2026-02-09T09:00:00Z",
+        ),
+        _dated(
+            {"resourceType": "MedicationRequest", "id": "amlo", "status": "active"},
+            intent="order",
+            medicationCodeableConcept={"text": "amlodipine 5 MG Oral Tablet"},
+            authoredOn="2026-02-09T09:00:00Z",
+        ),
+        _dated(
+            {"resourceType": "MedicationRequest", "id": "amox", "status": "completed"},
+            intent="order",
+            medicationCodeableConcept={"text": "amoxicillin 500 MG Oral Capsule"},
+            authoredOn="2026-01-20T09:00:00Z",
+            dispenseRequest={"validityPeriod": {"end": "2026-01-30T00:00:00Z"}},
+        ),
+        {
+            "resourceType": "AllergyIntolerance",
+            "id": "latex",
+            "clinicalStatus": resolved,
+            "code": {"text": "Latex"},
+            "patient": {"reference": "Patient/p1"},
+            "recordedDate": "2025-06-01T00:00:00Z",
+            "reaction": [{"manifestation": [{"text": "Urticaria"}], "onset": "2026-01-26"}],
+        },
+        {
+            "resourceType": "AllergyIntolerance",
+            "id": "peanut",
+            "clinicalStatus": active,
+            "code": {"text": "Peanut"},
+            "patient": {"reference": "Patient/p1"},
+            "recordedDate": "2026-02-09T09:00:00Z",
+        },
+    ]
+    entries = [{"resource": r} for r in resources]
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def test_the_record_is_read_as_it_stood_at_the_chosen_encounter() -> None:
+    intake = case_input_from_bundle(visit_history_bundle(), CaseParameters(encounter_id="visit"))
+    case = intake.case_input
+    assert case.past_medical_history == ["Acute bronchitis (disorder)"]
+    assert [m.name for m in case.medications] == ["amoxicillin 500 MG Oral Capsule"]
+    assert [(a.substance, a.reaction) for a in case.allergies] == [("Latex", "Urticaria")]
+    assert case.chief_complaint == "Acute bronchitis (disorder)"
+
+
+def test_the_latest_encounter_reads_the_record_as_it_stands_then() -> None:
+    case = case_input_from_bundle(visit_history_bundle()).case_input
+    assert case.past_medical_history == ["Hypertension"]
+    assert [m.name for m in case.medications] == ["amlodipine 5 MG Oral Tablet"]
+    assert [a.substance for a in case.allergies] == ["Peanut"]
+    # A check-up with no reason or diagnosis is not itself the complaint.
+    assert case.chief_complaint != "Encounter for check up (procedure)"
+    assert "Encounter for check up" in case.chief_complaint
+
+
+def test_conditions_recorded_at_the_encounter_are_its_complaint() -> None:
+    bundle = visit_history_bundle()
+    visit = bundle["entry"][1]["resource"]
+    del visit["diagnosis"]
+    bundle["entry"][3]["resource"]["encounter"] = {"reference": "Encounter/visit"}
+    case = case_input_from_bundle(bundle, CaseParameters(encounter_id="visit")).case_input
+    assert case.chief_complaint == "Acute bronchitis (disorder)"
+
+
+# --- Codes, flags and units (defect 8) ------------------------------------------------------
+
+SNOMED_URI = "http://snomed.info/sct"
+RXNORM_URI = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def test_codings_criticality_and_lab_flags_travel_into_the_case(ehr_client: APIClient) -> None:
+    bundle = hand_made_bundle()
+    by_id = {e["resource"]["id"]: e["resource"] for e in bundle["entry"]}
+    by_id["htn"]["code"] = {
+        "coding": [
+            {"system": SNOMED_URI, "code": "38341003", "display": "Hypertension"},
+            {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I10"},
+            {"system": "urn:local", "code": "HTN-7"},
+        ],
+        "text": "Hypertension",
+    }
+    by_id["met"]["code"]["coding"] = [{"system": RXNORM_URI, "code": "861007"}]
+    by_id["pen"] |= {"criticality": "high"}
+    by_id["pen"]["code"]["coding"] = [{"system": SNOMED_URI, "code": "764146007"}]
+    inr = _quantity_obs("inr", "6301-6", 6.2, "{INR}", category="laboratory")
+    inr["interpretation"] = [
+        {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+                    "code": "HH",
+                }
+            ]
+        }
+    ]
+    bundle["entry"].append({"resource": inr})
+    response = post_fhir(ehr_client, bundle)
+    assert response.status_code == 202, response.json()
+    case = response.json()["input"]
+    assert case["past_medical_history_codings"] == [
+        {
+            "condition": "Hypertension",
+            "codings": [
+                {"system": SNOMED_URI, "code": "38341003", "display": "Hypertension"},
+                {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I10", "display": ""},
+            ],
+        }
+    ]
+    assert case["medications"][0]["codings"] == [
+        {"system": RXNORM_URI, "code": "861007", "display": ""}
+    ]
+    assert case["allergies"][0]["criticality"] == "high"
+    assert case["allergies"][0]["codings"][0]["code"] == "764146007"
+    [flagged] = [lab for lab in case["labs"] if lab["loinc"] == "6301-6"]
+    assert flagged["interpretation"] == "HH"
+    assert flagged["value"] == 6.2
+
+
+def test_rates_per_second_and_saturation_as_a_fraction_are_converted() -> None:
+    bundle = hand_made_bundle()
+    by_id = {e["resource"]["id"]: e["resource"] for e in bundle["entry"]}
+    by_id["hr"]["valueQuantity"] |= {"value": 1.5, "unit": "/s", "code": "/s"}
+    by_id["spo2"]["valueQuantity"] |= {"value": 0.93, "unit": "1", "code": "1"}
+    intake = case_input_from_bundle(bundle)
+    assert intake.case_input.vitals.heart_rate == 90
+    assert intake.case_input.vitals.spo2 == 93
+    assert intake.refused == []
+
+
+def test_a_unit_that_cannot_be_converted_is_refused_with_a_reason_not_dropped(
+    ehr_client: APIClient,
+) -> None:
+    bundle = hand_made_bundle()
+    index, resource = next(
+        (i, e["resource"]) for i, e in enumerate(bundle["entry"]) if e["resource"]["id"] == "rr"
+    )
+    resource["valueQuantity"] |= {"unit": "L/min", "code": "L/min"}
+    response = post_fhir(ehr_client, bundle)
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["input"]["vitals"]["respiratory_rate"] is None
+    [refused] = body["fhir"]["refused"]
+    assert refused["loc"] == ["entry", index, "resource", "valueQuantity", "code"]
+    assert "respiratory_rate" in refused["msg"] and "L/min" in refused["msg"]
+
+
+NO_VITALS = {
+    "heart_rate": None,
+    "systolic_bp": None,
+    "diastolic_bp": None,
+    "respiratory_rate": None,
+    "temperature_c": None,
+    "spo2": None,
+    "weight_kg": None,
+}
+
+
+def test_vitals_are_one_shape_whichever_way_the_case_arrived(ehr_client: APIClient) -> None:
+    as_json = load_case("case_chest_pain.json")
+    as_json.pop("vitals", None)
+    response = ehr_client.post(URL, as_json, format="json")
+    assert response.status_code == 202, response.json()
+    assert response.json()["input"]["vitals"] == NO_VITALS
+    as_json["vitals"] = None
+    response = ehr_client.post(URL, as_json, format="json")
+    assert response.json()["input"]["vitals"] == NO_VITALS
+    bundle = hand_made_bundle()
+    bundle["entry"] = [
+        e
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] != "Observation" or e["resource"]["id"] == "trop"
+    ]
+    response = post_fhir(ehr_client, bundle)
+    assert response.status_code == 202, response.json()
+    assert response.json()["input"]["vitals"] == NO_VITALS
+
+
+def test_a_medication_named_only_by_its_reference_display_is_kept() -> None:
+    bundle = hand_made_bundle()
+    statement = next(e["resource"] for e in bundle["entry"] if e["resource"]["id"] == "ms")
+    statement["medicationReference"] = {"reference": "Medication/elsewhere", "display": "aspirin"}
+    case = case_input_from_bundle(bundle).case_input
+    assert [m.name for m in case.medications] == ["aspirin"]
+
+
+@pytest.mark.parametrize("path", SYNTHEA, ids=lambda p: p.stem.split("_")[0])
+def test_every_condition_active_at_the_synthea_visit_by_its_dates_is_in_the_case(
+    path: Path,
+) -> None:
+    """Worked out from onset and abatement alone, whatever the condition's status today
+    (viral sinusitis and an ankle sprain, each the reason for the visit, were dropped)."""
+    bundle = json.loads(path.read_text())
+    _, encounter = _latest_encounter(bundle)
+    start = encounter["period"]["start"]
+    end = encounter["period"].get("end", start)
+    case = case_input_from_bundle(bundle).case_input
+    for condition in _resources(bundle, "Condition"):
+        onset = condition.get("onsetDateTime") or condition["recordedDate"]
+        abated = condition.get("abatementDateTime")
+        if onset <= end and (abated is None or abated > start):
+            assert condition["code"]["text"] in case.past_medical_history

@@ -58,6 +58,8 @@ def test_issue_with_scopes_expiry_limit_and_callback_is_stored_and_audited(db: N
     ("args", "message"),
     [
         (["--scopes", "cases:delete"], "unknown scope"),
+        # CDS Hooks calls are signed JWTs, never API keys: such a scope would limit nothing.
+        (["--scopes", "cds-hooks"], "unknown scope"),
         (["--callback-url", "http://8.8.8.8/hook"], "public address"),
         (["--callback-url", "ftp://10.0.0.1/x"], "scheme"),
         (["--expires-in-days", "0"], "at least 1"),

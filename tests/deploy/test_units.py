@@ -192,9 +192,15 @@ def test_access_logs_name_the_path_never_the_query_string_nor_the_referer() -> N
 
 
 def test_nginx_body_limit_is_bedsides_body_limit() -> None:
-    match = re.search(r"client_max_body_size\s+(\w+);", SITE.read_text())
+    site = SITE.read_text()
+    match = re.search(r"client_max_body_size\s+(\w+);", site)
     assert match
     assert nginx_size(match.group(1)) == settings.BEDSIDE_MAX_BODY_BYTES
+    # The record routes (case intake, CDS Hooks calls) take BEDSIDE_MAX_FHIR_BODY_BYTES.
+    for route in ("location = /api/v1/cases/ {", "location ~ ^/cds-services/[^/]+$ {"):
+        block = site.split(route, 1)[1].split("}", 1)[0]
+        size = re.search(r"client_max_body_size\s+(\w+);", block)
+        assert size and nginx_size(size.group(1)) == settings.BEDSIDE_MAX_FHIR_BODY_BYTES
     example = (DEPLOY / "bedside.env.example").read_text()
     assert f"BEDSIDE_MAX_BODY_BYTES={settings.BEDSIDE_MAX_BODY_BYTES}" in example
 

@@ -3,6 +3,7 @@ with the FHIR intake's own rules."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from clinical.ehr import fhir
@@ -83,7 +84,14 @@ def case_input_for(hook: HookRequest) -> fhir.FhirIntake:
     )
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
     try:
-        return fhir.case_input_from_bundle(bundle, params)
+        try:
+            return fhir.case_input_from_bundle(bundle, params)
+        except fhir.EmptyCaseError:
+            if not orders:
+                raise
+            # An otherwise empty chart: the orders being signed are what there is to assess.
+            complaint = f"Orders to sign: {'; '.join(orders)}"[:500]
+            return fhir.case_input_from_bundle(bundle, replace(params, chief_complaint=complaint))
     except fhir.FhirIntakeError as exc:
         # Locations into our synthetic bundle mean nothing to the EHR: name the prefetch.
         errors = []
@@ -94,4 +102,4 @@ def case_input_for(hook: HookRequest) -> fhir.FhirIntake:
             else:
                 loc = ["prefetch", *loc]
             errors.append({"loc": loc, "msg": error["msg"]})
-        raise HookError(400, errors) from exc
+        raise HookError(exc.status, errors) from exc

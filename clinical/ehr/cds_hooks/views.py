@@ -84,7 +84,7 @@ class HookCall(APIView):
         request={"application/json": openapi.ref("CdsHookRequest")},
         responses={
             200: OpenApiResponse(openapi.ref("CdsHookResponse")),
-            **openapi.errors(400, 401, 404, 412),
+            **openapi.errors(400, 401, 404, 412, 422),
         },
     )
     def post(self, request: Request, service_id: str) -> Response:

@@ -75,3 +75,10 @@ class Command(BaseCommand):
             f"Issued key {issued.api_key.prefix}… for {name!r} with role {role}{expiry}. "
             "Store it now: it cannot be shown again."
         )
+        if issued.callback_secret:
+            # On stderr, so that `KEY=$(manage.py issue_api_key ...)` still reads the key alone.
+            self.stderr.write(
+                f"Callback secret (HMAC-SHA256 key of X-Bedside-Signature): "
+                f"{issued.callback_secret}\nStore it too; `manage.py rotate_callback_secret "
+                f"--name {name}` makes a new one."
+            )
