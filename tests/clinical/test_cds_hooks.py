@@ -65,7 +65,8 @@ def example(name: str) -> dict[str, Any]:
 
 
 def test_a_chart_holding_only_the_patient_is_422_with_the_reason(ehr_key: Any) -> None:
-    spec_example = json.loads((EXAMPLES / "hl7spec__L219.json").read_text())
+    # Every prefetch key answered, and answered empty: the chart holds only the patient.
+    spec_example = with_prefetch(json.loads((EXAMPLES / "hl7spec__L219.json").read_text()))
     response = call(ehr_key, PATIENT_VIEW, spec_example)
     assert response.status_code == 422, response.json()
     [error] = response.json()["errors"]
@@ -74,14 +75,16 @@ def test_a_chart_holding_only_the_patient_is_422_with_the_reason(ehr_key: Any) -
     assert Case.objects.count() == 0
 
 
-def with_prefetch(request: dict[str, Any]) -> dict[str, Any]:
+def with_prefetch(
+    request: dict[str, Any], service: str = "bedside-patient-view"
+) -> dict[str, Any]:
     """The request with every prefetch key Bedside asks for that it lacks sent as an empty
     searchset (the EHR's answer when the patient has none), and no fhirServer: Bedside has
     nothing to fetch."""
     request = copy.deepcopy(request)
     request.pop("fhirServer", None)
     request.setdefault("prefetch", {})
-    for key in SERVICES["bedside-patient-view"].prefetch:
+    for key in SERVICES[service].prefetch:
         if key != "patient" and request["prefetch"].get(key) is None:
             request["prefetch"][key] = {"resourceType": "Bundle", "type": "searchset"}
     return request
@@ -215,7 +218,7 @@ def test_an_order_sign_on_an_otherwise_empty_chart_assesses_the_orders(ehr_key: 
             "birthDate": "1980-02-01",
         }
     }
-    response = call(ehr_key, ORDER_SIGN, request)
+    response = call(ehr_key, ORDER_SIGN, with_prefetch(request, "bedside-order-sign"))
     assert response.status_code == 200, response.json()
     assert Case.objects.get().input["chief_complaint"].startswith("Orders to sign: ")
 
