@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from audit import charts, exports, selectors, services
 from audit.actors import actor_for
 from audit.models import AuditEvent
-from audit.schemas import NO_CONFIDENCE, CaseListQuery, EventQuery
+from audit.schemas import NO_CONFIDENCE, CaseListQuery, EventQuery, InvestigationQuery
 from bedside import roles
 from clinical.models import Case, CaseStatus, ReviewDecision
 from clinical.reasons import reason_display
@@ -56,6 +56,7 @@ EVENT_COLUMNS = (
     ("code", "Event"),
     ("outcome", "Outcome"),
     ("case_id", "Case"),
+    ("", "Details"),
 )
 
 
@@ -261,23 +262,57 @@ def case_detail(request: HttpRequest, case_id: str) -> HttpResponse:
     return render(request, "audit/case_detail.html", context)
 
 
+# --- investigations ---------------------------------------------------------------------------
+
+
+@auditor_required
+@require_GET
+def investigate(request: HttpRequest) -> HttpResponse:
+    """One search across cases and events: a patient, a person, a viewer, overrides, a
+    range, a code."""
+    errors: list[dict[str, str]] = []
+    try:
+        query = InvestigationQuery.model_validate(_params(request))
+    except ValidationError as exc:
+        errors = _errors(exc)
+        query = InvestigationQuery()
+    result = page = None
+    if not errors and query.searched:
+        result = selectors.investigate(query)
+        page = Paginator(result.events, PAGE_SIZE).get_page(query.page)
+        services.audit_viewed(
+            actor=actor_for(request.user, request),
+            view="investigate",
+            # The patient id is patient data: the ledger keeps that one was searched for.
+            filters={**_filters(query), **({"patient": "(given)"} if query.patient else {})},
+            count=len(result.cases) + len(page.object_list),
+        )
+    context = {"query": query, "result": result, "page": page, "errors": errors}
+    return render(request, "audit/investigate.html", context, status=400 if errors else 200)
+
+
 # --- events and exports -----------------------------------------------------------------------
 
 
-def _event_query(request: HttpRequest) -> tuple[EventQuery, list[dict[str, str]]]:
+def _event_query(
+    request: HttpRequest, *, newest_first: bool = False
+) -> tuple[EventQuery, list[dict[str, str]]]:
+    params = _params(request, ignore=("page",))
+    if newest_first:
+        params.setdefault("sort", "-id")
     try:
-        return EventQuery.model_validate(_params(request, ignore=("page",))), []
+        return EventQuery.model_validate(params), []
     except ValidationError as exc:
-        return EventQuery(), _errors(exc)
+        return EventQuery(sort="-id" if newest_first else "id"), _errors(exc)
 
 
 @auditor_required
 @require_GET
 def event_list(request: HttpRequest) -> HttpResponse:
-    query, errors = _event_query(request)
+    query, errors = _event_query(request, newest_first=True)
     page = None
     if not errors:
-        page = Paginator(selectors.events_filtered(query), PAGE_SIZE).get_page(
+        page = Paginator(selectors.events_filtered(query, partial=True), PAGE_SIZE).get_page(
             request.GET.get("page")
         )
         services.audit_viewed(
@@ -307,7 +342,7 @@ def export_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     query, errors = _event_query(request)
     if errors:
         return _refused_export(request, query, errors)
-    events = selectors.events_filtered(query)
+    events = selectors.events_filtered(query, partial=True)
     services.export_created(
         actor=actor_for(request.user, request),
         export_format="csv",
@@ -327,7 +362,7 @@ def export_fhir(request: HttpRequest) -> HttpResponse:
     query, errors = _event_query(request)
     events: list[AuditEvent] = []
     if not errors:
-        events = list(selectors.events_filtered(query)[: FHIR_EXPORT_MAX_EVENTS + 1])
+        events = list(selectors.events_filtered(query, partial=True)[: FHIR_EXPORT_MAX_EVENTS + 1])
         if len(events) > FHIR_EXPORT_MAX_EVENTS:
             errors = [
                 {
