@@ -57,6 +57,7 @@ NO_CONFIDENCE = "none"
 class SubmittingSystem(StrEnum):
     PERSON = "person"  # signed in and used a screen or the API with a session
     API = "api"  # an integration key (an EHR)
+    CDS_HOOKS = "cds-hooks"  # an EHR's CDS Hooks call, for the clinician it names
 
 
 CASE_SORTS = (

@@ -14,7 +14,13 @@ from django.db import connection
 from django.db.models import Count, F, Max, Q, QuerySet
 
 from audit.models import AuditEvent, CaseFacts
-from audit.schemas import NO_CONFIDENCE, CaseListQuery, EventQuery, InvestigationQuery
+from audit.schemas import (
+    NO_CONFIDENCE,
+    CaseListQuery,
+    EventQuery,
+    InvestigationQuery,
+    SubmittingSystem,
+)
 from bedside import roles
 from bedside.vault.encryption import lookup_hash
 from clinical.models import Case, ClinicianReview, ReviewDecision
@@ -82,7 +88,15 @@ def cases_for_audit(query: CaseListQuery) -> QuerySet[CaseFacts]:
         cases = cases.filter(created_at__lt=_start_of(query.until) + timedelta(days=1))
     if query.clinician:
         cases = cases.filter(submitter=query.clinician)
-    if query.system:
+    if query.system == SubmittingSystem.CDS_HOOKS:
+        cases = cases.filter(case_id__in=_cds_hooks_submissions().values("case_id"))
+    elif query.system == SubmittingSystem.PERSON:
+        # A CDS Hooks case belongs to the clinician the EHR named, but a person did not sign
+        # in to submit it: it is the integration's.
+        cases = cases.filter(system=query.system.value).exclude(
+            case_id__in=_cds_hooks_submissions().values("case_id")
+        )
+    elif query.system:
         cases = cases.filter(system=query.system.value)
     if query.status:
         cases = cases.filter(status=query.status)
@@ -236,6 +250,20 @@ def _findings(cases: list[CaseFacts], in_range: QuerySet[AuditEvent]) -> list[Ca
         )
         for facts in cases
     ]
+
+
+def _cds_hooks_submissions() -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(code="case.submitted", details__intake="cds-hooks")
+
+
+def submitted_via(case_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """For the cases an EHR submitted through CDS Hooks, the EHR (the issuer it signed its
+    call with), from each case's ``case.submitted`` event: the case itself belongs to the
+    clinician the EHR named, so its submitter alone reads as a person who signed in."""
+    rows = (
+        _cds_hooks_submissions().filter(case_id__in=case_ids).values_list("case_id", "actor_label")
+    )
+    return {case_id: label.removeprefix("cds:") for case_id, label in rows if case_id}
 
 
 def filter_choices() -> dict[str, list[str]]:

@@ -26,6 +26,7 @@ from audit.schemas import NO_CONFIDENCE, CaseListQuery, EventQuery, Investigatio
 from bedside import roles
 from clinical.models import Case, CaseStatus, ReviewDecision
 from clinical.reasons import reason_display
+from clinical.screens import presenting
 from clinical.services import case_viewed
 from reasoning import early_warning as ew
 from reasoning.confidence import BAND_FLOORS, Band, band_of, band_range
@@ -214,9 +215,11 @@ def _attach_external_ids(page: Page) -> None:
     ids = dict(
         Case.objects.filter(id__in=[f.case_id for f in rows]).values_list("id", "external_id")
     )
+    via = selectors.submitted_via([row.case_id for row in rows])
     for row in rows:
         row.external_id = ids.get(row.case_id, "")
         row.confidence_band = band_of(row.confidence)
+        row.submitted_via = via.get(row.case_id, "")
 
 
 def _early_warning_at_intake(case: Case, events: list[AuditEvent]) -> dict[str, Any]:
@@ -228,16 +231,38 @@ def _early_warning_at_intake(case: Case, events: list[AuditEvent]) -> dict[str, 
     return {"recorded": False, **ew.audit_summary(ew.early_warning(case.input))}
 
 
+def _timeline(
+    request: HttpRequest, events: list[AuditEvent]
+) -> tuple[dict[str, str], list[AuditEvent]]:
+    """The case's events, newest first, narrowed by the timeline's own filters (part of the
+    event code, part of the actor's name, the outcome): a few hundred rows at most."""
+    wanted = {key: request.GET.get(key, "").strip()[:150] for key in ("event", "actor", "outcome")}
+    shown = [
+        event
+        for event in reversed(events)
+        if wanted["event"].casefold() in event.code.casefold()
+        and wanted["actor"].casefold() in event.actor_label.casefold()
+        and (not wanted["outcome"] or event.outcome == wanted["outcome"])
+    ]
+    return wanted, shown
+
+
 @auditor_required
 @require_GET
 def case_detail(request: HttpRequest, case_id: str) -> HttpResponse:
     case = get_object_or_404(Case.objects.select_related("submitted_by"), id=case_id)
     record = selectors.case_record(case)
     case_viewed(case=case, actor=actor_for(request.user, request))
+    answer = presenting.answer(case)
+    timeline_filters, timeline = _timeline(request, record.events)
     context = {
         "case": case,
         "record": record,
         "early_warning": _early_warning_at_intake(case, list(record.events)),
+        # The answer as the clinician's page showed it, from the same template.
+        "answer": answer,
+        "calibration_note": answer["calibration_note"] if answer else None,
+        "not_validated_note": presenting.NOT_VALIDATED_NOTE,
         "input_json": json.dumps(case.input, indent=2, ensure_ascii=False),
         "runs": [
             {
@@ -246,14 +271,15 @@ def case_detail(request: HttpRequest, case_id: str) -> HttpResponse:
                 if run.assessment
                 else "",
                 "parameters_json": json.dumps(run.parameters, sort_keys=True),
+                "shown": answer is not None and answer["run"].pk == run.pk,
             }
             for run in record.runs
         ],
+        "submitted_via": selectors.submitted_via([case.id]).get(case.id, ""),
         "system": "api" if hasattr(case.submitted_by, "api_key") else "person",
-        "timeline": [
-            (event, json.dumps(event.details, sort_keys=True, ensure_ascii=False))
-            for event in record.events
-        ],
+        "timeline": timeline,
+        "timeline_filters": timeline_filters,
+        "timeline_codes": sorted({event.code for event in record.events}),
         "reviews": [
             (review, reason_display(review.reason_code) if review.reason_code else "")
             for review in record.reviews
