@@ -146,6 +146,12 @@ class AuditCheckpoint(BaseModel):
     signature: str = Field(default="", description="HMAC-SHA256, when a key is set.")
 
 
+class AuditChainBreak(_Response):
+    event_id: int
+    problem: str = Field(description="edited, inserted, removed or truncated.")
+    reason: str
+
+
 class AuditChainReport(_Response):
     ok: bool
     events_checked: int
@@ -156,6 +162,10 @@ class AuditChainReport(_Response):
     reason: str
     checkpoint: AuditCheckpoint | None
     seconds: float
+    breaks: list[AuditChainBreak] = Field(
+        description="Every broken event the walk found (it goes on past the first), up to 1,000."
+    )
+    breaks_total: int = Field(description="How many broken events, listed or not.")
 
 
 class InvestigationQuery(BaseModel):

@@ -292,6 +292,11 @@ def filter_choices() -> dict[str, list[str]]:
     return {"submitters": sorted(submitters), "model_revisions": sorted(revisions)}
 
 
+def last_verification() -> AuditEvent | None:
+    """The latest walk of the chain (screen, API or command), as its ``audit.verified``."""
+    return AuditEvent.objects.filter(code="audit.verified").order_by("-id").first()
+
+
 @dataclass(frozen=True)
 class CaseRecord:
     """Everything an auditor reads about one case."""
