@@ -328,6 +328,8 @@ class Overview:
     reviewed: int
     overridden: int
     completed_runs: int
+    answered: int  # completed cases
+    answered_never_reviewed: int  # completed cases no clinician has reviewed
 
 
 def overview(*, weeks: int = 26) -> Overview:
@@ -370,6 +372,13 @@ def overview(*, weeks: int = 26) -> Overview:
             """
         )
         reliability = [((int(b) - 0.5) / 10, int(n), int(a)) for b, n, a in cursor.fetchall()]
+        cursor.execute(
+            """
+            SELECT count(*), count(*) FILTER (WHERE decision IS NULL)
+              FROM audit_casefacts WHERE status = 'completed'
+            """
+        )
+        answered, never_reviewed = cursor.fetchone()
     return Overview(
         by_revision=by_revision,
         by_week=by_week,
@@ -378,4 +387,6 @@ def overview(*, weeks: int = 26) -> Overview:
         reviewed=sum(n for _, n, _ in by_revision),
         overridden=sum(o for _, _, o in by_revision),
         completed_runs=sum(histogram),
+        answered=int(answered),
+        answered_never_reviewed=int(never_reviewed),
     )

@@ -132,38 +132,57 @@ def _filters(query: BaseModel) -> dict[str, Any]:
 def overview(request: HttpRequest) -> HttpResponse:
     figures = selectors.overview()
     by_revision = [
-        charts.Bar(rev, over / n if n else 0, f"{over} of {n} reviewed cases overridden")
+        charts.Bar(
+            rev,
+            over / n if n else 0,
+            f"{over} of {n} reviewed cases overridden",
+            count=f"{over} of {n}",
+        )
         for rev, n, over in figures.by_revision
     ]
     by_week = [
-        charts.Bar(week[5:], over / n if n else 0, f"week of {week}: {over} of {n} overridden")
+        charts.Bar(
+            week,
+            over / n if n else 0,
+            f"week of {week}: {over} of {n} overridden",
+            count=f"{over} of {n}",
+        )
         for week, n, over in figures.by_week
     ]
     histogram = [
-        charts.Bar(f"{i * 10}-{(i + 1) * 10}", n, f"{n} answers")
+        charts.Bar(f"{i * 10}-{(i + 1) * 10}%", n, f"{n} answers", count=str(n))
         for i, n in enumerate(figures.confidence_histogram)
     ]
     context = {
         "figures": figures,
-        "override_rate": figures.overridden / figures.reviewed if figures.reviewed else None,
+        "override_percent": round(100 * figures.overridden / figures.reviewed)
+        if figures.reviewed
+        else None,
         "chart_by_revision": charts.bar_chart(
             by_revision,
             title="Override rate by model revision",
             description="Share of reviewed cases whose answer the clinician modified or "
-            "rejected, for each model revision.",
+            "rejected, for each model revision; above each bar, overridden of reviewed.",
             y_max=1.0,
+            x_title="model revision",
+            y_title="share of reviewed cases overridden",
         ),
         "chart_by_week": charts.bar_chart(
             by_week,
             title="Override rate by week",
-            description="Share of reviewed cases overridden, by the week of the review.",
+            description="Share of reviewed cases overridden, by the week of the review "
+            "(weeks start on Monday, UTC); above each bar, overridden of reviewed.",
             y_max=1.0,
+            x_title="week of the review (starting Monday)",
+            y_title="share of reviewed cases overridden",
         ),
         "chart_histogram": charts.bar_chart(
             histogram,
             title="Confidence of the model's answers",
             description="How many answered cases (latest answer) fall in each tenth of confidence.",
             fmt=charts.count,
+            x_title="the model's confidence",
+            y_title="answered cases",
         ),
         "chart_reliability": charts.reliability_plot(
             figures.reliability,
