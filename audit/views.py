@@ -39,16 +39,18 @@ PAGE_SIZE = 25
 FHIR_EXPORT_MAX_EVENTS = 5000
 CHECKPOINT_MAX_BYTES = 4096  # audit_checkpoint writes about 250
 
+# Key columns first: on a narrow screen the table scrolls sideways, and what identifies a
+# case and says whether it was overridden stays in view.
 CASE_COLUMNS = (
-    ("created_at", "Submitted"),
     ("", "Case"),  # ids are stored encrypted: not sortable
+    ("created_at", "Submitted"),
+    ("decision", "Review"),
+    ("status", "Status"),
+    ("confidence", "Confidence"),
     ("priority", "Priority"),
     ("submitter", "Submitted by"),
     ("system", "System"),
-    ("status", "Status"),
     ("model_revision", "Model revision"),
-    ("confidence", "Confidence"),
-    ("decision", "Review"),
 )
 EVENT_COLUMNS = (
     ("id", "#"),
