@@ -12,7 +12,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 560, 260
-LEFT, RIGHT, TOP, BOTTOM = 56, 24, 20, 56
+LEFT, RIGHT, TOP, BOTTOM = 56, 24, 28, 56
 CHAR_W = 6.2  # the width of one character at font-size 11, near enough
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 BAR = "#0b5cad"
@@ -100,7 +100,7 @@ def bar_chart(
     # upright when they would overlap, with the chart made taller to hold them.
     rotate = len(bars) > 8 or longest * CHAR_W > slot
     labels_h = (longest * CHAR_W + 14) if rotate else 22.0
-    height = TOP + PLOT_H + labels_h + (20 if x_title else 4)
+    chart_h = TOP + PLOT_H + labels_h + (20 if x_title else 4)
     for i, bar in enumerate(bars):
         height = PLOT_H * (bar.value / top if top else 0)
         x = LEFT + i * slot + (slot - width) / 2
@@ -129,10 +129,10 @@ def bar_chart(
             )
     if x_title:
         body.append(
-            f'<text x="{LEFT + PLOT_W / 2}" y="{height - 6:.1f}" text-anchor="middle" '
+            f'<text x="{LEFT + PLOT_W / 2}" y="{chart_h - 6:.1f}" text-anchor="middle" '
             f'fill="{INK}" class="axis-title">{escape(x_title)}</text>'
         )
-    return _svg(title, description, body, height)
+    return _svg(title, description, body, chart_h)
 
 
 def reliability_plot(

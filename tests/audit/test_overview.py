@@ -43,3 +43,8 @@ def test_overview_counts_beside_every_rate_and_labels_whole(
     assert f">{monday.isoformat()}</text>" in body
     for title in ("share of reviewed cases overridden", "week of the review", "answered cases"):
         assert f'class="axis-title">{title}' in body, title
+    # Every chart holds all it draws: nothing below the bottom of its view box.
+    for svg in re.findall(r"<svg .*?</svg>", body, flags=re.S):
+        view_height = float(re.search(r'viewBox="0 0 \d+ (\d+)"', svg).group(1))  # type: ignore[union-attr]
+        lowest = max(float(y) for y in re.findall(r' y="([\d.]+)"', svg))
+        assert lowest <= view_height, svg[:200]
