@@ -72,6 +72,7 @@ class EventList(APIView):
                 ("actor", "actor label"),
                 ("code", "event code, e.g. case.viewed"),
                 ("case", "case id"),
+                ("patient", "the case's external id (whole, case ignored)"),
                 ("outcome", "success or failure"),
                 ("sort", "a column to sort by (default id); prefix - to reverse, e.g. -id"),
             )

@@ -27,6 +27,9 @@ class EventQuery(BaseModel):
     actor: str | None = Field(default=None, max_length=150)
     code: str | None = Field(default=None, max_length=50)
     case: uuid.UUID | None = None
+    patient: str | None = Field(
+        default=None, max_length=200, description="the case's external id (whole, case ignored)"
+    )
     outcome: Outcome | None = None
     sort: str = "id"
 
@@ -54,6 +57,7 @@ NO_CONFIDENCE = "none"
 class SubmittingSystem(StrEnum):
     PERSON = "person"  # signed in and used a screen or the API with a session
     API = "api"  # an integration key (an EHR)
+    CDS_HOOKS = "cds-hooks"  # an EHR's CDS Hooks call, for the clinician it names
 
 
 CASE_SORTS = (
@@ -81,6 +85,7 @@ class CaseListQuery(BaseModel):
     confidence: Band | Literal["none"] | None = None
     decision: str | None = Field(default=None, pattern="^(accept|modify|reject|none)$")
     status: str | None = Field(default=None, pattern="^(queued|running|completed|failed)$")
+    overridden: bool | None = None  # modified or rejected by any review, not only the latest
     sort: str = "-created_at"
     page: int = Field(default=1, ge=1)
 
@@ -141,6 +146,12 @@ class AuditCheckpoint(BaseModel):
     signature: str = Field(default="", description="HMAC-SHA256, when a key is set.")
 
 
+class AuditChainBreak(_Response):
+    event_id: int
+    problem: str = Field(description="edited, inserted, removed or truncated.")
+    reason: str
+
+
 class AuditChainReport(_Response):
     ok: bool
     events_checked: int
@@ -151,3 +162,45 @@ class AuditChainReport(_Response):
     reason: str
     checkpoint: AuditCheckpoint | None
     seconds: float
+    breaks: list[AuditChainBreak] = Field(
+        description="Every broken event the walk found (it goes on past the first), up to 1,000."
+    )
+    breaks_total: int = Field(description="How many broken events, listed or not.")
+
+
+class InvestigationQuery(BaseModel):
+    """One search across cases and events: "who viewed patient X's case last week, and did
+    anyone override the answer?". Text fields other than the patient match partly."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    patient: str | None = Field(
+        default=None,
+        max_length=200,
+        description="the case's external id (whole, case ignored) or its Bedside case id",
+    )
+    person: str | None = Field(default=None, max_length=150, description="part of a name")
+    viewed_by: str | None = Field(default=None, max_length=150, description="part of a name")
+    overridden: bool | None = None  # ever modified or rejected, by any review
+    since: date | None = None
+    until: date | None = None  # inclusive: the whole day
+    code: str | None = Field(default=None, max_length=50, description="part of an event code")
+    page: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _range_in_order(self) -> InvestigationQuery:
+        if self.since and self.until and self.until < self.since:
+            raise ValueError("'until' is before 'since'")
+        return self
+
+    @property
+    def searched(self) -> bool:
+        return bool(
+            self.patient
+            or self.person
+            or self.viewed_by
+            or self.overridden
+            or self.since
+            or self.until
+            or self.code
+        )

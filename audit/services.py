@@ -304,9 +304,26 @@ def checkpoint_load(data: dict[str, Any], *, key: str = "") -> Checkpoint:
     return checkpoint
 
 
+# Broken events a report names one by one; past this, it counts them (a chain rewritten
+# wholesale would otherwise make a report, and its audit event, as long as the chain).
+MAX_BREAKS_LISTED = 1000
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    event_id: int
+    problem: str  # edited | inserted | removed | truncated
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "problem": self.problem, "reason": self.reason}
+
+
 @dataclass(frozen=True)
 class ChainReport:
-    """What a walk of the chain found. ``broken_id`` names the first event that fails."""
+    """What a walk of the chain found. ``broken_id`` names the first event that fails;
+    ``breaks`` every one the walk found (it goes on past the first), up to
+    ``MAX_BREAKS_LISTED``, and ``breaks_total`` counts them all."""
 
     ok: bool
     events_checked: int
@@ -317,6 +334,8 @@ class ChainReport:
     reason: str = ""
     checkpoint: Checkpoint | None = None
     seconds: float = 0.0
+    breaks: tuple[ChainBreak, ...] = ()
+    breaks_total: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -329,11 +348,14 @@ class ChainReport:
             "reason": self.reason,
             "checkpoint": self.checkpoint.as_dict() if self.checkpoint else None,
             "seconds": round(self.seconds, 3),
+            "breaks": [b.as_dict() for b in self.breaks],
+            "breaks_total": self.breaks_total,
         }
 
 
 def chain_verify(*, checkpoint: Checkpoint | None = None, chunk_size: int = 10000) -> ChainReport:
-    """Walk the whole chain in id order, streaming rows (one query, no model instances).
+    """Walk the whole chain in id order, streaming rows (one query, no model instances),
+    and go on past a break: each later link is checked against the hash its row stores.
 
     - a row whose content no longer matches its own hash was **edited**;
     - a row whose ``prev_hash`` is the hash of the row two back follows a row that was
@@ -347,39 +369,39 @@ def chain_verify(*, checkpoint: Checkpoint | None = None, chunk_size: int = 1000
     prev_id: int | None = None
     count = 0
     checkpoint_seen = checkpoint is None or checkpoint.head_id == 0
+    breaks: list[ChainBreak] = []
+    named: set[int] = set()
+    total = 0
 
-    def report(broken_id: int | None, problem: str, reason: str) -> ChainReport:
-        return ChainReport(
-            ok=not problem,
-            events_checked=count,
-            head_id=prev_id,
-            head_hash=prev_hash,
-            broken_id=broken_id,
-            problem=problem,
-            reason=reason,
-            checkpoint=checkpoint,
-            seconds=time.monotonic() - started,
-        )
+    def broken(event_id: int, problem: str, reason: str) -> None:
+        nonlocal total
+        if event_id in named:  # a swapped pair names each event once
+            return
+        total += 1
+        if len(breaks) < MAX_BREAKS_LISTED:
+            breaks.append(ChainBreak(event_id, problem, reason))
+            named.add(event_id)
 
     for row in _chain_rows(chunk_size):
         event_id, stored_prev, stored_hash = row[0], row[14], row[15]
         if stored_prev != prev_hash:
             if prev_id is not None and stored_prev == before_prev_hash:
-                return report(
+                broken(
                     prev_id,
                     "inserted",
                     f"event #{event_id} is chained to the event before #{prev_id}: "
                     f"#{prev_id} was inserted afterwards",
                 )
-            after = f"#{prev_id}" if prev_id is not None else "the start of the chain"
-            return report(
-                event_id,
-                "removed",
-                f"event #{event_id} does not follow {after}: the event(s) it was chained to "
-                "were removed or moved",
-            )
-        if _row_hash(row, prev_hash) != stored_hash:
-            return report(
+            else:
+                after = f"#{prev_id}" if prev_id is not None else "the start of the chain"
+                broken(
+                    event_id,
+                    "removed",
+                    f"event #{event_id} does not follow {after}: the event(s) it was chained "
+                    "to were removed or moved",
+                )
+        elif _row_hash(row, prev_hash) != stored_hash:
+            broken(
                 event_id, "edited", f"event #{event_id} no longer matches its hash: it was edited"
             )
         count += 1
@@ -387,7 +409,7 @@ def chain_verify(*, checkpoint: Checkpoint | None = None, chunk_size: int = 1000
         if checkpoint is not None and event_id == checkpoint.head_id:
             checkpoint_seen = True
             if stored_hash != checkpoint.head_hash or count != checkpoint.count:
-                return report(
+                broken(
                     event_id,
                     "truncated",
                     f"event #{event_id} is the checkpoint's head but the chain up to it differs "
@@ -396,14 +418,27 @@ def chain_verify(*, checkpoint: Checkpoint | None = None, chunk_size: int = 1000
     if not checkpoint_seen:
         assert checkpoint is not None
         last = f"#{prev_id}" if prev_id is not None else "nothing"
-        return report(
+        broken(
             checkpoint.head_id,
             "truncated",
             f"the checkpoint of {checkpoint.created_at} names event #{checkpoint.head_id} "
             f"({checkpoint.count} events) but the chain ends at {last} ({count} events): "
             "the tail was removed",
         )
-    return report(None, "", "")
+    first = breaks[0] if breaks else None
+    return ChainReport(
+        ok=first is None,
+        events_checked=count,
+        head_id=prev_id,
+        head_hash=prev_hash,
+        broken_id=first.event_id if first else None,
+        problem=first.problem if first else "",
+        reason=first.reason if first else "",
+        checkpoint=checkpoint,
+        seconds=time.monotonic() - started,
+        breaks=tuple(breaks),
+        breaks_total=total,
+    )
 
 
 def verify_chain() -> AuditEvent | None:
@@ -441,6 +476,8 @@ def chain_verify_recorded(*, actor: Actor, checkpoint: Checkpoint | None = None)
             "events_checked": report.events_checked,
             "broken_id": report.broken_id,
             "problem": report.problem,
+            "broken_ids": [b.event_id for b in report.breaks],
+            "breaks_total": report.breaks_total,
             "checkpoint_head_id": checkpoint.head_id if checkpoint else None,
         },
     )

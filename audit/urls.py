@@ -8,6 +8,7 @@ urlpatterns = [
     path("audit/", views.overview, name="audit-overview"),
     path("audit/cases/", views.case_list, name="audit-cases"),
     path("audit/cases/<uuid:case_id>/", views.case_detail, name="audit-case"),
+    path("audit/investigate/", views.investigate, name="audit-investigate"),
     path("audit/events/", views.event_list, name="audit-event-list"),
     path("audit/events/export.csv", views.export_csv, name="audit-export-csv"),
     path("audit/events/export.fhir.json", views.export_fhir, name="audit-export-fhir"),

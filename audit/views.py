@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
@@ -22,10 +23,11 @@ from pydantic import BaseModel, ValidationError
 from audit import charts, exports, selectors, services
 from audit.actors import actor_for
 from audit.models import AuditEvent
-from audit.schemas import NO_CONFIDENCE, CaseListQuery, EventQuery
+from audit.schemas import NO_CONFIDENCE, CaseListQuery, EventQuery, InvestigationQuery
 from bedside import roles
 from clinical.models import Case, CaseStatus, ReviewDecision
 from clinical.reasons import reason_display
+from clinical.screens import presenting
 from clinical.services import case_viewed
 from reasoning import early_warning as ew
 from reasoning.confidence import BAND_FLOORS, Band, band_of, band_range
@@ -35,17 +37,20 @@ PAGE_SIZE = 25
 # Validating with the fhir.resources models costs about 1 ms an event (measured at 1M events:
 # 1,958 events in 1.8 s): larger ranges go out as CSV, or in several FHIR files.
 FHIR_EXPORT_MAX_EVENTS = 5000
+CHECKPOINT_MAX_BYTES = 4096  # audit_checkpoint writes about 250
 
+# Key columns first: on a narrow screen the table scrolls sideways, and what identifies a
+# case and says whether it was overridden stays in view.
 CASE_COLUMNS = (
-    ("created_at", "Submitted"),
     ("", "Case"),  # ids are stored encrypted: not sortable
+    ("created_at", "Submitted"),
+    ("decision", "Review"),
+    ("status", "Status"),
+    ("confidence", "Confidence"),
     ("priority", "Priority"),
     ("submitter", "Submitted by"),
     ("system", "System"),
-    ("status", "Status"),
     ("model_revision", "Model revision"),
-    ("confidence", "Confidence"),
-    ("decision", "Review"),
 )
 EVENT_COLUMNS = (
     ("id", "#"),
@@ -56,6 +61,7 @@ EVENT_COLUMNS = (
     ("code", "Event"),
     ("outcome", "Outcome"),
     ("case_id", "Case"),
+    ("", "Details"),
 )
 
 
@@ -68,6 +74,22 @@ def auditor_required(view: Callable[..., HttpResponseBase]) -> Callable[..., Htt
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def chain_alarm(request: HttpRequest) -> dict[str, Any]:
+    """A context processor: for auditors and admins, on every page, the last verification
+    of the chain while it is a failure, and the events it found broken (lists flag them)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not roles.roles_of(user) & AUDIT_ROLES:
+        return {}
+    last = selectors.last_verification()
+    if last is None or last.outcome != "failure":
+        return {}
+    named = last.details.get("broken_ids") or [last.details.get("broken_id")]
+    return {
+        "chain_alarm": last,
+        "chain_broken_ids": {i for i in named if isinstance(i, int)},
+    }
 
 
 def _params(request: HttpRequest, *, ignore: tuple[str, ...] = ()) -> dict[str, str]:
@@ -112,38 +134,57 @@ def _filters(query: BaseModel) -> dict[str, Any]:
 def overview(request: HttpRequest) -> HttpResponse:
     figures = selectors.overview()
     by_revision = [
-        charts.Bar(rev, over / n if n else 0, f"{over} of {n} reviewed cases overridden")
+        charts.Bar(
+            rev,
+            over / n if n else 0,
+            f"{over} of {n} reviewed cases overridden",
+            count=f"{over} of {n}",
+        )
         for rev, n, over in figures.by_revision
     ]
     by_week = [
-        charts.Bar(week[5:], over / n if n else 0, f"week of {week}: {over} of {n} overridden")
+        charts.Bar(
+            week,
+            over / n if n else 0,
+            f"week of {week}: {over} of {n} overridden",
+            count=f"{over} of {n}",
+        )
         for week, n, over in figures.by_week
     ]
     histogram = [
-        charts.Bar(f"{i * 10}-{(i + 1) * 10}", n, f"{n} answers")
+        charts.Bar(f"{i * 10}-{(i + 1) * 10}%", n, f"{n} answers", count=str(n))
         for i, n in enumerate(figures.confidence_histogram)
     ]
     context = {
         "figures": figures,
-        "override_rate": figures.overridden / figures.reviewed if figures.reviewed else None,
+        "override_percent": round(100 * figures.overridden / figures.reviewed)
+        if figures.reviewed
+        else None,
         "chart_by_revision": charts.bar_chart(
             by_revision,
             title="Override rate by model revision",
             description="Share of reviewed cases whose answer the clinician modified or "
-            "rejected, for each model revision.",
+            "rejected, for each model revision; above each bar, overridden of reviewed.",
             y_max=1.0,
+            x_title="model revision",
+            y_title="share of reviewed cases overridden",
         ),
         "chart_by_week": charts.bar_chart(
             by_week,
             title="Override rate by week",
-            description="Share of reviewed cases overridden, by the week of the review.",
+            description="Share of reviewed cases overridden, by the week of the review "
+            "(weeks start on Monday, UTC); above each bar, overridden of reviewed.",
             y_max=1.0,
+            x_title="week of the review (starting Monday)",
+            y_title="share of reviewed cases overridden",
         ),
         "chart_histogram": charts.bar_chart(
             histogram,
             title="Confidence of the model's answers",
             description="How many answered cases (latest answer) fall in each tenth of confidence.",
             fmt=charts.count,
+            x_title="the model's confidence",
+            y_title="answered cases",
         ),
         "chart_reliability": charts.reliability_plot(
             figures.reliability,
@@ -213,9 +254,11 @@ def _attach_external_ids(page: Page) -> None:
     ids = dict(
         Case.objects.filter(id__in=[f.case_id for f in rows]).values_list("id", "external_id")
     )
+    via = selectors.submitted_via([row.case_id for row in rows])
     for row in rows:
         row.external_id = ids.get(row.case_id, "")
         row.confidence_band = band_of(row.confidence)
+        row.submitted_via = via.get(row.case_id, "")
 
 
 def _early_warning_at_intake(case: Case, events: list[AuditEvent]) -> dict[str, Any]:
@@ -227,16 +270,38 @@ def _early_warning_at_intake(case: Case, events: list[AuditEvent]) -> dict[str, 
     return {"recorded": False, **ew.audit_summary(ew.early_warning(case.input))}
 
 
+def _timeline(
+    request: HttpRequest, events: list[AuditEvent]
+) -> tuple[dict[str, str], list[AuditEvent]]:
+    """The case's events, newest first, narrowed by the timeline's own filters (part of the
+    event code, part of the actor's name, the outcome): a few hundred rows at most."""
+    wanted = {key: request.GET.get(key, "").strip()[:150] for key in ("event", "actor", "outcome")}
+    shown = [
+        event
+        for event in reversed(events)
+        if wanted["event"].casefold() in event.code.casefold()
+        and wanted["actor"].casefold() in event.actor_label.casefold()
+        and (not wanted["outcome"] or event.outcome == wanted["outcome"])
+    ]
+    return wanted, shown
+
+
 @auditor_required
 @require_GET
 def case_detail(request: HttpRequest, case_id: str) -> HttpResponse:
     case = get_object_or_404(Case.objects.select_related("submitted_by"), id=case_id)
     record = selectors.case_record(case)
     case_viewed(case=case, actor=actor_for(request.user, request))
+    answer = presenting.answer(case)
+    timeline_filters, timeline = _timeline(request, record.events)
     context = {
         "case": case,
         "record": record,
         "early_warning": _early_warning_at_intake(case, list(record.events)),
+        # The answer as the clinician's page showed it, from the same template.
+        "answer": answer,
+        "calibration_note": answer["calibration_note"] if answer else None,
+        "not_validated_note": presenting.NOT_VALIDATED_NOTE,
         "input_json": json.dumps(case.input, indent=2, ensure_ascii=False),
         "runs": [
             {
@@ -245,14 +310,15 @@ def case_detail(request: HttpRequest, case_id: str) -> HttpResponse:
                 if run.assessment
                 else "",
                 "parameters_json": json.dumps(run.parameters, sort_keys=True),
+                "shown": answer is not None and answer["run"].pk == run.pk,
             }
             for run in record.runs
         ],
+        "submitted_via": selectors.submitted_via([case.id]).get(case.id, ""),
         "system": "api" if hasattr(case.submitted_by, "api_key") else "person",
-        "timeline": [
-            (event, json.dumps(event.details, sort_keys=True, ensure_ascii=False))
-            for event in record.events
-        ],
+        "timeline": timeline,
+        "timeline_filters": timeline_filters,
+        "timeline_codes": sorted({event.code for event in record.events}),
         "reviews": [
             (review, reason_display(review.reason_code) if review.reason_code else "")
             for review in record.reviews
@@ -261,23 +327,57 @@ def case_detail(request: HttpRequest, case_id: str) -> HttpResponse:
     return render(request, "audit/case_detail.html", context)
 
 
+# --- investigations ---------------------------------------------------------------------------
+
+
+@auditor_required
+@require_GET
+def investigate(request: HttpRequest) -> HttpResponse:
+    """One search across cases and events: a patient, a person, a viewer, overrides, a
+    range, a code."""
+    errors: list[dict[str, str]] = []
+    try:
+        query = InvestigationQuery.model_validate(_params(request))
+    except ValidationError as exc:
+        errors = _errors(exc)
+        query = InvestigationQuery()
+    result = page = None
+    if not errors and query.searched:
+        result = selectors.investigate(query)
+        page = Paginator(result.events, PAGE_SIZE).get_page(query.page)
+        services.audit_viewed(
+            actor=actor_for(request.user, request),
+            view="investigate",
+            # The patient id is patient data: the ledger keeps that one was searched for.
+            filters={**_filters(query), **({"patient": "(given)"} if query.patient else {})},
+            count=len(result.cases) + len(page.object_list),
+        )
+    context = {"query": query, "result": result, "page": page, "errors": errors}
+    return render(request, "audit/investigate.html", context, status=400 if errors else 200)
+
+
 # --- events and exports -----------------------------------------------------------------------
 
 
-def _event_query(request: HttpRequest) -> tuple[EventQuery, list[dict[str, str]]]:
+def _event_query(
+    request: HttpRequest, *, newest_first: bool = False
+) -> tuple[EventQuery, list[dict[str, str]]]:
+    params = _params(request, ignore=("page",))
+    if newest_first:
+        params.setdefault("sort", "-id")
     try:
-        return EventQuery.model_validate(_params(request, ignore=("page",))), []
+        return EventQuery.model_validate(params), []
     except ValidationError as exc:
-        return EventQuery(), _errors(exc)
+        return EventQuery(sort="-id" if newest_first else "id"), _errors(exc)
 
 
 @auditor_required
 @require_GET
 def event_list(request: HttpRequest) -> HttpResponse:
-    query, errors = _event_query(request)
+    query, errors = _event_query(request, newest_first=True)
     page = None
     if not errors:
-        page = Paginator(selectors.events_filtered(query), PAGE_SIZE).get_page(
+        page = Paginator(selectors.events_filtered(query, partial=True), PAGE_SIZE).get_page(
             request.GET.get("page")
         )
         services.audit_viewed(
@@ -307,7 +407,7 @@ def export_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     query, errors = _event_query(request)
     if errors:
         return _refused_export(request, query, errors)
-    events = selectors.events_filtered(query)
+    events = selectors.events_filtered(query, partial=True)
     services.export_created(
         actor=actor_for(request.user, request),
         export_format="csv",
@@ -327,7 +427,7 @@ def export_fhir(request: HttpRequest) -> HttpResponse:
     query, errors = _event_query(request)
     events: list[AuditEvent] = []
     if not errors:
-        events = list(selectors.events_filtered(query)[: FHIR_EXPORT_MAX_EVENTS + 1])
+        events = list(selectors.events_filtered(query, partial=True)[: FHIR_EXPORT_MAX_EVENTS + 1])
         if len(events) > FHIR_EXPORT_MAX_EVENTS:
             errors = [
                 {
@@ -360,18 +460,45 @@ def _refused_export(
 # --- chain status -----------------------------------------------------------------------------
 
 
+def _uploaded_checkpoint(request: HttpRequest) -> tuple[services.Checkpoint | None, str]:
+    """The checkpoint file the auditor uploaded, checked (signature included), or why not."""
+    upload = request.FILES.get("checkpoint")
+    if upload is None:
+        return None, "choose the checkpoint file that manage.py audit_checkpoint wrote"
+    if upload.size is None or upload.size > CHECKPOINT_MAX_BYTES:
+        return None, f"a checkpoint file is under {CHECKPOINT_MAX_BYTES} bytes: this is not one"
+    try:
+        data = json.loads(upload.read())
+    except ValueError:
+        return None, "the file is not JSON: not a checkpoint"
+    if not isinstance(data, dict):
+        return None, "not a checkpoint: the file holds no JSON object"
+    try:
+        return services.checkpoint_load(data, key=settings.BEDSIDE_AUDIT_CHECKPOINT_KEY), ""
+    except services.CheckpointInvalid as exc:
+        return None, str(exc)
+
+
 @auditor_required
 @require_http_methods(["GET", "POST"])
 def chain_status(request: HttpRequest) -> HttpResponse:
     actor = actor_for(request.user, request)
     report = None
-    if request.method == "POST":
+    errors: list[dict[str, str]] = []
+    if request.method == "POST" and request.POST.get("against") == "checkpoint":
+        checkpoint, problem = _uploaded_checkpoint(request)
+        if checkpoint is None:
+            errors = [{"field": "checkpoint", "msg": problem}]
+        else:
+            report = services.chain_verify_recorded(actor=actor, checkpoint=checkpoint)
+    elif request.method == "POST":
         report = services.chain_verify_recorded(actor=actor)
     else:
         services.audit_viewed(actor=actor, view="chain", filters={}, count=0)
     context = {
         "report": report,
-        "last_check": AuditEvent.objects.filter(code="audit.verified").order_by("-id").first(),
+        "errors": errors,
+        "last_check": selectors.last_verification(),
         "head": AuditEvent.objects.order_by("-id").values("id", "recorded_at", "hash").first(),
     }
-    return render(request, "audit/chain.html", context)
+    return render(request, "audit/chain.html", context, status=400 if errors else 200)

@@ -17,6 +17,7 @@ NAV = [
     ("My cases", "/cases/", {roles.CLINICIAN}),
     # The auditors' screens (audit/views.py).
     ("Audit overview", "/audit/", {roles.AUDITOR, roles.ADMIN}),
+    ("Investigate", "/audit/investigate/", {roles.AUDITOR, roles.ADMIN}),
     ("Audited cases", "/audit/cases/", {roles.AUDITOR, roles.ADMIN}),
     ("Audit events", "/audit/events/", {roles.AUDITOR, roles.ADMIN}),
     ("Chain status", "/audit/chain/", {roles.AUDITOR, roles.ADMIN}),

@@ -100,6 +100,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "bedside.context_processors.navigation",
+                # The chain-broken banner on every page an auditor or admin opens.
+                "audit.views.chain_alarm",
             ],
         },
     },

@@ -131,6 +131,7 @@ ROUTES: dict[str, list[tuple[str, Expect]]] = {
     "audit/": [("GET", (302, 403, 403, 302, 302, 200, 200))],
     "audit/cases/": [("GET", (302, 403, 403, 302, 302, 200, 200))],
     "audit/cases/<uuid:case_id>/": [("GET", (302, 403, 403, 302, 302, 200, 200))],
+    "audit/investigate/": [("GET", (302, 403, 403, 302, 302, 200, 200))],
     "audit/events/": [("GET", (302, 403, 403, 302, 302, 200, 200))],
     "audit/events/export.csv": [("GET", (302, 403, 403, 302, 302, 200, 200))],
     "audit/events/export.fhir.json": [("GET", (302, 403, 403, 302, 302, 200, 200))],

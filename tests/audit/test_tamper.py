@@ -221,3 +221,34 @@ def test_verify_api_checks_a_posted_checkpoint(carol: Any, settings: Any) -> Non
     assert (report["ok"], report["problem"]) == (False, "truncated")
     forged = client.post("/api/v1/audit/verify/", {**checkpoint, "count": 2}, format="json")
     assert forged.status_code == 400 and "altered" in forged.json()["errors"][0]["msg"]
+
+
+def test_verification_goes_on_past_the_first_break_and_names_every_one(db: None) -> None:
+    events = _events(8)
+    _bypass_triggers()
+    AuditEvent.objects.filter(id=events[2].id).update(details={"i": 99})
+    AuditEvent.objects.filter(id=events[5].id).delete()
+    report = chain_verify()
+    # The first break still heads the report (verify_audit's exit names it) ...
+    assert (report.ok, report.broken_id, report.problem) == (False, events[2].id, "edited")
+    # ... and every later one is listed too.
+    assert [(b.event_id, b.problem) for b in report.breaks] == [
+        (events[2].id, "edited"),
+        (events[6].id, "removed"),
+    ]
+    assert report.breaks_total == 2 and report.events_checked == 7
+
+
+def test_verify_audit_names_the_first_break_and_lists_the_others(
+    db: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = _events(6)
+    _bypass_triggers()
+    for event in (events[1], events[4]):
+        AuditEvent.objects.filter(id=event.id).update(details={"i": 99})
+    with pytest.raises(SystemExit) as exit_:
+        call_command("verify_audit")
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert f"BROKEN at event #{events[1].id} (edited)" in err
+    assert f"also broken: event #{events[4].id} (edited)" in err

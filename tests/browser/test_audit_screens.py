@@ -48,7 +48,7 @@ def test_auditor_filters_opens_a_timeline_exports_and_checks_the_chain(
     # Open the case: its timeline names every step, the review included.
     page.locator("table.audit-table tbody tr").first.get_by_role("link").first.click()
     expect(page.get_by_role("heading", name="Timeline")).to_be_visible()
-    timeline = page.locator("#timeline + table")
+    timeline = page.locator("#timeline-table")
     for code in ("case.submitted", "run.started", "run.completed", "review.recorded"):
         expect(timeline.get_by_text(code, exact=True)).to_be_visible()
     expect(page.get_by_text("Rejected")).to_be_visible()

@@ -1,4 +1,5 @@
-"""Walk the audit chain; exit 0 when it is intact, 1 naming the first broken event."""
+"""Walk the audit chain; exit 0 when it is intact, 1 naming the first broken event (and
+listing every later one)."""
 
 import json
 from pathlib import Path
@@ -64,6 +65,13 @@ class Command(BaseCommand):
                 f"audit chain BROKEN at event #{report.broken_id} ({report.problem}): "
                 f"{report.reason}"
             )
+            # The walk goes on past the first break: name every other one after it.
+            for later in report.breaks[1:]:
+                self.stderr.write(f"  also broken: event #{later.event_id} ({later.problem})")
+            if report.breaks_total > len(report.breaks):
+                self.stderr.write(
+                    f"  ... {report.breaks_total} broken events in all ({len(report.breaks)} named)"
+                )
         if not report.ok:
             raise SystemExit(1)
 
