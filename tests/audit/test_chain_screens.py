@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -59,7 +60,8 @@ def test_the_chain_page_verifies_against_an_uploaded_checkpoint(
     auditor: Client, settings: object
 ) -> None:
     events = [record(actor=SYSTEM, action=Action.EXECUTE, code=f"test.{i}") for i in range(4)]
-    saved = checkpoint_create().as_dict()
+    # Checkpoints are signed by default now (the generated key): the upload is checked with it.
+    saved = checkpoint_create(key=django_settings.BEDSIDE_AUDIT_CHECKPOINT_KEY).as_dict()
 
     def upload(data: bytes) -> str:
         response = auditor.post(

@@ -75,9 +75,7 @@ def test_a_chart_holding_only_the_patient_is_422_with_the_reason(ehr_key: Any) -
     assert Case.objects.count() == 0
 
 
-def with_prefetch(
-    request: dict[str, Any], service: str = "bedside-patient-view"
-) -> dict[str, Any]:
+def with_prefetch(request: dict[str, Any], service: str = "bedside-patient-view") -> dict[str, Any]:
     """The request with every prefetch key Bedside asks for that it lacks sent as an empty
     searchset (the EHR's answer when the patient has none), and no fhirServer: Bedside has
     nothing to fetch."""
