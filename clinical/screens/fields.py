@@ -28,6 +28,8 @@ class FormField:
     default: str = ""
     wide: bool = False  # a whole line of the form, like a text area
     errors: list[str] = field(default_factory=list)
+    # A corrected value offered next to the error, as (value, button label).
+    suggestion: tuple[str, str] | None = None
     # Screen-reader prefix for fields repeated in rows ("Medication 2: ").
     context: str = ""
 

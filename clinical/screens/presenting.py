@@ -19,6 +19,7 @@ from clinical.reasons import reason_display
 from reasoning import early_warning as ew
 from reasoning import selectors as reasoning_selectors
 from reasoning.confidence import band_of
+from reasoning.facts import lab_result
 from reasoning.models import CalibrationMethod, ReasoningRun
 from reasoning.red_flags import credible_red_flags
 from reasoning.schemas import CheckedAssessment
@@ -203,7 +204,8 @@ def case_summary(case: Case, cited: set[str] | frozenset[str] = frozenset()) -> 
         "history_shown": listed("past_medical_history"),
         "medications_shown": listed("medications"),
         "allergies_shown": listed("allergies"),
-        "labs_shown": listed("labs"),
+        # Read as a clinician reads a result: "Troponin I: result pending", not "pending ng/mL".
+        "labs_shown": [({**lab, "result": lab_result(lab)}, c) for lab, c in listed("labs")],
         "cited": {
             field: any(p == field or p.startswith(f"{field}.") for p in cited)
             for field in ("patient", "chief_complaint", "history_of_present_illness")

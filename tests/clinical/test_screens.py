@@ -76,7 +76,7 @@ def test_wrong_value_comes_back_next_to_its_field_with_everything_typed_kept(
     response = signed_in(alice).post("/cases/new/", data)
     html = response.content.decode()
     assert response.status_code == 400
-    assert "less than or equal to 45" in field_errors(html, "f-vitals-temperature_c")
+    assert "looks like °F, which is 37.0 °C" in field_errors(html, "f-vitals-temperature_c")
     assert "Required" in field_errors(html, "f-medications-5-name")
     assert 'aria-invalid="true"' in html
     assert 'value="98.6"' in html and 'value="10 mg"' in html
@@ -95,9 +95,8 @@ def test_errors_in_later_rows_land_on_the_row_typed_not_the_row_sent(alice: User
     }
     html = signed_in(alice).post("/cases/new/", data).content.decode()
     assert 'id="row-labs-2"' in html
-    row = html[html.index('id="row-labs-2"') :]
-    assert "a numeric lab value needs its unit" in row[: row.index("</div>") + 200]
-    assert "Lab result 3: a numeric lab value needs its unit" in html
+    assert "A numeric result needs its unit" in field_errors(html, "f-labs-2-unit")
+    assert "Lab result 3: Unit: A numeric result needs its unit" in html
 
 
 def test_missing_required_fields_and_model_level_errors_are_named(alice: User) -> None:
@@ -107,8 +106,45 @@ def test_missing_required_fields_and_model_level_errors_are_named(alice: User) -
         assert "Required" in field_errors(html, field)
     data = {**data, "patient.age_years": "30", "patient.pregnant": "yes"}
     html = signed_in(alice).post("/cases/new/", data).content.decode()
-    assert "Patient: pregnant is true but sex is male" in html
-    assert "diastolic_bp must be lower than systolic_bp" in html
+    assert "A patient recorded as male is not pregnant" in field_errors(html, "f-patient-pregnant")
+    assert "Diastolic blood pressure must be lower than systolic" in field_errors(
+        html, "f-vitals-diastolic_bp"
+    )
+
+
+def test_fahrenheit_temperature_is_converted_with_one_click(alice: User) -> None:
+    client = signed_in(alice)
+    data = {**form_data(load_case()), "vitals.temperature_c": "98.6"}
+    html = client.post("/cases/new/", data).content.decode()
+    button = re.search(r'<button[^>]*name="use_value"[^>]*>([^<]*)</button>', html)
+    assert button is not None and button.group(1) == "Use 37.0 °C"
+    assert 'value="vitals.temperature_c=37.0"' in button.group(0)
+    # The button posts the form with its value: the field now holds °C, nothing submitted.
+    html = client.post("/cases/new/", {**data, "use_value": "vitals.temperature_c=37.0"}).content
+    assert 'id="f-vitals-temperature_c" name="vitals.temperature_c" value="37.0"' in html.decode()
+    assert Case.objects.count() == 0
+    response = client.post("/cases/new/", {**data, "vitals.temperature_c": "37.0"})
+    assert response.status_code == 302
+    assert Case.objects.get().input["vitals"]["temperature_c"] == 37.0
+
+
+def test_pending_lab_is_entered_with_its_status_and_shown_as_pending(alice: User) -> None:
+    client = signed_in(alice)
+    data = {**form_data(load_case()), "labs.1.name": "Lactate", "labs.1.value": "pending"}
+    html = client.post("/cases/new/", data).content.decode()
+    assert "status, not its value" in field_errors(html, "f-labs-1-value")
+    assert 'name="labs.1.status"' in html
+    data = {**data, "labs.1.value": "", "labs.1.status": "pending"}
+    response = client.post("/cases/new/", data)
+    assert response.status_code == 302
+    case = Case.objects.get()
+    assert case.input["labs"][1] == {
+        "name": "Lactate", "loinc": None, "status": "pending", "value": None, "unit": "",
+        "reference_range": "",
+    }  # fmt: skip
+    page = client.get(f"/cases/{case.id}/").content.decode()
+    assert "Lactate: result pending" in page
+    assert "Troponin I 2.3 ng/mL" in page
 
 
 def test_rows_are_added_and_removed_without_javascript(alice: User) -> None:
