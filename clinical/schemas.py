@@ -93,11 +93,12 @@ def _number_text(number: float) -> str:
     return f"{number:g}"
 
 
-def measurement(
+def in_clinical_words(
     label: str, unit: str, low: float, high: float, *, whole: bool, low_exclusive: bool = False
-) -> Any:
-    """A measured value whose refusals say, in a clinician's words, what is expected:
-    "Heart rate is a whole number, from 20 to 300 beats/min"."""
+) -> WrapValidator:
+    """Refusals of a measured value that say, in a clinician's words, what is expected:
+    "Heart rate is a whole number, from 20 to 300 beats/min" (the bounds themselves are the
+    field's own, so the OpenAPI document states them too)."""
     kind = "a whole number" if whole else "a number"
     span = (
         f"above {_number_text(low)}, up to {_number_text(high)} {unit}"
@@ -122,10 +123,7 @@ def measurement(
                 {"label": label, "kind": kind, "span": span},
             ) from None
 
-    bound = {"gt": low} if low_exclusive else {"ge": low}
-    return Annotated[
-        int if whole else float, Field(le=high, **bound), WrapValidator(clinical_words)
-    ]
+    return WrapValidator(clinical_words)
 
 
 def _temperature(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
@@ -144,16 +142,39 @@ def _temperature(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     return handler(value)
 
 
-AgeYears = measurement("Age", "years", 0, 130, whole=True)
-HeartRate = measurement("Heart rate", "beats/min", 20, 300, whole=True)
-SystolicBp = measurement("Systolic blood pressure", "mmHg", 40, 300, whole=True)
-DiastolicBp = measurement("Diastolic blood pressure", "mmHg", 20, 200, whole=True)
-RespiratoryRate = measurement("Respiratory rate", "breaths/min", 4, 80, whole=True)
-TemperatureC = Annotated[
-    measurement("Temperature", "°C", 25, 45, whole=False), WrapValidator(_temperature)
+AgeYears = Annotated[
+    int, Field(ge=0, le=130), in_clinical_words("Age", "years", 0, 130, whole=True)
 ]
-Spo2 = measurement("SpO₂", "%", 30, 100, whole=True)
-WeightKg = measurement("Weight", "kg", 0, 500, whole=False, low_exclusive=True)
+HeartRate = Annotated[
+    int, Field(ge=20, le=300), in_clinical_words("Heart rate", "beats/min", 20, 300, whole=True)
+]
+SystolicBp = Annotated[
+    int,
+    Field(ge=40, le=300),
+    in_clinical_words("Systolic blood pressure", "mmHg", 40, 300, whole=True),
+]
+DiastolicBp = Annotated[
+    int,
+    Field(ge=20, le=200),
+    in_clinical_words("Diastolic blood pressure", "mmHg", 20, 200, whole=True),
+]
+RespiratoryRate = Annotated[
+    int,
+    Field(ge=4, le=80),
+    in_clinical_words("Respiratory rate", "breaths/min", 4, 80, whole=True),
+]
+TemperatureC = Annotated[
+    float,
+    Field(ge=25, le=45),
+    in_clinical_words("Temperature", "°C", 25, 45, whole=False),
+    WrapValidator(_temperature),
+]
+Spo2 = Annotated[int, Field(ge=30, le=100), in_clinical_words("SpO₂", "%", 30, 100, whole=True)]
+WeightKg = Annotated[
+    float,
+    Field(gt=0, le=500),
+    in_clinical_words("Weight", "kg", 0, 500, whole=False, low_exclusive=True),
+]
 
 
 def _lab_value_words(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:

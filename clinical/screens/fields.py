@@ -22,6 +22,8 @@ class FormField:
     value: str = ""
     kind: str = "text"  # text | number | textarea | select
     choices: Sequence[tuple[str, str]] = ()
+    # A select's options under headings (<optgroup>), after ``choices``.
+    groups: Sequence[tuple[str, Sequence[tuple[str, str]]]] = ()
     hint: str = ""
     required: bool = False
     placeholder: str = ""

@@ -9,18 +9,19 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
 from bedside import roles
 from clinical.models import Case, CaseStatus, ClinicianReview
-from clinical.reasons import reason_display
+from clinical.reasons import plain_label, reason_display
+from clinical.schemas import Decision
 from reasoning import early_warning as ew
 from reasoning import selectors as reasoning_selectors
 from reasoning.confidence import band_of
 from reasoning.facts import lab_result
-from reasoning.models import CalibrationMethod, ReasoningRun
+from reasoning.models import CalibrationMethod, ReasoningRun, RunOutcome
 from reasoning.red_flags import credible_red_flags
 from reasoning.schemas import CheckedAssessment
 
@@ -44,7 +45,35 @@ def screen_cases(user: Any) -> QuerySet[Case]:
 
 
 def my_cases(user: Any) -> QuerySet[Case]:
-    return Case.objects.filter(submitted_by=user).order_by("-created_at", "id")
+    """The person's cases, newest first, each with its latest review's decision and its
+    latest answer's confidence (for 'My cases', in the one query)."""
+    reviews = ClinicianReview.objects.filter(case=OuterRef("pk")).order_by("-created_at", "-id")
+    runs = ReasoningRun.objects.filter(case=OuterRef("pk"), outcome=RunOutcome.COMPLETED).order_by(
+        "-created_at", "-pk"
+    )
+    return (
+        Case.objects.filter(submitted_by=user)
+        .annotate(
+            review_decision=Subquery(reviews.values("decision")[:1]),
+            answer_confidence=Subquery(runs.values("confidence")[:1]),
+        )
+        .order_by("-created_at", "id")
+    )
+
+
+REVIEW_STATE = {
+    Decision.ACCEPT: "Accepted",
+    Decision.MODIFY: "Modified",
+    Decision.REJECT: "Rejected",
+}
+
+
+def review_state(case: Case) -> str:
+    """'My cases': where the clinician's review stands ("Not reviewed" once answered)."""
+    decision = getattr(case, "review_decision", None)
+    if decision:
+        return REVIEW_STATE[Decision(decision)]
+    return "Not reviewed" if case.status == CaseStatus.COMPLETED else "—"
 
 
 def case_for(user: Any, case_id: uuid.UUID) -> Case:
@@ -114,6 +143,18 @@ class ReviewEntry:
     @property
     def reason_display(self) -> str:
         return reason_display(self.review.reason_code) if self.review.reason_code else ""
+
+    @property
+    def reason_plain(self) -> str:
+        return plain_label(self.review.reason_code) if self.review.reason_code else ""
+
+
+def answer_verdict(reviews: list[ReviewEntry]) -> ReviewEntry | None:
+    """The latest review when it set the model's answer aside (modify or reject): the
+    case page marks the answer with it, so no one acts on an overruled suggestion."""
+    if reviews and reviews[0].review.decision in (Decision.MODIFY, Decision.REJECT):
+        return reviews[0]
+    return None
 
 
 def review_history(case: Case) -> list[ReviewEntry]:

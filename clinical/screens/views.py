@@ -55,6 +55,7 @@ def _case_page(
     services.case_viewed(case=case, actor=actor_for(request.user, request))
     answer = presenting.answer(case)
     may_review = answer is not None and roles.CLINICIAN in roles.roles_of(request.user)
+    reviews = presenting.review_history(case)
     if may_review and review_form is None:
         review_form = ReviewForm.initial(answer)
     context = {
@@ -72,7 +73,8 @@ def _case_page(
         "sample_reasons": (
             presenting.sample_reasons(case) if case.status == CaseStatus.FAILED else []
         ),
-        "reviews": presenting.review_history(case),
+        "reviews": reviews,
+        "verdict": presenting.answer_verdict(reviews),
         "may_review": may_review,
         **(review_form.context() if may_review and review_form else {}),
     }
@@ -91,6 +93,8 @@ def case_review(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
     case = presenting.case_for(request.user, case_id)
     _require_clinician(request)
     form = ReviewForm.from_post(request.POST)
+    if form.apply_row_action(request.POST):
+        return _case_page(request, case, form)
     review = form.validate()
     if review is None:
         return _case_page(request, case, form, status=400)

@@ -120,8 +120,8 @@ def test_fahrenheit_temperature_is_converted_with_one_click(alice: User) -> None
     assert button is not None and button.group(1) == "Use 37.0 °C"
     assert 'value="vitals.temperature_c=37.0"' in button.group(0)
     # The button posts the form with its value: the field now holds °C, nothing submitted.
-    html = client.post("/cases/new/", {**data, "use_value": "vitals.temperature_c=37.0"}).content
-    assert 'id="f-vitals-temperature_c" name="vitals.temperature_c" value="37.0"' in html.decode()
+    converted = client.post("/cases/new/", {**data, "use_value": "vitals.temperature_c=37.0"})
+    assert 'name="vitals.temperature_c" value="37.0"' in converted.content.decode()
     assert Case.objects.count() == 0
     response = client.post("/cases/new/", {**data, "vitals.temperature_c": "37.0"})
     assert response.status_code == 302
@@ -584,3 +584,129 @@ def test_a_case_without_vitals_says_it_has_no_scores(alice: User) -> None:
     section = _early_warning_section(signed_in(alice).get(f"/cases/{case.id}/").content.decode())
     assert "No vital signs recorded." in section
     assert "NEWS2" not in section
+
+
+# -- Review that works (issue 18, point 2) ---------------------------------------------------
+
+
+def review_rows(html: str, group: str) -> list[str]:
+    names = re.findall(rf'name="({group}\.\d+(?:\.diagnosis)?)"', html)
+    return sorted(set(names), key=lambda n: int(n.split(".")[1]))
+
+
+def test_review_rows_are_added_and_removed_without_recording_a_review(
+    completed_case: Case, alice: User
+) -> None:
+    client = signed_in(alice)
+    html = client.get(f"/cases/{completed_case.id}/").content.decode()
+    differential, plan = review_rows(html, "differential"), review_rows(html, "plan")
+    assert differential and plan
+    posted = {
+        "decision": "modify",
+        **{name: f"Diagnosis {n}" for n, name in enumerate(differential)},
+        **{name: f"Step {n}" for n, name in enumerate(plan)},
+    }
+    response = client.post(
+        f"/cases/{completed_case.id}/reviews/", {**posted, "add_row": "differential"}
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert len(review_rows(html, "differential")) == len(differential) + 1
+    assert 'value="Diagnosis 0"' in html  # nothing typed is lost
+    response = client.post(
+        f"/cases/{completed_case.id}/reviews/", {**posted, "remove_row": "plan.0"}
+    )
+    html = response.content.decode()
+    assert len(review_rows(html, "plan")) == len(plan) - 1
+    assert "Step 0" not in html and (len(plan) == 1 or 'value="Step 1"' not in html)
+    assert ClinicianReview.objects.count() == 0
+
+
+def test_plan_steps_are_text_areas_that_keep_their_lines(completed_case: Case, alice: User) -> None:
+    client = signed_in(alice)
+    html = client.get(f"/cases/{completed_case.id}/").content.decode()
+    assert '<textarea id="f-plan-0" name="plan.0"' in html
+    step = "Serial troponin at 0 and 3 hours\nRepeat ECG if pain returns"
+    response = client.post(
+        f"/cases/{completed_case.id}/reviews/",
+        {"decision": "modify", "reason_code": "need-more-info", "reason_text": "More data.",
+         "plan.0": step},
+    )  # fmt: skip
+    assert response.status_code == 302
+    modified = ClinicianReview.objects.get().modified_assessment
+    assert modified is not None and modified["plan"] == [step]
+
+
+def test_reason_codes_are_grouped_under_plain_headings_with_the_code_kept(
+    completed_case: Case, alice: User
+) -> None:
+    html = signed_in(alice).get(f"/cases/{completed_case.id}/").content.decode()
+    select = html[
+        html.index('<select id="f-reason_code"') : html.index(
+            "</select>", html.index('<select id="f-reason_code"')
+        )
+    ]
+    assert select.count("<optgroup") == 6
+    assert '<optgroup label="Does not apply to this patient">' in select
+    assert (
+        '<option value="need-more-info">Need more information or pending results</option>' in select
+    )
+    assert (
+        '<option value="patient-contraindication">Contraindicated in this patient</option>'
+        in select
+    )
+    assert len(re.findall(r'<option value="[a-z-]+"', select)) == 35
+
+
+@pytest.mark.parametrize(
+    ("decision", "words"), [("reject", "Rejected by alice"), ("modify", "Modified by alice")]
+)
+def test_an_overruled_answer_is_marked_on_the_case_page(
+    completed_case: Case, alice: User, decision: str, words: str
+) -> None:
+    client = signed_in(alice)
+    html = client.get(f"/cases/{completed_case.id}/").content.decode()
+    assert 'id="verdict"' not in html
+    client.post(
+        f"/cases/{completed_case.id}/reviews/",
+        {"decision": decision, "reason_code": "expert-contradicts", "reason_text": "Cardiology.",
+         "differential.0.diagnosis": "Aortic dissection"},
+    )  # fmt: skip
+    html = client.get(f"/cases/{completed_case.id}/").content.decode()
+    answer = html[html.index('<section id="answer"') : html.index('id="review-title"')]
+    assert "answer-set-aside" in answer
+    verdict = answer[answer.index('id="verdict"') :]
+    assert words in verdict and "A specialist advised otherwise" in verdict
+
+
+def test_an_accepted_answer_is_not_marked_as_set_aside(completed_case: Case, alice: User) -> None:
+    client = signed_in(alice)
+    client.post(f"/cases/{completed_case.id}/reviews/", {"decision": "accept"})
+    html = client.get(f"/cases/{completed_case.id}/").content.decode()
+    assert 'id="verdict"' not in html and "answer-set-aside" not in html
+
+
+def test_my_cases_shows_the_review_state_and_the_confidence(
+    completed_case: Case, alice: User
+) -> None:
+    client = signed_in(alice)
+    submitted_case(alice)  # still queued: no answer, no review
+    run = completed_case.runs.get()
+    html = client.get("/cases/").content.decode()
+    assert '<th scope="col">Review</th>' in html and '<th scope="col">Confidence</th>' in html
+    assert "Not reviewed" in html
+    assert f"{run.confidence:.2f}" in html
+    client.post(
+        f"/cases/{completed_case.id}/reviews/",
+        {"decision": "reject", "reason_code": "expert-contradicts", "reason_text": "No."},
+    )
+    html = client.get("/cases/").content.decode()
+    cells = re.findall(r'<td class="review-state">([^<]*)</td>', html)
+    assert sorted(cells) == ["Rejected", "—"]
+
+
+def test_the_model_revision_is_shown_whole(completed_case: Case, alice: User) -> None:
+    revision = completed_case.runs.get().model_revision
+    assert len(revision) > 20  # long enough that a cut would show
+    html = signed_in(alice).get(f"/cases/{completed_case.id}/").content.decode()
+    assert f'<span class="mono">{revision}</span>' in html
