@@ -84,6 +84,29 @@ def test_a_worker_on_both_queues_takes_stat_cases_first(
     assert [("stat" in line) for line in order] == [True, True, False, False, False], order
 
 
+def test_make_run_worker_finishes_a_later_stat_case_before_the_routine_queue(
+    alice: User, queues: tuple[str, str], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """Issue 18: a stat case sat queued 2:37 while a later routine one finished in 0:16.
+    The worker started as `make run` starts it, with no queue settings, one thread."""
+    model = FakeModelServer(model="fake-model").start()
+    model.gate = threading.Event()  # hold the first routine case at the model
+    worker = start_worker("make-run", None, concurrency=1, model=model)
+    routine = submit(alice, 3, priority="routine")
+    wait_until(lambda: len(model.requests) == 1, "the first routine case at the model", worker)
+    later = submit(alice, 1, priority="stat") + submit(alice, 1, priority="urgent")
+    model.gate.set()
+    wait_until(lambda: all_completed(routine + later), "all cases to complete", worker)
+
+    finished = {c.id: Case.objects.get(id=c.id).finished_at for c in routine + later}
+    stat, urgent = later
+    for waiting_routine in routine[1:]:
+        assert finished[stat.id] < finished[waiting_routine.id]
+        assert finished[urgent.id] < finished[waiting_routine.id]
+    order = [line.rsplit("] ", 1)[-1] for line in complaints(model)]  # "[F3] stat 0"
+    assert order == ["routine 0", "stat 0", "urgent 0", "routine 1", "routine 2"], order
+
+
 def test_cases_spread_over_workers_and_none_is_lost_when_workers_leave(
     alice: User, queues: tuple[str, str], start_worker: Callable[..., WorkerProcess]
 ) -> None:
