@@ -14,6 +14,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from bedside import roles
+from clinical import selectors as clinical_selectors
 from clinical.models import Case, CaseStatus, ClinicianReview
 from clinical.reasons import plain_label, reason_display
 from clinical.schemas import Decision
@@ -118,10 +119,48 @@ def format_elapsed(seconds: int) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def case_status(case: Case) -> dict[str, Any]:
-    """What the status endpoint answers and the page shows: no patient data in it."""
+def queue_words(case: Case, elapsed_s: int) -> str:
+    """A queued case's place and the wait to expect, from recent cases: "2 cases are ahead
+    of this one. Recent cases were answered 1:20 after submission (median of the last 20):
+    about 0:50 to go." Empty once the case has left the queue."""
+    if case.status != CaseStatus.QUEUED:
+        return ""
+    ahead = clinical_selectors.cases_ahead(case)
+    place = {0: "No case is ahead of this one.", 1: "1 case is ahead of this one."}.get(
+        ahead, f"{ahead} cases are ahead of this one."
+    )
+    turnaround = clinical_selectors.recent_turnaround_s(case)
+    if turnaround is None:
+        return f"{place} No recent answered case to estimate the wait from."
+    typical, count = turnaround
+    basis = f"(median of the last {count} case{'s' if count != 1 else ''})"
+    if typical > elapsed_s:
+        return (
+            f"{place} Recent cases were answered {format_elapsed(typical)} after submission "
+            f"{basis}: about {format_elapsed(typical - elapsed_s)} to go."
+        )
+    return (
+        f"{place} This is taking longer than recent cases, answered "
+        f"{format_elapsed(typical)} after submission {basis}."
+    )
+
+
+TAB_TITLES = {
+    CaseStatus.QUEUED: "Waiting",
+    CaseStatus.RUNNING: "Working",
+    CaseStatus.COMPLETED: "✓ Answer ready",
+    CaseStatus.FAILED: "✗ No answer",
+}
+
+
+def case_status(case: Case, *, with_queue: bool = False) -> dict[str, Any]:
+    """What the status endpoint answers and the page shows: no patient data in it. With
+    ``with_queue``, a queued case's place and expected wait (a few queries: the case page
+    and its status endpoint ask, a list of cases does not)."""
     elapsed = elapsed_seconds(case)
     return {
+        "queue": queue_words(case, elapsed) if with_queue else "",
+        "tab_title": TAB_TITLES[CaseStatus(case.status)],
         "status": case.status,
         "label": case.get_status_display(),
         "words": STATUS_WORDS[CaseStatus(case.status)],

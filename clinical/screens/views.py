@@ -61,7 +61,7 @@ def _case_page(
     context = {
         "case": case,
         "summary": presenting.case_summary(case, answer["cited_paths"] if answer else frozenset()),
-        "state": presenting.case_status(case),
+        "state": presenting.case_status(case, with_queue=True),
         "answer": answer,
         "early_warning": presenting.early_warning(case, answer),
         "not_validated_note": presenting.NOT_VALIDATED_NOTE,
@@ -135,7 +135,7 @@ def case_status(request: HttpRequest, case_id: uuid.UUID) -> JsonResponse:
     if not request.user.is_authenticated:
         return JsonResponse({"errors": [{"loc": [], "msg": "sign in first"}]}, status=401)
     case = presenting.case_for(request.user, case_id)
-    return JsonResponse(presenting.case_status(case))
+    return JsonResponse(presenting.case_status(case, with_queue=True))
 
 
 @login_required

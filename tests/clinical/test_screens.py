@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from clinical import lifecycle
@@ -710,3 +712,60 @@ def test_the_model_revision_is_shown_whole(completed_case: Case, alice: User) ->
     assert len(revision) > 20  # long enough that a cut would show
     html = signed_in(alice).get(f"/cases/{completed_case.id}/").content.decode()
     assert f'<span class="mono">{revision}</span>' in html
+
+
+# -- While a case waits (issue 18, point 4) --------------------------------------------------
+
+
+def answered_earlier(alice: User, seconds: list[int]) -> None:
+    """Routine cases answered ``seconds`` after their submission, a few minutes ago."""
+    now = timezone.now()
+    for s in seconds:
+        case = submitted_case(alice, priority="routine")
+        Case.objects.filter(id=case.id).update(
+            status=CaseStatus.COMPLETED,
+            created_at=now - timedelta(minutes=5, seconds=s),
+            finished_at=now - timedelta(minutes=5),
+        )
+
+
+def test_a_queued_case_shows_its_place_and_the_wait_recent_cases_took(alice: User) -> None:
+    answered_earlier(alice, [50, 60, 300])
+    earlier = [submitted_case(alice, priority="routine") for _ in range(2)]
+    case = submitted_case(alice, priority="routine")
+    submitted_case(alice, priority="stat")  # later, but served first
+    submitted_case(alice, priority="routine")  # later: behind this one
+    state = signed_in(alice).get(f"/cases/{case.id}/status.json").json()
+    assert state["queue"].startswith("3 cases are ahead of this one.")
+    assert "answered 1:00 after submission (median of the last 3 cases)" in state["queue"]
+    assert "to go." in state["queue"]
+    html = signed_in(alice).get(f"/cases/{case.id}/").content.decode()
+    assert "3 cases are ahead of this one." in html
+    # The first of the earlier ones has no one ahead in its lane but the stat case.
+    first = signed_in(alice).get(f"/cases/{earlier[0].id}/status.json").json()
+    assert first["queue"].startswith("1 case is ahead of this one.")
+
+
+def test_a_stat_case_counts_only_the_stat_and_urgent_cases_before_it(alice: User) -> None:
+    for _ in range(3):
+        submitted_case(alice, priority="routine")
+    submitted_case(alice, priority="urgent")
+    stat = submitted_case(alice, priority="stat")
+    state = signed_in(alice).get(f"/cases/{stat.id}/status.json").json()
+    assert state["queue"] == (
+        "1 case is ahead of this one. No recent answered case to estimate the wait from."
+    )
+
+
+def test_the_tab_title_says_where_the_case_stands(alice: User, fake_model: FakeModelServer) -> None:
+    client = signed_in(alice)
+    case = submitted_case(alice)
+    title = re.search(r"<title>(.*?)</title>", client.get(f"/cases/{case.id}/").content.decode())
+    assert title is not None and title.group(1).startswith("Waiting · Case")
+    fake_model.push(agreeing_completion(["Acute myocardial infarction"]))
+    lifecycle.case_run(case_id=case.id)
+    html = client.get(f"/cases/{case.id}/").content.decode()
+    title = re.search(r"<title>(.*?)</title>", html)
+    assert title is not None and title.group(1).startswith("✓ Answer ready · Case")
+    state = client.get(f"/cases/{case.id}/status.json").json()
+    assert state["tab_title"] == "✓ Answer ready" and state["queue"] == ""
