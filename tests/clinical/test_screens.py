@@ -337,7 +337,7 @@ def test_my_cases_is_empty_then_paginated_by_25(alice: User, bob: User) -> None:
     _many_cases(alice, 27)
     _many_cases(bob, 1, external_id="BOB-1")
     first = client.get("/cases/").content.decode()
-    assert first.count('<td><a href="/cases/') == 25
+    assert first.count('<td data-label="Submitted (UTC)"><a href="/cases/') == 25
     assert "Page 1 of 2" in first and "BOB-1" not in first
     second = client.get("/cases/?page=2").content.decode()
     assert "ED-0000" in second and "ED-0001" in second and "ED-0026" not in second
@@ -703,7 +703,7 @@ def test_my_cases_shows_the_review_state_and_the_confidence(
         {"decision": "reject", "reason_code": "expert-contradicts", "reason_text": "No."},
     )
     html = client.get("/cases/").content.decode()
-    cells = re.findall(r'<td class="review-state">([^<]*)</td>', html)
+    cells = re.findall(r'<td class="review-state" data-label="Review">([^<]*)</td>', html)
     assert sorted(cells) == ["Rejected", "—"]
 
 

@@ -45,11 +45,12 @@ class WorkerProcess:
             "BEDSIDE_MODEL_NAME": MODEL,
             "BEDSIDE_RETRY_BACKOFF_BASE_S": "1",
         }
-        consumes: tuple[str, ...] = ("--queues", queues)
+        consumes: tuple[str, ...] = ()
         if queues is None:
-            consumes = ()
             for setting in ("BEDSIDE_STAT_QUEUE", "BEDSIDE_STAT_PRIORITIES"):
                 env.pop(setting, None)
+        else:
+            consumes = ("--queues", queues)
         self.process = subprocess.Popen(
             localstack.worker_command(
                 concurrency=str(concurrency),

@@ -57,19 +57,19 @@ def complaints(model: FakeModelServer) -> list[str]:
     return out
 
 
-def test_stat_cases_go_to_the_stat_queue_and_routine_ones_to_the_routine_queue(
+def test_stat_and_urgent_cases_go_to_the_stat_queue_and_routine_ones_to_the_routine_queue(
     alice: User, queues: tuple[str, str], start_worker: Callable[..., WorkerProcess]
 ) -> None:
     routine_queue, stat_queue = queues
     stat_worker = start_worker("stat", stat_queue)
     routine_worker = start_worker("routine", routine_queue)
-    stat_cases = submit(alice, 2, priority="stat")
-    routine_cases = submit(alice, 3, priority="routine") + submit(alice, 1, priority="urgent")
+    stat_cases = submit(alice, 2, priority="stat") + submit(alice, 1, priority="urgent")
+    routine_cases = submit(alice, 3, priority="routine")
     wait_until(lambda: all_completed(stat_cases + routine_cases), "all cases to complete")
-    assert len(stat_worker.model.requests) == 2
-    assert all("stat" in line for line in complaints(stat_worker.model))
-    assert len(routine_worker.model.requests) == 4
-    assert not any("stat" in line for line in complaints(routine_worker.model))
+    assert len(stat_worker.model.requests) == 3
+    assert all("stat" in line or "urgent" in line for line in complaints(stat_worker.model))
+    assert len(routine_worker.model.requests) == 3
+    assert all("routine" in line for line in complaints(routine_worker.model))
 
 
 def test_a_worker_on_both_queues_takes_stat_cases_first(
