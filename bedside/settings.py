@@ -226,10 +226,12 @@ CELERY_WORKER_ENABLE_PREFETCH_COUNT_REDUCTION = False
 CELERY_BROKER_CONNECTION_TIMEOUT = 5
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5}
 
-# Stat cases on a queue of their own (e.g. "cases.stat"), consumed ahead of routine ones;
-# empty: one queue for all. Workers must list it (deploy/README.md, "Several worker hosts").
-BEDSIDE_STAT_QUEUE = env_str("BEDSIDE_STAT_QUEUE", "")
-BEDSIDE_STAT_PRIORITIES = env_list("BEDSIDE_STAT_PRIORITIES", ["stat"])
+# Stat and urgent cases on a queue of their own ("cases.stat" by default), consumed ahead
+# of routine ones; set empty for one queue for all. On by default: a stat case waiting
+# behind a routine backlog is the failure that matters. Workers must list it (a worker
+# started without --queues does; deploy/README.md, "Several worker hosts").
+BEDSIDE_STAT_QUEUE = env_str("BEDSIDE_STAT_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}.stat")
+BEDSIDE_STAT_PRIORITIES = env_list("BEDSIDE_STAT_PRIORITIES", ["stat", "urgent"])
 CELERY_TASK_ROUTES = ("clinical.routing.route_case_task",)
 if BEDSIDE_STAT_QUEUE and BEDSIDE_STAT_QUEUE != CELERY_TASK_DEFAULT_QUEUE:
     from kombu import Queue

@@ -17,7 +17,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -96,16 +99,166 @@ class Criticality(StrEnum):
     UNABLE_TO_ASSESS = "unable-to-assess"
 
 
+class LabStatus(StrEnum):
+    """Where a result stands (FHIR Observation.status, the values a clinician meets)."""
+
+    FINAL = "final"
+    PRELIMINARY = "preliminary"
+    CORRECTED = "corrected"
+    PENDING = "pending"
+    CANCELLED = "cancelled"
+
+
+# Lab statuses that have no result to show yet (or ever).
+NO_RESULT = frozenset({LabStatus.PENDING, LabStatus.CANCELLED})
+# Words a result's status is often typed as, in the value's place.
+STATUS_WORDS = frozenset(
+    {"pending", "awaited", "awaiting", "to follow", "tba", "sent", "in progress", "preliminary",
+     "prelim", "cancelled", "canceled", "not done", "requested", "ordered"}
+)  # fmt: skip
+
+# Normal body temperatures typed in °F (25 to 45 °C is 77 to 113 °F): said so, not just refused.
+FAHRENHEIT_BODY_RANGE = (77.0, 113.0)
+
+
+def fahrenheit_to_celsius(fahrenheit: float) -> float:
+    return round((fahrenheit - 32) * 5 / 9, 1)
+
+
+def _number_text(number: float) -> str:
+    return f"{number:g}"
+
+
+def in_clinical_words(
+    label: str, unit: str, low: float, high: float, *, whole: bool, low_exclusive: bool = False
+) -> WrapValidator:
+    """Refusals of a measured value that say, in a clinician's words, what is expected:
+    "Heart rate is a whole number, from 20 to 300 beats/min" (the bounds themselves are the
+    field's own, so the OpenAPI document states them too)."""
+    kind = "a whole number" if whole else "a number"
+    span = (
+        f"above {_number_text(low)}, up to {_number_text(high)} {unit}"
+        if low_exclusive
+        else f"from {_number_text(low)} to {_number_text(high)} {unit}"
+    )
+
+    def clinical_words(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            error = exc.errors()[0]["type"]
+            if error in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+                raise PydanticCustomError(
+                    "outside_physiologic_range",
+                    "{label} must be {span}: this is outside the physiologic range",
+                    {"label": label, "span": span},
+                ) from None
+            raise PydanticCustomError(
+                "not_a_measurement",
+                "{label} is {kind}, {span}",
+                {"label": label, "kind": kind, "span": span},
+            ) from None
+
+    return WrapValidator(clinical_words)
+
+
+def _temperature(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """98.6 in the °C field is a temperature in °F: said so, with its value in °C."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return handler(value)
+    low, high = FAHRENHEIT_BODY_RANGE
+    if low <= number <= high:
+        raise PydanticCustomError(
+            "temperature_in_fahrenheit",
+            "Temperature is in °C: this looks like °F, which is {celsius} °C",
+            {"celsius": f"{fahrenheit_to_celsius(number):.1f}"},
+        )
+    return handler(value)
+
+
+AgeYears = Annotated[
+    int, Field(ge=0, le=130), in_clinical_words("Age", "years", 0, 130, whole=True)
+]
+HeartRate = Annotated[
+    int, Field(ge=20, le=300), in_clinical_words("Heart rate", "beats/min", 20, 300, whole=True)
+]
+SystolicBp = Annotated[
+    int,
+    Field(ge=40, le=300),
+    in_clinical_words("Systolic blood pressure", "mmHg", 40, 300, whole=True),
+]
+DiastolicBp = Annotated[
+    int,
+    Field(ge=20, le=200),
+    in_clinical_words("Diastolic blood pressure", "mmHg", 20, 200, whole=True),
+]
+RespiratoryRate = Annotated[
+    int,
+    Field(ge=4, le=80),
+    in_clinical_words("Respiratory rate", "breaths/min", 4, 80, whole=True),
+]
+TemperatureC = Annotated[
+    float,
+    Field(ge=25, le=45),
+    in_clinical_words("Temperature", "°C", 25, 45, whole=False),
+    WrapValidator(_temperature),
+]
+Spo2 = Annotated[int, Field(ge=30, le=100), in_clinical_words("SpO₂", "%", 30, 100, whole=True)]
+WeightKg = Annotated[
+    float,
+    Field(gt=0, le=500),
+    in_clinical_words("Weight", "kg", 0, 500, whole=False, low_exclusive=True),
+]
+
+
+def _lab_value_words(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError(
+            "not_a_lab_value",
+            "A result is a number (e.g. 2.3) or a short qualitative result (e.g. positive), "
+            "up to 100 characters",
+        ) from None
+
+
+LabValue = Annotated[
+    float | Annotated[str, StringConstraints(min_length=1, max_length=100)],
+    WrapValidator(_lab_value_words),
+]
+
+# Pregnancy outside these ages is refused as implausible (a typing slip far more often
+# than a case report); the history is the place for the exception.
+PREGNANCY_AGES = (8, 65)
+
+
 class Patient(_Strict):
-    age_years: int = Field(ge=0, le=130, description="Age in completed years")
+    age_years: AgeYears = Field(description="Age in completed years")
     sex: Sex
     pregnant: bool | None = Field(default=None, description="Pregnancy status where relevant")
 
-    @model_validator(mode="after")
-    def _pregnancy_matches_sex(self) -> Self:
-        if self.pregnant and self.sex == Sex.MALE:
-            raise ValueError("pregnant is true but sex is male")
-        return self
+    @field_validator("pregnant")
+    @classmethod
+    def _pregnancy_is_plausible(cls, pregnant: bool | None, info: ValidationInfo) -> bool | None:
+        if not pregnant:
+            return pregnant
+        if info.data.get("sex") == Sex.MALE:
+            raise PydanticCustomError(
+                "pregnant_male",
+                "A patient recorded as male is not pregnant: check the sex or the pregnancy",
+            )
+        age = info.data.get("age_years")
+        low, high = PREGNANCY_AGES
+        if age is not None and not low <= age <= high:
+            raise PydanticCustomError(
+                "pregnancy_age",
+                "Pregnancy is implausible at this age (recorded from {low} to {high} years): "
+                "check the age or the pregnancy",
+                {"low": low, "high": high},
+            )
+        return pregnant
 
 
 class Medication(_Strict):
@@ -127,30 +280,42 @@ class Allergy(_Strict):
 
 
 class Vitals(_Strict):
-    heart_rate: int | None = Field(default=None, ge=20, le=300, description="beats/min")
-    systolic_bp: int | None = Field(default=None, ge=40, le=300, description="mmHg")
-    diastolic_bp: int | None = Field(default=None, ge=20, le=200, description="mmHg")
-    respiratory_rate: int | None = Field(default=None, ge=4, le=80, description="breaths/min")
-    temperature_c: float | None = Field(default=None, ge=25, le=45, description="°C")
-    spo2: int | None = Field(default=None, ge=30, le=100, description="% oxygen saturation")
-    weight_kg: float | None = Field(default=None, gt=0, le=500, description="kg")
+    heart_rate: HeartRate | None = Field(default=None, description="beats/min")
+    systolic_bp: SystolicBp | None = Field(default=None, description="mmHg")
+    diastolic_bp: DiastolicBp | None = Field(default=None, description="mmHg")
+    respiratory_rate: RespiratoryRate | None = Field(default=None, description="breaths/min")
+    temperature_c: TemperatureC | None = Field(default=None, description="°C")
+    spo2: Spo2 | None = Field(default=None, description="% oxygen saturation")
+    weight_kg: WeightKg | None = Field(default=None, description="kg")
 
-    @model_validator(mode="after")
-    def _diastolic_below_systolic(self) -> Self:
-        if (
-            self.systolic_bp is not None
-            and self.diastolic_bp is not None
-            and self.diastolic_bp >= self.systolic_bp
-        ):
-            raise ValueError("diastolic_bp must be lower than systolic_bp")
-        return self
+    @field_validator("diastolic_bp")
+    @classmethod
+    def _diastolic_below_systolic(cls, diastolic: int | None, info: ValidationInfo) -> int | None:
+        systolic = info.data.get("systolic_bp")
+        if diastolic is not None and systolic is not None and diastolic >= systolic:
+            raise PydanticCustomError(
+                "diastolic_not_below_systolic",
+                "Diastolic blood pressure must be lower than systolic: "
+                "check the two are not swapped",
+            )
+        return diastolic
 
 
 class Lab(_Strict):
     name: ShortText
     loinc: Annotated[str, StringConstraints(pattern=r"^\d{1,7}-\d$")] | None = None
-    value: float | Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    unit: OptionalShortText = Field(default="", description="UCUM where possible, e.g. 'ng/mL'")
+    status: LabStatus = Field(
+        default=LabStatus.FINAL,
+        description="Where the result stands; a pending or cancelled result has no value.",
+    )
+    value: LabValue | None = Field(
+        default=None,
+        description="A number (with its unit), or a qualitative result without a unit "
+        "(e.g. 'positive'). Required unless the status is pending or cancelled.",
+    )
+    unit: OptionalShortText = Field(
+        default="", validate_default=True, description="UCUM where possible, e.g. 'ng/mL'"
+    )
     reference_range: OptionalShortText = ""
     interpretation: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] = Field(
         default="",
@@ -159,10 +324,48 @@ class Lab(_Strict):
     )
     codings: Codings = Field(description="Codes of the test beyond `loinc` (SNOMED CT)")
 
+    @field_validator("value")
+    @classmethod
+    def _value_matches_status(cls, value: float | str | None, info: ValidationInfo) -> Any:
+        status = info.data.get("status", LabStatus.FINAL)
+        if isinstance(value, str) and " ".join(value.lower().split()) in STATUS_WORDS:
+            raise PydanticCustomError(
+                "status_as_value",
+                "This is the result's status, not its value: leave the value empty "
+                "and set the status (e.g. pending)",
+            )
+        if value is not None and status in NO_RESULT:
+            raise PydanticCustomError(
+                "value_for_result_not_back",
+                "A {status} result has no value: leave it empty, or set the status to "
+                "preliminary or final",
+                {"status": status.value if isinstance(status, LabStatus) else status},
+            )
+        return value
+
+    @field_validator("unit")
+    @classmethod
+    def _unit_goes_with_a_number(cls, unit: str, info: ValidationInfo) -> str:
+        value = info.data.get("value")
+        if isinstance(value, float) and not unit:
+            raise PydanticCustomError(
+                "numeric_value_without_unit", "A numeric result needs its unit (e.g. ng/mL)"
+            )
+        if isinstance(value, str) and unit:
+            raise PydanticCustomError(
+                "unit_with_text_value",
+                "A result with a unit is a number (e.g. 2.3); a qualitative result "
+                "(e.g. positive) has no unit",
+            )
+        return unit
+
     @model_validator(mode="after")
-    def _numeric_values_carry_a_unit(self) -> Self:
-        if isinstance(self.value, float) and not self.unit:
-            raise ValueError("a numeric lab value needs its unit")
+    def _result_or_pending(self) -> Self:
+        if self.value is None and self.status not in NO_RESULT:
+            raise PydanticCustomError(
+                "result_missing",
+                "Enter the result, or set the status to pending if it is not back yet",
+            )
         return self
 
 

@@ -612,7 +612,9 @@ def manage(*args: str) -> None:
 def worker_command(
     *, concurrency: str | None = None, extra: tuple[str, ...] = (), beat: bool = True
 ) -> list[str]:
-    """The Celery worker: a thread pool, so many cases are in flight to the model server."""
+    """The Celery worker: a thread pool, so many cases are in flight to the model server.
+    Without --queues in ``extra`` it consumes the settings' queues, the stat queue (stat
+    and urgent cases, on by default) ahead of the routine one."""
     command = [
         PYTHON, "-m", "celery", "-A", "bedside", "worker",
         "--pool", "threads",

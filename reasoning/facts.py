@@ -52,6 +52,20 @@ def _number(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def lab_result(lab: dict[str, Any]) -> str:
+    """A lab as a clinician reads it: "Troponin I 2.3 ng/mL", "Troponin I 0.9 ng/mL
+    (preliminary)", "Troponin I: result pending"; a final result says no status."""
+    status = lab.get("status") or "final"
+    if lab.get("value") is None:
+        return f"{lab['name']}: " + ("result pending" if status == "pending" else status)
+    text = f"{lab['name']} {_number(lab['value'])}"
+    if lab.get("unit"):
+        text += f" {lab['unit']}"
+    if status != "final":
+        text += f" ({status})"
+    return text
+
+
 def _raw_facts(case_input: dict[str, Any]) -> list[tuple[str, str]]:
     """(text, path) pairs, before ids are given."""
     patient = case_input.get("patient") or {}
@@ -79,9 +93,7 @@ def _raw_facts(case_input: dict[str, Any]) -> list[tuple[str, str]]:
         if vitals.get(key) is not None:
             facts.append((f"{label} {_number(vitals[key])} {unit}", f"vitals.{key}"))
     for i, lab in enumerate(case_input.get("labs") or []):
-        text = f"{lab['name']} {_number(lab['value'])}"
-        if lab.get("unit"):
-            text += f" {lab['unit']}"
+        text = lab_result(lab)
         if lab.get("reference_range"):
             text += f" (ref {lab['reference_range']})"
         facts.append((text, f"labs[{i}]"))

@@ -14,7 +14,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from reasoning.facts import Fact, case_facts
+from reasoning.facts import Fact, case_facts, lab_result
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 CURRENT_VERSION = "assessment.v2"  # v2: the case as facts with ids the answer cites
@@ -86,6 +86,9 @@ def case_summary(case_input: dict[str, Any]) -> str:
             lines.append(f"Vitals: {vitals}")
     for lab in case_input.get("labs") or []:
         ref = f" (reference {lab['reference_range']})" if lab.get("reference_range") else ""
+        if lab.get("value") is None or (lab.get("status") or "final") != "final":
+            lines.append(f"Lab: {lab_result(lab)}{ref}")
+            continue
         unit = f" {lab['unit']}" if lab.get("unit") else ""
         lines.append(f"Lab: {lab['name']} {lab['value']}{unit}{ref}")
     return "\n".join(lines)

@@ -17,7 +17,16 @@ from typing import Any
 from django.http import QueryDict
 from pydantic import ValidationError
 
-from clinical.schemas import CaseInput, Priority, Setting, Severity, Sex
+from clinical.schemas import (
+    FAHRENHEIT_BODY_RANGE,
+    CaseInput,
+    LabStatus,
+    Priority,
+    Setting,
+    Severity,
+    Sex,
+    fahrenheit_to_celsius,
+)
 from clinical.screens.fields import FormField, closest_target, pydantic_errors
 
 BLANK_ROWS = 1  # blank rows a fresh form shows per repeating group
@@ -28,6 +37,7 @@ PRIORITY_CHOICES = [(p.value, p.value.capitalize()) for p in Priority]
 SEX_CHOICES = [("", "Choose…")] + [(s.value, s.value.capitalize()) for s in Sex]
 PREGNANT_CHOICES = [("", "Not stated"), ("yes", "Pregnant"), ("no", "Not pregnant")]
 SEVERITY_CHOICES = [(s.value, s.value.capitalize()) for s in Severity]
+LAB_STATUS_CHOICES = [(s.value, s.value.capitalize()) for s in LabStatus]
 
 # (name, label, kind, extra) for the single fields, in page order.
 CASE_FIELDS: list[dict[str, Any]] = [
@@ -103,8 +113,15 @@ ROW_SPECS = [
         "Lab results",
         [
             {"name": "name", "label": "Test", "required": True},
-            {"name": "value", "label": "Value", "required": True},
+            {"name": "value", "label": "Value", "placeholder": "2.3, or empty if pending"},
             {"name": "unit", "label": "Unit", "placeholder": "ng/mL"},
+            {
+                "name": "status",
+                "label": "Status",
+                "kind": "select",
+                "choices": LAB_STATUS_CHOICES,
+                "default": LabStatus.FINAL.value,
+            },
             {"name": "reference_range", "label": "Reference range", "placeholder": "<0.04"},
             {"name": "loinc", "label": "LOINC code", "placeholder": "10839-9"},
         ],
@@ -145,6 +162,7 @@ def make_row(spec: RowSpec, index: int, number: int, values: dict[str, str]) -> 
             choices=col.get("choices", ()),
             required=col.get("required", False),
             placeholder=col.get("placeholder", ""),
+            hint=col.get("hint", ""),
             default=col.get("default", ""),
             context=f"{spec.noun} {number}: ",
         )
@@ -253,10 +271,15 @@ class CaseForm:
     # -- editing rows without JavaScript ---------------------------------------------------
 
     def apply_row_action(self, data: QueryDict) -> bool:
-        """ "Add a row" / "Remove" buttons post the form; True when one of them was pressed."""
+        """ "Add a row" / "Remove" / "Use 37.0 °C" buttons post the form; True when one of
+        them was pressed (the form comes back with the change, not submitted)."""
         add = data.get("add_row", "")
         if add in self.groups:
             self.groups[add].add_blank()
+            return True
+        name, _, value = data.get("use_value", "").partition("=")
+        if name in self.fields and value:
+            self.fields[name].value = value
             return True
         remove = data.get("remove_row", "")
         group, _, index = remove.partition(".")
@@ -349,6 +372,19 @@ class CaseForm:
                 msg = f"line {history_lines[parts[1]]}: {msg}"
             target = closest_target(parts, targets)
             self._add_error(target, msg)
+        self._offer_celsius()
+
+    def _offer_celsius(self) -> None:
+        """A temperature refused as °F gets a button that puts its °C value in its place."""
+        field = self.fields["vitals.temperature_c"]
+        try:
+            typed = float(field.value)
+        except ValueError:
+            return
+        low, high = FAHRENHEIT_BODY_RANGE
+        if field.errors and low <= typed <= high:
+            celsius = f"{fahrenheit_to_celsius(typed):.1f}"
+            field.suggestion = (celsius, f"Use {celsius} °C")
 
     def _add_error(self, target: str, msg: str) -> None:
         if target in self.fields:

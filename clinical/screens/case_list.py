@@ -89,6 +89,11 @@ class CaseSearch:
                 "case": case,
                 "complaint": (case.input or {}).get("chief_complaint", ""),
                 "state": presenting.case_status(case),
+                "review": presenting.review_state(case),
+                "confidence": getattr(case, "answer_confidence", None),
+                "confidence_band": presenting.confidence_band(
+                    getattr(case, "answer_confidence", None)
+                ),
             }
             for case in page.object_list
         ]

@@ -22,12 +22,16 @@ class FormField:
     value: str = ""
     kind: str = "text"  # text | number | textarea | select
     choices: Sequence[tuple[str, str]] = ()
+    # A select's options under headings (<optgroup>), after ``choices``.
+    groups: Sequence[tuple[str, Sequence[tuple[str, str]]]] = ()
     hint: str = ""
     required: bool = False
     placeholder: str = ""
     default: str = ""
     wide: bool = False  # a whole line of the form, like a text area
     errors: list[str] = field(default_factory=list)
+    # A corrected value offered next to the error, as (value, button label).
+    suggestion: tuple[str, str] | None = None
     # Screen-reader prefix for fields repeated in rows ("Medication 2: ").
     context: str = ""
 

@@ -9,17 +9,20 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
 from bedside import roles
+from clinical import selectors as clinical_selectors
 from clinical.models import Case, CaseStatus, ClinicianReview
-from clinical.reasons import reason_display
+from clinical.reasons import plain_label, reason_display
+from clinical.schemas import Decision
 from reasoning import early_warning as ew
 from reasoning import selectors as reasoning_selectors
 from reasoning.confidence import band_of
-from reasoning.models import CalibrationMethod, ReasoningRun
+from reasoning.facts import lab_result
+from reasoning.models import CalibrationMethod, ReasoningRun, RunOutcome
 from reasoning.red_flags import credible_red_flags
 from reasoning.schemas import CheckedAssessment
 
@@ -43,7 +46,35 @@ def screen_cases(user: Any) -> QuerySet[Case]:
 
 
 def my_cases(user: Any) -> QuerySet[Case]:
-    return Case.objects.filter(submitted_by=user).order_by("-created_at", "id")
+    """The person's cases, newest first, each with its latest review's decision and its
+    latest answer's confidence (for 'My cases', in the one query)."""
+    reviews = ClinicianReview.objects.filter(case=OuterRef("pk")).order_by("-created_at", "-id")
+    runs = ReasoningRun.objects.filter(case=OuterRef("pk"), outcome=RunOutcome.COMPLETED).order_by(
+        "-created_at", "-pk"
+    )
+    return (
+        Case.objects.filter(submitted_by=user)
+        .annotate(
+            review_decision=Subquery(reviews.values("decision")[:1]),
+            answer_confidence=Subquery(runs.values("confidence")[:1]),
+        )
+        .order_by("-created_at", "id")
+    )
+
+
+REVIEW_STATE = {
+    Decision.ACCEPT: "Accepted",
+    Decision.MODIFY: "Modified",
+    Decision.REJECT: "Rejected",
+}
+
+
+def review_state(case: Case) -> str:
+    """'My cases': where the clinician's review stands ("Not reviewed" once answered)."""
+    decision = getattr(case, "review_decision", None)
+    if decision:
+        return REVIEW_STATE[Decision(decision)]
+    return "Not reviewed" if case.status == CaseStatus.COMPLETED else "—"
 
 
 def case_for(user: Any, case_id: uuid.UUID) -> Case:
@@ -88,10 +119,48 @@ def format_elapsed(seconds: int) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def case_status(case: Case) -> dict[str, Any]:
-    """What the status endpoint answers and the page shows: no patient data in it."""
+def queue_words(case: Case, elapsed_s: int) -> str:
+    """A queued case's place and the wait to expect, from recent cases: "2 cases are ahead
+    of this one. Recent cases were answered 1:20 after submission (median of the last 20):
+    about 0:50 to go." Empty once the case has left the queue."""
+    if case.status != CaseStatus.QUEUED:
+        return ""
+    ahead = clinical_selectors.cases_ahead(case)
+    place = {0: "No case is ahead of this one.", 1: "1 case is ahead of this one."}.get(
+        ahead, f"{ahead} cases are ahead of this one."
+    )
+    turnaround = clinical_selectors.recent_turnaround_s(case)
+    if turnaround is None:
+        return f"{place} No recent answered case to estimate the wait from."
+    typical, count = turnaround
+    basis = f"(median of the last {count} case{'s' if count != 1 else ''})"
+    if typical > elapsed_s:
+        return (
+            f"{place} Recent cases were answered {format_elapsed(typical)} after submission "
+            f"{basis}: about {format_elapsed(typical - elapsed_s)} to go."
+        )
+    return (
+        f"{place} This is taking longer than recent cases, answered "
+        f"{format_elapsed(typical)} after submission {basis}."
+    )
+
+
+TAB_TITLES = {
+    CaseStatus.QUEUED: "Waiting",
+    CaseStatus.RUNNING: "Working",
+    CaseStatus.COMPLETED: "✓ Answer ready",
+    CaseStatus.FAILED: "✗ No answer",
+}
+
+
+def case_status(case: Case, *, with_queue: bool = False) -> dict[str, Any]:
+    """What the status endpoint answers and the page shows: no patient data in it. With
+    ``with_queue``, a queued case's place and expected wait (a few queries: the case page
+    and its status endpoint ask, a list of cases does not)."""
     elapsed = elapsed_seconds(case)
     return {
+        "queue": queue_words(case, elapsed) if with_queue else "",
+        "tab_title": TAB_TITLES[CaseStatus(case.status)],
         "status": case.status,
         "label": case.get_status_display(),
         "words": STATUS_WORDS[CaseStatus(case.status)],
@@ -113,6 +182,18 @@ class ReviewEntry:
     @property
     def reason_display(self) -> str:
         return reason_display(self.review.reason_code) if self.review.reason_code else ""
+
+    @property
+    def reason_plain(self) -> str:
+        return plain_label(self.review.reason_code) if self.review.reason_code else ""
+
+
+def answer_verdict(reviews: list[ReviewEntry]) -> ReviewEntry | None:
+    """The latest review when it set the model's answer aside (modify or reject): the
+    case page marks the answer with it, so no one acts on an overruled suggestion."""
+    if reviews and reviews[0].review.decision in (Decision.MODIFY, Decision.REJECT):
+        return reviews[0]
+    return None
 
 
 def review_history(case: Case) -> list[ReviewEntry]:
@@ -203,7 +284,8 @@ def case_summary(case: Case, cited: set[str] | frozenset[str] = frozenset()) -> 
         "history_shown": listed("past_medical_history"),
         "medications_shown": listed("medications"),
         "allergies_shown": listed("allergies"),
-        "labs_shown": listed("labs"),
+        # Read as a clinician reads a result: "Troponin I: result pending", not "pending ng/mL".
+        "labs_shown": [({**lab, "result": lab_result(lab)}, c) for lab, c in listed("labs")],
         "cited": {
             field: any(p == field or p.startswith(f"{field}.") for p in cited)
             for field in ("patient", "chief_complaint", "history_of_present_illness")

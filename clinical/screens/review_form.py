@@ -12,13 +12,13 @@ from typing import Any
 from django.http import QueryDict
 from pydantic import ValidationError
 
-from clinical.reasons import reason_codes
+from clinical.reasons import reason_groups
 from clinical.schemas import Decision, ReviewInput
 from clinical.screens.fields import FormField, closest_target, pydantic_errors
 
 MAX_DIAGNOSES = 10  # ReviewInput.differential max_length
 MAX_PLAN = 10  # ReviewInput.plan max_length
-SPARE_ROWS = 2
+SPARE_ROWS = 1  # blank rows under the model's own, on a fresh form
 LIKELIHOOD_CHOICES = [("high", "High"), ("moderate", "Moderate"), ("low", "Low")]
 DECISION_CHOICES = [
     (Decision.ACCEPT.value, "Accept", "the answer is sound as it stands"),
@@ -27,8 +27,7 @@ DECISION_CHOICES = [
 ]
 
 
-def reason_choices() -> list[tuple[str, str]]:
-    return [("", "Choose a reason…")] + [(code, text) for code, text in reason_codes().items()]
+REASON_PROMPT = [("", "Choose a reason…")]
 
 
 class ReviewForm:
@@ -46,7 +45,8 @@ class ReviewForm:
             name="reason_code",
             label="Reason",
             kind="select",
-            choices=reason_choices(),
+            choices=REASON_PROMPT,
+            groups=reason_groups(),
             value=reason_code,
             hint="Required to modify or reject",
             wide=True,
@@ -58,8 +58,15 @@ class ReviewForm:
             value=reason_text,
             hint="Required to modify or reject",
         )
-        rows = max(len(differential) + SPARE_ROWS, 3)
-        differential = (differential + [("", "moderate")] * rows)[: min(rows, MAX_DIAGNOSES)]
+        self._differential = differential[:MAX_DIAGNOSES]
+        self._plan = plan[:MAX_PLAN]
+        self._build_rows()
+        self.change_errors: list[str] = []  # "a modify needs the clinician's own …"
+        self.form_errors: list[str] = []
+        self._positions: dict[str, list[int]] = {"differential": [], "plan": []}
+
+    def _build_rows(self) -> None:
+        """The rows' fields from their values, numbered by position (as they are posted)."""
         self.differential = [
             (
                 FormField(
@@ -77,17 +84,38 @@ class ReviewForm:
                     context=f"Diagnosis {i + 1}: ",
                 ),
             )
-            for i, (dx, likelihood) in enumerate(differential)
+            for i, (dx, likelihood) in enumerate(self._differential)
         ]
-        rows = max(len(plan) + SPARE_ROWS, 3)
-        plan = (plan + [""] * rows)[: min(rows, MAX_PLAN)]
         self.plan = [
-            FormField(name=f"plan.{i}", label=f"Step {i + 1}", value=step)
-            for i, step in enumerate(plan)
+            FormField(name=f"plan.{i}", label=f"Step {i + 1}", kind="textarea", value=step)
+            for i, step in enumerate(self._plan)
         ]
-        self.change_errors: list[str] = []  # "a modify needs the clinician's own …"
-        self.form_errors: list[str] = []
-        self._positions: dict[str, list[int]] = {"differential": [], "plan": []}
+
+    @property
+    def may_add_diagnosis(self) -> bool:
+        return len(self._differential) < MAX_DIAGNOSES
+
+    @property
+    def may_add_step(self) -> bool:
+        return len(self._plan) < MAX_PLAN
+
+    def apply_row_action(self, data: QueryDict) -> bool:
+        """The "Add a diagnosis/step" and "Remove" buttons post the form; True when one was
+        pressed: the form comes back with the change and nothing is recorded."""
+        add, remove = data.get("add_row", ""), data.get("remove_row", "")
+        group, _, index = remove.partition(".")
+        if add == "differential" and self.may_add_diagnosis:
+            self._differential.append(("", "moderate"))
+        elif add == "plan" and self.may_add_step:
+            self._plan.append("")
+        elif group == "differential" and index.isdigit():
+            del self._differential[int(index) : int(index) + 1]
+        elif group == "plan" and index.isdigit():
+            del self._plan[int(index) : int(index) + 1]
+        elif not (add or remove):
+            return False
+        self._build_rows()
+        return True
 
     @classmethod
     def initial(cls, answer: dict[str, Any] | None) -> ReviewForm:
@@ -100,8 +128,12 @@ class ReviewForm:
             differential=[
                 (d.get("diagnosis", ""), d.get("likelihood", "moderate"))
                 for d in answer.get("differential", [])
-            ],
-            plan=[s.get("action", "") for s in answer.get("next_steps", [])],
+            ][: MAX_DIAGNOSES - SPARE_ROWS]
+            + [("", "moderate")] * SPARE_ROWS,
+            plan=[s.get("action", "") for s in answer.get("next_steps", [])][
+                : MAX_PLAN - SPARE_ROWS
+            ]
+            + [""] * SPARE_ROWS,
         )
 
     @classmethod

@@ -56,12 +56,13 @@ def _case_page(
     services.case_viewed(case=case, actor=actor_for(request.user, request))
     answer = presenting.answer(case)
     may_review = answer is not None and roles.CLINICIAN in roles.roles_of(request.user)
+    reviews = presenting.review_history(case)
     if may_review and review_form is None:
         review_form = ReviewForm.initial(answer)
     context = {
         "case": case,
         "summary": presenting.case_summary(case, answer["cited_paths"] if answer else frozenset()),
-        "state": presenting.case_status(case),
+        "state": presenting.case_status(case, with_queue=True),
         "answer": answer,
         "early_warning": presenting.early_warning(case, answer),
         "not_validated_note": presenting.NOT_VALIDATED_NOTE,
@@ -73,7 +74,8 @@ def _case_page(
         "sample_reasons": (
             presenting.sample_reasons(case) if case.status == CaseStatus.FAILED else []
         ),
-        "reviews": presenting.review_history(case),
+        "reviews": reviews,
+        "verdict": presenting.answer_verdict(reviews),
         "may_review": may_review,
         **(review_form.context() if may_review and review_form else {}),
     }
@@ -92,6 +94,8 @@ def case_review(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
     case = presenting.case_for(request.user, case_id)
     _require_clinician(request)
     form = ReviewForm.from_post(request.POST)
+    if form.apply_row_action(request.POST):
+        return _case_page(request, case, form)
     review = form.validate()
     if review is None:
         return _case_page(request, case, form, status=400)
@@ -133,7 +137,7 @@ def case_status(request: HttpRequest, case_id: uuid.UUID) -> JsonResponse:
     if not request.user.is_authenticated:
         return JsonResponse({"errors": [{"loc": [], "msg": "sign in first"}]}, status=401)
     case = presenting.case_for(request.user, case_id)
-    return JsonResponse(presenting.case_status(case))
+    return JsonResponse(presenting.case_status(case, with_queue=True))
 
 
 @login_required

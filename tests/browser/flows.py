@@ -114,7 +114,7 @@ def clinician_flow(
 
     page.get_by_role("button", name="Submit case").click()
     error = page.locator("#f-vitals-temperature_c-error")
-    expect(error).to_contain_text("less than or equal to 45")
+    expect(error).to_contain_text("this looks like °F, which is 37.0 °C")
     expect(page.get_by_role("alert")).to_contain_text("Temperature (°C)")
     if javascript:  # keyboard and screen-reader users start at the list of what to fix
         expect(page.locator("#error-summary")).to_be_focused()
@@ -123,7 +123,11 @@ def clinician_flow(
     expect(page.get_by_label("Lab result 1: Value")).to_have_value("2.3")
     screenshot(page, f"{shots}-form-error")
 
-    page.get_by_label("Temperature (°C)").fill("37.1")
+    # One click puts the °C value in the field; the rest of the form stays as typed.
+    page.get_by_role("button", name="Use 37.0 °C").click()
+    expect(page.get_by_label("Temperature (°C)")).to_have_value("37.0")
+    expect(page.get_by_label("Medication 2: Name")).to_have_value("aspirin")
+    page.get_by_label("Temperature (°C)").fill("37.1")  # then measured again
     page.get_by_role("button", name="Submit case").click()
     page.wait_for_url(CASE_URL)
     match = CASE_URL.search(page.url)

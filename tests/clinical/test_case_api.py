@@ -71,6 +71,34 @@ def test_invalid_case_is_400_with_field_path_and_saves_nothing(
     assert Case.objects.count() == 0
 
 
+def test_implausible_case_is_400_in_clinical_words_with_the_field_path(
+    ehr_client: APIClient,
+) -> None:
+    data = load_case()
+    data["vitals"].update(systolic_bp=58, diastolic_bp=92, temperature_c=98.6)
+    data["labs"][0].update(value="pending")  # the status typed as the value
+    response = ehr_client.post(URL, data, format="json")
+    assert response.status_code == 400
+    errors = {tuple(e["loc"]): e["msg"] for e in response.json()["errors"]}
+    assert errors[("vitals", "diastolic_bp")].startswith(
+        "Diastolic blood pressure must be lower than systolic"
+    )
+    assert errors[("vitals", "temperature_c")] == (
+        "Temperature is in °C: this looks like °F, which is 37.0 °C"
+    )
+    assert "status, not its value" in errors[("labs", 0, "value")]
+    assert Case.objects.count() == 0
+
+
+def test_lab_status_is_taken_and_returned_and_defaults_to_final(ehr_client: APIClient) -> None:
+    data = load_case()
+    data["labs"].append({"name": "Lactate", "status": "pending"})
+    response = ehr_client.post(URL, data, format="json")
+    assert response.status_code == 202, response.json()
+    labs = response.json()["input"]["labs"]
+    assert [(lab["status"], lab["value"]) for lab in labs] == [("final", 2.3), ("pending", None)]
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -64,16 +64,102 @@ def test_impossible_vitals_are_refused(field: str, value: float) -> None:
     assert ("vitals", field) in errors_for(data)
 
 
-def test_diastolic_must_be_below_systolic() -> None:
+def test_bp_with_diastolic_above_systolic_is_refused_at_the_diastolic_field() -> None:
     data = load_case()
-    data["vitals"]["diastolic_bp"] = 160
-    assert "diastolic_bp must be lower" in errors_for(data)[("vitals",)]
+    data["vitals"]["systolic_bp"], data["vitals"]["diastolic_bp"] = 58, 92  # BP 58/92
+    message = errors_for(data)[("vitals", "diastolic_bp")]
+    assert message.startswith("Diastolic blood pressure must be lower than systolic")
 
 
-def test_pregnant_male_is_refused() -> None:
+def test_pregnant_male_is_refused_in_clinical_words_at_the_pregnancy_field() -> None:
     data = load_case()
     data["patient"]["pregnant"] = True
-    assert "pregnant is true but sex is male" in errors_for(data)[("patient",)]
+    message = errors_for(data)[("patient", "pregnant")]
+    assert message.startswith("A patient recorded as male is not pregnant")
+
+
+@pytest.mark.parametrize("age", [4, 71])
+def test_pregnancy_at_an_implausible_age_is_refused(age: int) -> None:
+    data = load_case()
+    data["patient"] = {"age_years": age, "sex": "female", "pregnant": True}
+    assert "implausible at this age" in errors_for(data)[("patient", "pregnant")]
+
+
+def test_pregnancy_at_a_plausible_age_is_taken() -> None:
+    data = load_case()
+    data["patient"] = {"age_years": 31, "sex": "female", "pregnant": True}
+    assert CaseInput.model_validate(data).patient.pregnant is True
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("heart_rate", "fast", "Heart rate is a whole number, from 20 to 300 beats/min"),
+        ("heart_rate", 400, "Heart rate must be from 20 to 300 beats/min: this is outside the "
+         "physiologic range"),
+        ("spo2", 101, "SpO₂ must be from 30 to 100 %: this is outside the physiologic range"),
+        ("temperature_c", 12, "Temperature must be from 25 to 45 °C: this is outside the "
+         "physiologic range"),
+        ("weight_kg", 0, "Weight must be above 0, up to 500 kg: this is outside the "
+         "physiologic range"),
+    ],
+)  # fmt: skip
+def test_vital_sign_refusals_say_what_is_expected_in_clinical_words(
+    field: str, value: Any, message: str
+) -> None:
+    data = load_case()
+    data["vitals"][field] = value
+    assert errors_for(data)[("vitals", field)] == message
+
+
+def test_age_that_is_not_a_number_says_so_plainly() -> None:
+    data = load_case()
+    data["patient"]["age_years"] = "sixty-four"
+    assert errors_for(data)[("patient", "age_years")] == (
+        "Age is a whole number, from 0 to 130 years"
+    )
+
+
+def test_temperature_in_fahrenheit_is_named_with_its_celsius_value() -> None:
+    data = load_case()
+    data["vitals"]["temperature_c"] = 98.6
+    assert errors_for(data)[("vitals", "temperature_c")] == (
+        "Temperature is in °C: this looks like °F, which is 37.0 °C"
+    )
+
+
+def test_lab_without_a_status_is_a_final_result_as_before() -> None:
+    case = CaseInput.model_validate(load_case())
+    assert case.labs[0].status == "final" and case.labs[0].value == 2.3
+
+
+def test_pending_lab_has_a_status_and_no_value() -> None:
+    data = load_case()
+    data["labs"] = [{"name": "Troponin I", "status": "pending", "unit": "ng/mL"}]
+    lab = CaseInput.model_validate(data).labs[0]
+    assert lab.status == "pending" and lab.value is None
+
+
+def test_status_typed_into_the_value_is_refused_with_the_way_to_say_it() -> None:
+    data = load_case()
+    data["labs"] = [{"name": "Troponin I", "value": "pending", "unit": "ng/mL"}]
+    message = errors_for(data)[("labs", 0, "value")]
+    assert "status, not its value" in message and "set the status" in message
+
+
+def test_lab_values_that_do_not_fit_their_status_or_unit_are_refused() -> None:
+    data = load_case()
+    data["labs"] = [
+        {"name": "Troponin I", "value": "high", "unit": "ng/mL"},  # text with a unit
+        {"name": "Lactate", "status": "pending", "value": 4.1, "unit": "mmol/L"},
+        {"name": "Sodium", "status": "final"},  # no result
+        {"name": "Blood culture", "value": "no growth"},  # qualitative: taken
+    ]
+    errors = errors_for(data)
+    assert "a qualitative result (e.g. positive) has no unit" in errors[("labs", 0, "unit")]
+    assert errors[("labs", 1, "value")].startswith("A pending result has no value")
+    assert errors[("labs", 2)].startswith("Enter the result, or set the status to pending")
+    assert not any(loc[:2] == ("labs", 3) for loc in errors)
 
 
 def test_numeric_lab_needs_unit_and_loinc_has_its_shape() -> None:
@@ -83,7 +169,7 @@ def test_numeric_lab_needs_unit_and_loinc_has_its_shape() -> None:
         {"name": "K", "loinc": "abc", "value": 4, "unit": "mmol/L"},
     ]
     errors = errors_for(data)
-    assert "needs its unit" in errors[("labs", 0)]
+    assert errors[("labs", 0, "unit")] == "A numeric result needs its unit (e.g. ng/mL)"
     assert ("labs", 1, "loinc") in errors
 
 
@@ -101,4 +187,4 @@ def test_non_finite_numbers_are_refused_even_where_no_bound_applies(value: float
     data = load_case()
     data["labs"][0]["value"] = value  # a lab value has no physiological bound
     errors = errors_for(data)
-    assert errors[("labs", 0, "value", "float")] == "Input should be a finite number"
+    assert errors[("labs", 0, "value")].startswith("A result is a number (e.g. 2.3)")

@@ -263,6 +263,7 @@ def test_hand_made_ed_visit_maps_every_section_and_converts_units(ehr_client: AP
         {
             "name": "10839-9",
             "loinc": "10839-9",
+            "status": "final",
             "value": 2.3,
             "unit": "ng/mL",
             "reference_range": "<= 0.04 ng/mL",

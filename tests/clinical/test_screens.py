@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from clinical import lifecycle
@@ -76,7 +78,7 @@ def test_wrong_value_comes_back_next_to_its_field_with_everything_typed_kept(
     response = signed_in(alice).post("/cases/new/", data)
     html = response.content.decode()
     assert response.status_code == 400
-    assert "less than or equal to 45" in field_errors(html, "f-vitals-temperature_c")
+    assert "looks like °F, which is 37.0 °C" in field_errors(html, "f-vitals-temperature_c")
     assert "Required" in field_errors(html, "f-medications-5-name")
     assert 'aria-invalid="true"' in html
     assert 'value="98.6"' in html and 'value="10 mg"' in html
@@ -95,9 +97,8 @@ def test_errors_in_later_rows_land_on_the_row_typed_not_the_row_sent(alice: User
     }
     html = signed_in(alice).post("/cases/new/", data).content.decode()
     assert 'id="row-labs-2"' in html
-    row = html[html.index('id="row-labs-2"') :]
-    assert "a numeric lab value needs its unit" in row[: row.index("</div>") + 200]
-    assert "Lab result 3: a numeric lab value needs its unit" in html
+    assert "A numeric result needs its unit" in field_errors(html, "f-labs-2-unit")
+    assert "Lab result 3: Unit: A numeric result needs its unit" in html
 
 
 def test_missing_required_fields_and_model_level_errors_are_named(alice: User) -> None:
@@ -107,8 +108,45 @@ def test_missing_required_fields_and_model_level_errors_are_named(alice: User) -
         assert "Required" in field_errors(html, field)
     data = {**data, "patient.age_years": "30", "patient.pregnant": "yes"}
     html = signed_in(alice).post("/cases/new/", data).content.decode()
-    assert "Patient: pregnant is true but sex is male" in html
-    assert "diastolic_bp must be lower than systolic_bp" in html
+    assert "A patient recorded as male is not pregnant" in field_errors(html, "f-patient-pregnant")
+    assert "Diastolic blood pressure must be lower than systolic" in field_errors(
+        html, "f-vitals-diastolic_bp"
+    )
+
+
+def test_fahrenheit_temperature_is_converted_with_one_click(alice: User) -> None:
+    client = signed_in(alice)
+    data = {**form_data(load_case()), "vitals.temperature_c": "98.6"}
+    html = client.post("/cases/new/", data).content.decode()
+    button = re.search(r'<button[^>]*name="use_value"[^>]*>([^<]*)</button>', html)
+    assert button is not None and button.group(1) == "Use 37.0 °C"
+    assert 'value="vitals.temperature_c=37.0"' in button.group(0)
+    # The button posts the form with its value: the field now holds °C, nothing submitted.
+    converted = client.post("/cases/new/", {**data, "use_value": "vitals.temperature_c=37.0"})
+    assert 'name="vitals.temperature_c" value="37.0"' in converted.content.decode()
+    assert Case.objects.count() == 0
+    response = client.post("/cases/new/", {**data, "vitals.temperature_c": "37.0"})
+    assert response.status_code == 302
+    assert Case.objects.get().input["vitals"]["temperature_c"] == 37.0
+
+
+def test_pending_lab_is_entered_with_its_status_and_shown_as_pending(alice: User) -> None:
+    client = signed_in(alice)
+    data = {**form_data(load_case()), "labs.1.name": "Lactate", "labs.1.value": "pending"}
+    html = client.post("/cases/new/", data).content.decode()
+    assert "status, not its value" in field_errors(html, "f-labs-1-value")
+    assert 'name="labs.1.status"' in html
+    data = {**data, "labs.1.value": "", "labs.1.status": "pending"}
+    response = client.post("/cases/new/", data)
+    assert response.status_code == 302
+    case = Case.objects.get()
+    assert case.input["labs"][1] == {
+        "name": "Lactate", "loinc": None, "status": "pending", "value": None, "unit": "",
+        "reference_range": "",
+    }  # fmt: skip
+    page = client.get(f"/cases/{case.id}/").content.decode()
+    assert "Lactate: result pending" in page
+    assert "Troponin I 2.3 ng/mL" in page
 
 
 def test_rows_are_added_and_removed_without_javascript(alice: User) -> None:
@@ -299,7 +337,7 @@ def test_my_cases_is_empty_then_paginated_by_25(alice: User, bob: User) -> None:
     _many_cases(alice, 27)
     _many_cases(bob, 1, external_id="BOB-1")
     first = client.get("/cases/").content.decode()
-    assert first.count('<td><a href="/cases/') == 25
+    assert first.count('<td data-label="Submitted (UTC)"><a href="/cases/') == 25
     assert "Page 1 of 2" in first and "BOB-1" not in first
     second = client.get("/cases/?page=2").content.decode()
     assert "ED-0000" in second and "ED-0001" in second and "ED-0026" not in second
@@ -548,3 +586,186 @@ def test_a_case_without_vitals_says_it_has_no_scores(alice: User) -> None:
     section = _early_warning_section(signed_in(alice).get(f"/cases/{case.id}/").content.decode())
     assert "No vital signs recorded." in section
     assert "NEWS2" not in section
+
+
+# -- Review that works (issue 18, point 2) ---------------------------------------------------
+
+
+def review_rows(html: str, group: str) -> list[str]:
+    names = re.findall(rf'name="({group}\.\d+(?:\.diagnosis)?)"', html)
+    return sorted(set(names), key=lambda n: int(n.split(".")[1]))
+
+
+def test_review_rows_are_added_and_removed_without_recording_a_review(
+    completed_case: Case, alice: User
+) -> None:
+    client = signed_in(alice)
+    html = client.get(f"/cases/{completed_case.id}/").content.decode()
+    differential, plan = review_rows(html, "differential"), review_rows(html, "plan")
+    assert differential and plan
+    posted = {
+        "decision": "modify",
+        **{name: f"Diagnosis {n}" for n, name in enumerate(differential)},
+        **{name: f"Step {n}" for n, name in enumerate(plan)},
+    }
+    response = client.post(
+        f"/cases/{completed_case.id}/reviews/", {**posted, "add_row": "differential"}
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert len(review_rows(html, "differential")) == len(differential) + 1
+    assert 'value="Diagnosis 0"' in html  # nothing typed is lost
+    response = client.post(
+        f"/cases/{completed_case.id}/reviews/", {**posted, "remove_row": "plan.0"}
+    )
+    html = response.content.decode()
+    assert len(review_rows(html, "plan")) == len(plan) - 1
+    assert "Step 0" not in html and (len(plan) == 1 or 'value="Step 1"' not in html)
+    assert ClinicianReview.objects.count() == 0
+
+
+def test_plan_steps_are_text_areas_that_keep_their_lines(completed_case: Case, alice: User) -> None:
+    client = signed_in(alice)
+    html = client.get(f"/cases/{completed_case.id}/").content.decode()
+    assert '<textarea id="f-plan-0" name="plan.0"' in html
+    step = "Serial troponin at 0 and 3 hours\nRepeat ECG if pain returns"
+    response = client.post(
+        f"/cases/{completed_case.id}/reviews/",
+        {"decision": "modify", "reason_code": "need-more-info", "reason_text": "More data.",
+         "plan.0": step},
+    )  # fmt: skip
+    assert response.status_code == 302
+    modified = ClinicianReview.objects.get().modified_assessment
+    assert modified is not None and modified["plan"] == [step]
+
+
+def test_reason_codes_are_grouped_under_plain_headings_with_the_code_kept(
+    completed_case: Case, alice: User
+) -> None:
+    html = signed_in(alice).get(f"/cases/{completed_case.id}/").content.decode()
+    select = html[
+        html.index('<select id="f-reason_code"') : html.index(
+            "</select>", html.index('<select id="f-reason_code"')
+        )
+    ]
+    assert select.count("<optgroup") == 6
+    assert '<optgroup label="Does not apply to this patient">' in select
+    assert (
+        '<option value="need-more-info">Need more information or pending results</option>' in select
+    )
+    assert (
+        '<option value="patient-contraindication">Contraindicated in this patient</option>'
+        in select
+    )
+    assert len(re.findall(r'<option value="[a-z-]+"', select)) == 35
+
+
+@pytest.mark.parametrize(
+    ("decision", "words"), [("reject", "Rejected by alice"), ("modify", "Modified by alice")]
+)
+def test_an_overruled_answer_is_marked_on_the_case_page(
+    completed_case: Case, alice: User, decision: str, words: str
+) -> None:
+    client = signed_in(alice)
+    html = client.get(f"/cases/{completed_case.id}/").content.decode()
+    assert 'id="verdict"' not in html
+    client.post(
+        f"/cases/{completed_case.id}/reviews/",
+        {"decision": decision, "reason_code": "expert-contradicts", "reason_text": "Cardiology.",
+         "differential.0.diagnosis": "Aortic dissection"},
+    )  # fmt: skip
+    html = client.get(f"/cases/{completed_case.id}/").content.decode()
+    answer = html[html.index('<section id="answer"') : html.index('id="review-title"')]
+    assert "answer-set-aside" in answer
+    verdict = answer[answer.index('id="verdict"') :]
+    assert words in verdict and "A specialist advised otherwise" in verdict
+
+
+def test_an_accepted_answer_is_not_marked_as_set_aside(completed_case: Case, alice: User) -> None:
+    client = signed_in(alice)
+    client.post(f"/cases/{completed_case.id}/reviews/", {"decision": "accept"})
+    html = client.get(f"/cases/{completed_case.id}/").content.decode()
+    assert 'id="verdict"' not in html and "answer-set-aside" not in html
+
+
+def test_my_cases_shows_the_review_state_and_the_confidence(
+    completed_case: Case, alice: User
+) -> None:
+    client = signed_in(alice)
+    submitted_case(alice)  # still queued: no answer, no review
+    run = completed_case.runs.get()
+    html = client.get("/cases/").content.decode()
+    assert '<th scope="col">Review</th>' in html and '<th scope="col">Confidence</th>' in html
+    assert "Not reviewed" in html
+    assert f"{run.confidence:.2f}" in html
+    client.post(
+        f"/cases/{completed_case.id}/reviews/",
+        {"decision": "reject", "reason_code": "expert-contradicts", "reason_text": "No."},
+    )
+    html = client.get("/cases/").content.decode()
+    cells = re.findall(r'<td class="review-state" data-label="Review">([^<]*)</td>', html)
+    assert sorted(cells) == ["Rejected", "—"]
+
+
+def test_the_model_revision_is_shown_whole(completed_case: Case, alice: User) -> None:
+    revision = completed_case.runs.get().model_revision
+    assert len(revision) > 20  # long enough that a cut would show
+    html = signed_in(alice).get(f"/cases/{completed_case.id}/").content.decode()
+    assert f'<span class="mono">{revision}</span>' in html
+
+
+# -- While a case waits (issue 18, point 4) --------------------------------------------------
+
+
+def answered_earlier(alice: User, seconds: list[int]) -> None:
+    """Routine cases answered ``seconds`` after their submission, a few minutes ago."""
+    now = timezone.now()
+    for s in seconds:
+        case = submitted_case(alice, priority="routine")
+        Case.objects.filter(id=case.id).update(
+            status=CaseStatus.COMPLETED,
+            created_at=now - timedelta(minutes=5, seconds=s),
+            finished_at=now - timedelta(minutes=5),
+        )
+
+
+def test_a_queued_case_shows_its_place_and_the_wait_recent_cases_took(alice: User) -> None:
+    answered_earlier(alice, [50, 60, 300])
+    earlier = [submitted_case(alice, priority="routine") for _ in range(2)]
+    case = submitted_case(alice, priority="routine")
+    submitted_case(alice, priority="stat")  # later, but served first
+    submitted_case(alice, priority="routine")  # later: behind this one
+    state = signed_in(alice).get(f"/cases/{case.id}/status.json").json()
+    assert state["queue"].startswith("3 cases are ahead of this one.")
+    assert "answered 1:00 after submission (median of the last 3 cases)" in state["queue"]
+    assert "to go." in state["queue"]
+    html = signed_in(alice).get(f"/cases/{case.id}/").content.decode()
+    assert "3 cases are ahead of this one." in html
+    # The first of the earlier ones has no one ahead in its lane but the stat case.
+    first = signed_in(alice).get(f"/cases/{earlier[0].id}/status.json").json()
+    assert first["queue"].startswith("1 case is ahead of this one.")
+
+
+def test_a_stat_case_counts_only_the_stat_and_urgent_cases_before_it(alice: User) -> None:
+    for _ in range(3):
+        submitted_case(alice, priority="routine")
+    submitted_case(alice, priority="urgent")
+    stat = submitted_case(alice, priority="stat")
+    state = signed_in(alice).get(f"/cases/{stat.id}/status.json").json()
+    assert state["queue"] == (
+        "1 case is ahead of this one. No recent answered case to estimate the wait from."
+    )
+
+
+def test_the_tab_title_says_where_the_case_stands(alice: User, fake_model: FakeModelServer) -> None:
+    client = signed_in(alice)
+    case = submitted_case(alice)
+    title = re.search(r"<title>(.*?)</title>", client.get(f"/cases/{case.id}/").content.decode())
+    assert title is not None and title.group(1).startswith("Waiting · Case")
+    fake_model.push(agreeing_completion(["Acute myocardial infarction"]))
+    lifecycle.case_run(case_id=case.id)
+    html = client.get(f"/cases/{case.id}/").content.decode()
+    title = re.search(r"<title>(.*?)</title>", html)
+    assert title is not None and title.group(1).startswith("✓ Answer ready · Case")
+    state = client.get(f"/cases/{case.id}/status.json").json()
+    assert state["tab_title"] == "✓ Answer ready" and state["queue"] == ""

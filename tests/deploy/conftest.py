@@ -25,9 +25,13 @@ MODEL = "fake-model"
 
 
 class WorkerProcess:
-    """`celery worker --pool threads` as the systemd unit starts it, on the given queues."""
+    """`celery worker --pool threads` as the systemd unit starts it, on the given queues;
+    with ``queues=None`` as `make run` starts it: no --queues and no stat queue setting, so
+    the worker consumes what the settings define by default."""
 
-    def __init__(self, name: str, queues: str, model: FakeModelServer, concurrency: int) -> None:
+    def __init__(
+        self, name: str, queues: str | None, model: FakeModelServer, concurrency: int
+    ) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
         self.model = model
         self.log_path = ARTIFACTS / f"worker-{name}.log"
@@ -41,11 +45,17 @@ class WorkerProcess:
             "BEDSIDE_MODEL_NAME": MODEL,
             "BEDSIDE_RETRY_BACKOFF_BASE_S": "1",
         }
+        consumes: tuple[str, ...] = ()
+        if queues is None:
+            for setting in ("BEDSIDE_STAT_QUEUE", "BEDSIDE_STAT_PRIORITIES"):
+                env.pop(setting, None)
+        else:
+            consumes = ("--queues", queues)
         self.process = subprocess.Popen(
             localstack.worker_command(
                 concurrency=str(concurrency),
                 beat=False,
-                extra=("--queues", queues, "--hostname", f"{name}@%h", "--without-heartbeat"),
+                extra=(*consumes, "--hostname", f"{name}@%h", "--without-heartbeat"),
             ),
             cwd=paths.PROJECT_ROOT,
             env=env,
@@ -104,7 +114,7 @@ def start_worker(queues: tuple[str, str]) -> Iterator[Callable[..., WorkerProces
     started: list[tuple[WorkerProcess, FakeModelServer]] = []
 
     def start(
-        name: str, consumes: str, concurrency: int = 4, model: FakeModelServer | None = None
+        name: str, consumes: str | None, concurrency: int = 4, model: FakeModelServer | None = None
     ) -> WorkerProcess:
         model = model or FakeModelServer(model=MODEL).start()
         worker = WorkerProcess(f"{queues[0]}-{name}", consumes, model, concurrency)

@@ -1,8 +1,11 @@
-"""Stat cases are published to the stat queue by every sender (intake and the sweeper);
-routine and urgent ones to the routine queue. Read straight from the broker's lists."""
+"""Stat and urgent cases are published to the stat queue by every sender (intake and the
+sweeper); routine ones to the routine queue. Read straight from the broker's lists."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -11,6 +14,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from bedside import paths
 from bedside.celery import app as celery_app
 from clinical import routing
 from clinical import services as clinical_services
@@ -40,18 +44,40 @@ def submit(alice: User, priority: str) -> Case:
     )
 
 
-def test_stat_cases_are_published_to_the_stat_queue_by_intake_and_sweeper(
+def test_stat_and_urgent_cases_are_published_to_the_stat_queue_by_intake_and_sweeper(
     alice: User, queues: tuple[str, str], waiting: Any
 ) -> None:
     routine_queue, stat_queue = queues
     stat = submit(alice, "stat")
     submit(alice, "urgent")
     submit(alice, "routine")
-    assert (waiting(stat_queue), waiting(routine_queue)) == (1, 2)
+    submit(alice, "routine")
+    assert (waiting(stat_queue), waiting(routine_queue)) == (2, 2)
 
     Case.objects.filter(id=stat.id).update(updated_at=timezone.now() - timedelta(hours=1))
     assert clinical_tasks.cases_resend_stale(older_than_s=300) == [stat.id]
-    assert (waiting(stat_queue), waiting(routine_queue)) == (2, 2)
+    assert (waiting(stat_queue), waiting(routine_queue)) == (3, 2)
+
+
+def test_the_stat_queue_is_on_by_default_for_stat_and_urgent_cases() -> None:
+    """Read from a fresh process with none of the settings given, as `make run` starts."""
+    env = {k: v for k, v in os.environ.items() if k not in ("BEDSIDE_STAT_QUEUE", "BEDSIDE_QUEUE")}
+    env.pop("BEDSIDE_STAT_PRIORITIES", None)
+    script = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.BEDSIDE_STAT_QUEUE, ','.join(s.BEDSIDE_STAT_PRIORITIES), "
+        "[q.name for q in s.CELERY_TASK_QUEUES])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**env, "DJANGO_SETTINGS_MODULE": "bedside.settings"},
+        cwd=paths.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.split("\n")[-2] == "cases.stat stat,urgent ['cases.stat', 'cases']"
 
 
 def test_without_a_stat_queue_the_router_asks_nothing(settings: Any) -> None:

@@ -137,6 +137,13 @@ def test_web_and_workers_run_as_the_local_stack_runs_them() -> None:
     assert "celery -A bedside beat" in beat
 
 
+def test_a_worker_instance_without_its_own_queues_takes_stat_cases_first() -> None:
+    """Stat and urgent cases go to `cases.stat` by default: a worker instance started with
+    no worker-<instance>.env must consume it, ahead of the routine queue."""
+    environment = " ".join(unit_settings(UNITS / "bedside-worker@.service")["Environment"])
+    assert "BEDSIDE_WORKER_QUEUES=cases.stat,cases " in f"{environment} "
+
+
 def test_model_server_unit_is_offline_and_serves_an_r1_distill_from_a_local_path() -> None:
     values = unit_settings(UNITS / "bedside-vllm.service")
     command = " ".join(values["ExecStart"])

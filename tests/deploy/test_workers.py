@@ -57,19 +57,19 @@ def complaints(model: FakeModelServer) -> list[str]:
     return out
 
 
-def test_stat_cases_go_to_the_stat_queue_and_routine_ones_to_the_routine_queue(
+def test_stat_and_urgent_cases_go_to_the_stat_queue_and_routine_ones_to_the_routine_queue(
     alice: User, queues: tuple[str, str], start_worker: Callable[..., WorkerProcess]
 ) -> None:
     routine_queue, stat_queue = queues
     stat_worker = start_worker("stat", stat_queue)
     routine_worker = start_worker("routine", routine_queue)
-    stat_cases = submit(alice, 2, priority="stat")
-    routine_cases = submit(alice, 3, priority="routine") + submit(alice, 1, priority="urgent")
+    stat_cases = submit(alice, 2, priority="stat") + submit(alice, 1, priority="urgent")
+    routine_cases = submit(alice, 3, priority="routine")
     wait_until(lambda: all_completed(stat_cases + routine_cases), "all cases to complete")
-    assert len(stat_worker.model.requests) == 2
-    assert all("stat" in line for line in complaints(stat_worker.model))
-    assert len(routine_worker.model.requests) == 4
-    assert not any("stat" in line for line in complaints(routine_worker.model))
+    assert len(stat_worker.model.requests) == 3
+    assert all("stat" in line or "urgent" in line for line in complaints(stat_worker.model))
+    assert len(routine_worker.model.requests) == 3
+    assert all("routine" in line for line in complaints(routine_worker.model))
 
 
 def test_a_worker_on_both_queues_takes_stat_cases_first(
@@ -82,6 +82,29 @@ def test_a_worker_on_both_queues_takes_stat_cases_first(
     wait_until(lambda: all_completed(cases), "all cases to complete", worker)
     order = complaints(worker.model)
     assert [("stat" in line) for line in order] == [True, True, False, False, False], order
+
+
+def test_make_run_worker_finishes_a_later_stat_case_before_the_routine_queue(
+    alice: User, queues: tuple[str, str], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """Issue 18: a stat case sat queued 2:37 while a later routine one finished in 0:16.
+    The worker started as `make run` starts it, with no queue settings, one thread."""
+    model = FakeModelServer(model="fake-model").start()
+    model.gate = threading.Event()  # hold the first routine case at the model
+    worker = start_worker("make-run", None, concurrency=1, model=model)
+    routine = submit(alice, 3, priority="routine")
+    wait_until(lambda: len(model.requests) == 1, "the first routine case at the model", worker)
+    later = submit(alice, 1, priority="stat") + submit(alice, 1, priority="urgent")
+    model.gate.set()
+    wait_until(lambda: all_completed(routine + later), "all cases to complete", worker)
+
+    finished = {c.id: Case.objects.get(id=c.id).finished_at for c in routine + later}
+    stat, urgent = later
+    for waiting_routine in routine[1:]:
+        assert finished[stat.id] < finished[waiting_routine.id]
+        assert finished[urgent.id] < finished[waiting_routine.id]
+    order = [line.rsplit("] ", 1)[-1] for line in complaints(model)]  # "[F3] stat 0"
+    assert order == ["routine 0", "stat 0", "urgent 0", "routine 1", "routine 2"], order
 
 
 def test_cases_spread_over_workers_and_none_is_lost_when_workers_leave(

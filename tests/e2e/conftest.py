@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -42,7 +43,8 @@ def worker_database_url() -> str:
 
 
 class Worker:
-    """A Celery worker in its own process, on a queue of its own."""
+    """A Celery worker in its own process, on a queue of its own and its stat queue (stat
+    first, as every worker consumes them by default)."""
 
     def __init__(self, queue: str, env: dict[str, str], name: str) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
@@ -51,7 +53,13 @@ class Worker:
             localstack.worker_command(
                 concurrency="4",
                 beat=False,
-                extra=("--queues", queue, "--hostname", f"{name}@%h", "--without-heartbeat"),
+                extra=(
+                    "--queues",
+                    f"{queue}.stat,{queue}",
+                    "--hostname",
+                    f"{name}@%h",
+                    "--without-heartbeat",
+                ),
             ),
             cwd=paths.PROJECT_ROOT,
             env=env,
@@ -76,11 +84,14 @@ class Worker:
 
 
 @pytest.fixture
-def start_worker(transactional_db: None) -> Iterator:  # type: ignore[type-arg]
-    """Start workers that share this test's database and a queue private to this test."""
+def start_worker(transactional_db: None, settings: Any) -> Iterator:  # type: ignore[type-arg]
+    """Start workers that share this test's database and queues private to this test (its
+    stat and urgent cases go to the private stat queue, as the default routing does)."""
     queue = f"e2e-{uuid.uuid4().hex[:8]}"
     previous = celery_app.conf.task_default_queue
     celery_app.conf.task_default_queue = queue
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue
+    settings.BEDSIDE_STAT_QUEUE = f"{queue}.stat"
     workers: list[Worker] = []
 
     def start(**overrides: str) -> Worker:

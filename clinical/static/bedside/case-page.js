@@ -30,8 +30,34 @@
     var detail = field("detail");
     detail.textContent = state.detail;
     detail.hidden = !state.detail;
+    var queue = field("queue");
+    queue.textContent = state.queue;
+    queue.hidden = !state.queue;
     elapsed = state.elapsed_s;
     field("elapsed").textContent = format(elapsed);
+    // The tab says where the case stands, so a clinician in another tab sees it finish.
+    document.title = document.title.replace(/^[^·]*·/, state.tab_title + " ·");
+  }
+
+  // A browser notification when the answer is ready, once the clinician allowed it (asked
+  // only on their click). It names no patient: it can show on a locked screen.
+  var canNotify = "Notification" in window;
+  function offerNotification() {
+    if (!canNotify || window.Notification.permission !== "default") {
+      return;
+    }
+    var offer = field("notify");
+    offer.hidden = false;
+    field("notify-button").addEventListener("click", function () {
+      window.Notification.requestPermission().then(function () {
+        offer.hidden = true;
+      });
+    });
+  }
+  function notifyFinished(state) {
+    if (canNotify && window.Notification.permission === "granted") {
+      new window.Notification("Bedside: " + state.label, { body: state.words, tag: url });
+    }
   }
 
   function schedule() {
@@ -60,6 +86,7 @@
         field("poll-error").hidden = true;
         show(state);
         if (state.finished) {
+          notifyFinished(state);
           window.location.reload();
           return;
         }
@@ -76,6 +103,7 @@
     field("elapsed").textContent = format(elapsed);
   }, 1000);
   field("refresh-note").textContent = "This page updates itself every few seconds.";
+  offerNotification();
   schedule();
 })();
 
