@@ -142,7 +142,7 @@ def test_pending_lab_is_entered_with_its_status_and_shown_as_pending(alice: User
     case = Case.objects.get()
     assert case.input["labs"][1] == {
         "name": "Lactate", "loinc": None, "status": "pending", "value": None, "unit": "",
-        "reference_range": "",
+        "reference_range": "", "interpretation": "", "codings": [],
     }  # fmt: skip
     page = client.get(f"/cases/{case.id}/").content.decode()
     assert "Lactate: result pending" in page
