@@ -231,6 +231,7 @@ def _early_warning_at_intake(case: Case, events: list[AuditEvent]) -> dict[str, 
 @require_GET
 def case_detail(request: HttpRequest, case_id: str) -> HttpResponse:
     case = get_object_or_404(Case.objects.select_related("submitted_by"), id=case_id)
+    services.chain_pending()  # auditors read a linked trail: what has committed, linked
     record = selectors.case_record(case)
     case_viewed(case=case, actor=actor_for(request.user, request))
     context = {
@@ -277,6 +278,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
     query, errors = _event_query(request)
     page = None
     if not errors:
+        services.chain_pending()  # auditors read a linked trail: what has committed, linked
         page = Paginator(selectors.events_filtered(query), PAGE_SIZE).get_page(
             request.GET.get("page")
         )
@@ -307,6 +309,7 @@ def export_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     query, errors = _event_query(request)
     if errors:
         return _refused_export(request, query, errors)
+    services.chain_pending()  # an export carries every committed event's links
     events = selectors.events_filtered(query)
     services.export_created(
         actor=actor_for(request.user, request),
@@ -327,6 +330,7 @@ def export_fhir(request: HttpRequest) -> HttpResponse:
     query, errors = _event_query(request)
     events: list[AuditEvent] = []
     if not errors:
+        services.chain_pending()  # an export carries every committed event's links
         events = list(selectors.events_filtered(query)[: FHIR_EXPORT_MAX_EVENTS + 1])
         if len(events) > FHIR_EXPORT_MAX_EVENTS:
             errors = [
@@ -365,6 +369,7 @@ def _refused_export(
 def chain_status(request: HttpRequest) -> HttpResponse:
     actor = actor_for(request.user, request)
     report = None
+    services.chain_pending()
     if request.method == "POST":
         report = services.chain_verify_recorded(actor=actor)
     else:
@@ -372,6 +377,9 @@ def chain_status(request: HttpRequest) -> HttpResponse:
     context = {
         "report": report,
         "last_check": AuditEvent.objects.filter(code="audit.verified").order_by("-id").first(),
-        "head": AuditEvent.objects.order_by("-id").values("id", "recorded_at", "hash").first(),
+        "head": AuditEvent.objects.filter(chain_position__isnull=False)
+        .order_by("-chain_position")
+        .values("id", "recorded_at", "hash")
+        .first(),
     }
     return render(request, "audit/chain.html", context)

@@ -11,7 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bedside.settings")
 
 app = Celery("bedside")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["clinical", "clinical.ehr"])
+app.autodiscover_tasks(["clinical", "clinical.ehr", "audit"])
 
 # The message header that carries the id of the request that sent a task.
 REQUEST_ID_HEADER = "bedside_request_id"
