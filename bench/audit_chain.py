@@ -22,6 +22,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -100,12 +101,15 @@ def _writer_process(threads: int, seconds: float, ready: Any, start: Any, out: A
                 holds.extend(own_holds)
 
     start_at = _wait_for_start(ready, start)
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     pool = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
     for thread in pool:
         thread.start()
     for thread in pool:
         thread.join()
-    out.put((latencies, holds))
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    out.put((latencies, holds, cpu))
 
 
 def _sequencer_process(seconds: float, interval: float, ready: Any, start: Any, out: Any) -> None:
@@ -171,10 +175,12 @@ def run_level(writers: int, seconds: float, processes: int, interval: float) -> 
     start.value = time.time() + 0.5
     latencies: list[float] = []
     writer_holds: list[float] = []
+    client_cpu = 0.0
     for _ in procs:
-        got, held = out.get()
+        got, held, cpu = out.get()
         latencies.extend(got)
         writer_holds.extend(held)
+        client_cpu += cpu
     seq = seq_out.get()
     for proc in [*procs, sequencer]:
         proc.join()
@@ -189,6 +195,8 @@ def run_level(writers: int, seconds: float, processes: int, interval: float) -> 
         "writers": writers,
         "events": written,
         "events_per_s": round(written / seconds, 1),
+        # The writers' own CPU (Django, psycopg, threads) per event, all processes together.
+        "client_cpu_ms_per_event": round(client_cpu / max(written, 1) * 1000, 3),
         "txn_p50_ms": round(_pct(latencies, 0.5) * 1000, 2),
         "txn_p99_ms": round(_pct(latencies, 0.99) * 1000, 2),
         "chainings": len(holds),
