@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from bedside.vault import encryption
 from bedside.vault.models import DataKey
@@ -55,3 +56,24 @@ def test_a_data_key_seen_only_by_a_transaction_that_wrote_first_is_not_remembere
         assert encryption.current_data_key(today=day) == made  # read back, not remembered
         raise RuntimeError("roll back")
     assert encryption.current_data_key(today=day).id != made.id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_rate_limit_count_commits_without_waiting_for_the_disk_and_nothing_else_does(
+    integration_key: Any,
+) -> None:
+    from bedside.accounts.throttling import count_request
+
+    now = timezone.now()
+    with CaptureQueriesContext(connection) as queries:
+        assert count_request(integration_key.api_key, now)[0] == 1
+    assert "set_config('synchronous_commit', 'off', true)" in queries.captured_queries[0]["sql"]
+    assert count_request(integration_key.api_key, now)[0] == 2  # the counting still counts
+    with connection.cursor() as cursor:  # the setting ended with the counter's own commit
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
+    with transaction.atomic():  # inside a caller's transaction it would outlive the count
+        count_request(integration_key.api_key, now)
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone() == ("on",)
