@@ -42,6 +42,8 @@ SAMPLES = os.environ.get("BENCH_SAMPLES", "1")
 MAX_TOKENS = os.environ.get("BENCH_MAX_TOKENS", "160")
 INTAKE_CASES = int(os.environ.get("BENCH_INTAKE_CASES", "600"))
 INTAKE_CONCURRENCY = int(os.environ.get("BENCH_INTAKE_CONCURRENCY", "16"))
+# BENCH_ONLY=intake: the intake phase alone (no model server needed).
+ONLY_INTAKE = os.environ.get("BENCH_ONLY", "") == "intake"
 QUEUE = f"bench-{uuid.uuid4().hex[:8]}"
 BENCH_DB = os.environ.get("BENCH_DATABASE_NAME", "bedside_bench")
 
@@ -462,7 +464,7 @@ def main() -> int:
 
     from devtools import localstack
 
-    if not localstack.model_healthy(settings.BEDSIDE_MODEL_BASE_URL):
+    if not ONLY_INTAKE and not localstack.model_healthy(settings.BEDSIDE_MODEL_BASE_URL):
         log(f"the model server at {settings.BEDSIDE_MODEL_BASE_URL} does not answer")
         return 2
     (ROOT / ".bedside" / "logs").mkdir(parents=True, exist_ok=True)
@@ -486,7 +488,7 @@ def main() -> int:
     try:
         log(f"intake: {INTAKE_CASES} POSTs with no worker")
         result["intake"] = intake(web_url, key)
-        for level in LEVELS:
+        for level in [] if ONLY_INTAKE else LEVELS:
             cases = bench_cases(requests_at(level))
             log(f"raw vLLM at concurrency {level}: {len(cases)} cases")
             raw_cases = bench_cases(requests_at(level), age_offset=10)
@@ -501,6 +503,9 @@ def main() -> int:
     out = ROOT / "bench" / "results" / f"{started_at:%Y-%m-%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
+    if ONLY_INTAKE:
+        print(json.dumps(result["intake"]))
+        return 0
     print(table(result))
     print(f"\nwritten: {out.relative_to(ROOT)}")
     return 0
