@@ -52,7 +52,8 @@ test-fast: install  ## the unit tier without the slow tests, under 2 minutes (ti
 test-e2e: install  ## only the end-to-end tests through the real stack
 	$(PY) -m devtools.localstack exec --no-wait-model -- $(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
-bench: install  ## pipeline vs raw vLLM throughput, Bedside's own time, intake (BENCHMARKS.md)
+bench: install  ## Bedside's own ceiling (instant model server), then pipeline vs raw vLLM (BENCHMARKS.md)
+	$(PY) -m devtools.localstack exec --no-model -- env BENCH_MODEL=instant $(PY) bench/pipeline.py
 	$(PY) -m devtools.localstack exec -- $(PY) bench/pipeline.py
 
 test-offline: install  ## the spine end to end in a loopback-only network namespace (root)

@@ -92,6 +92,7 @@ class EventList(APIView):
             for error in errors:
                 error["loc"] = ["query", *error["loc"]]
             return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+        services.chain_pending()  # auditors read a linked trail: what has committed, linked
         paginator = CasePagination()
         page = paginator.paginate_queryset(events_filtered(query), request, view=self)
         assert page is not None

@@ -105,8 +105,9 @@ def audit_event_resource(event: AuditEvent) -> dict[str, Any]:
             "what": {"identifier": {"system": "urn:bedside:audit-event", "value": str(event.id)}},
             "description": "this event's place in the hash chain",
             "detail": [
-                {"type": "prev_hash", "valueString": event.prev_hash},
-                {"type": "hash", "valueString": event.hash},
+                # An event committed after the export linked the chain has no links yet.
+                {"type": "prev_hash", "valueString": event.prev_hash or "unlinked"},
+                {"type": "hash", "valueString": event.hash or "unlinked"},
                 {
                     "type": "details",
                     "valueString": json.dumps(event.details, sort_keys=True),

@@ -25,6 +25,12 @@ class AuditEvent(models.Model):
     """Append-only. ``hash`` is SHA-256 over the canonical JSON of the event plus
     ``prev_hash``, so editing or removing any row breaks the chain after it.
 
+    An event is written unlinked (``prev_hash``, ``hash`` and ``chain_position`` NULL) in
+    its caller's transaction, and linked once, after it committed, by the chain's
+    sequencer (``audit.services.chain_pending``): the chain runs in ``chain_position``
+    order, which is commit order, not ``id`` order. Linking is the one change PostgreSQL
+    lets through (migration ``0006_chain_sequencer``).
+
     ``details`` carries codes, ids and numbers only: never free-text patient data.
     """
 
@@ -44,8 +50,9 @@ class AuditEvent(models.Model):
     source_address = models.GenericIPAddressField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     details = models.JSONField(default=dict)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    prev_hash = models.CharField(max_length=64, null=True)  # noqa: DJ001 (NULL: not linked yet)
+    hash = models.CharField(max_length=64, unique=True, null=True)  # noqa: DJ001 (as prev_hash)
+    chain_position = models.BigIntegerField(null=True, unique=True)
 
     class Meta:
         ordering = ["id"]
@@ -53,6 +60,12 @@ class AuditEvent(models.Model):
             # The auditors' event filters over a time range: by actor, by event code.
             models.Index(fields=["actor_label", "recorded_at"], name="audit_event_actor_time"),
             models.Index(fields=["code", "recorded_at"], name="audit_event_code_time"),
+            # The sequencer's work list: the events not linked yet, in id order.
+            models.Index(
+                fields=["id"],
+                name="audit_event_unlinked",
+                condition=models.Q(chain_position__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

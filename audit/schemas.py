@@ -125,8 +125,11 @@ class AuditEvent(_Response):
     source_address: str | None
     request_id: str
     details: dict[str, Any]
-    prev_hash: str
-    hash: str
+    prev_hash: str | None = Field(
+        description="The previous event's hash; null for an event committed after this "
+        "read linked the chain (the sequencer links it within a second)."
+    )
+    hash: str | None = Field(description="This event's hash; null as for prev_hash.")
 
 
 class AuditEventPage(_Response):

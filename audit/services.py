@@ -110,51 +110,57 @@ def record(
     outcome: Outcome = Outcome.SUCCESS,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain inside the caller's transaction (or its own).
+    """Write one event inside the caller's transaction (or its own), not linked yet.
+
+    No lock: concurrent writers append side by side and commit together. The event is
+    linked into the hash chain after its transaction commits, by ``chain_pending`` (the
+    worker's beat every ``CHAIN_INTERVAL_S``, and every auditor's read), so a rolled-back
+    write never leaves a link behind and the chain runs in commit order.
 
     An event about a case with no other object names the case as its object.
     """
     if case_id and not object_type:
         object_type, object_id = "case", str(case_id)
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
-        tail = AuditEvent.objects.order_by("-id").values_list("hash", flat=True).first()
-        prev_hash = tail or GENESIS_HASH
-        event = AuditEvent(
-            recorded_at=timezone.now(),
-            actor_id=actor.user_id,
-            actor_label=actor.label,
-            role=actor.role,
-            action=action,
-            code=code,
-            outcome=outcome,
-            object_type=object_type,
-            object_id=str(object_id),
-            case_id=uuid.UUID(str(case_id)) if case_id else None,
-            source_address=_address(actor.source_address),
-            request_id=actor.request_id,
-            details=json.loads(canonical_json(details or {})),
-            prev_hash=prev_hash,
-        )
-        event.hash = compute_hash(event, prev_hash)
-        event.save(force_insert=True)
-        return event
+    event = AuditEvent(
+        recorded_at=timezone.now(),
+        actor_id=actor.user_id,
+        actor_label=actor.label,
+        role=actor.role,
+        action=action,
+        code=code,
+        outcome=outcome,
+        object_type=object_type,
+        object_id=str(object_id),
+        case_id=uuid.UUID(str(case_id)) if case_id else None,
+        source_address=_address(actor.source_address),
+        request_id=actor.request_id,
+        details=json.loads(canonical_json(details or {})),
+    )
+    event.save(force_insert=True)
+    return event
 
 
 # One chunk of the chain, as text PostgreSQL renders exactly the way ``event_payload`` does
 # (no per-row type conversion in Python): the time as isoformat with microseconds in UTC,
 # the case id as its canonical UUID text, the address as Django stores it.
-_CHAIN_CHUNK_SQL = """
+_CHAIN_COLUMNS_SQL = """
     SELECT id,
            to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
            actor_id, actor_label, role, action, code, outcome, object_type, object_id,
-           case_id::text, host(source_address), request_id, details::text, prev_hash, hash
+           case_id::text, host(source_address), request_id, details::text, prev_hash, hash,
+           chain_position
       FROM audit_auditevent
-     WHERE id > %s
-     ORDER BY id
-     LIMIT %s
 """
+# The chain itself, in its order, a page at a time.
+_CHAIN_CHUNK_SQL = (
+    _CHAIN_COLUMNS_SQL + " WHERE chain_position > %s ORDER BY chain_position LIMIT %s"
+)
+# The sequencer's work: events not linked yet that this snapshot sees (committed ones). A
+# row with a hash but no position was never written by ``record``: verify names it.
+_UNLINKED_SQL = (
+    _CHAIN_COLUMNS_SQL
+    + " WHERE chain_position IS NULL AND hash IS NULL AND prev_hash IS NULL ORDER BY id LIMIT %s"
+)
 
 
 def _row_hash(row: tuple[Any, ...], prev_hash: str) -> str:
@@ -180,17 +186,82 @@ def _row_hash(row: tuple[Any, ...], prev_hash: str) -> str:
     return digest.hexdigest()
 
 
+# The beat links what has committed this often: the bound on how long a committed event
+# stays out of the chain while a worker's beat runs (auditors' reads link first anyway).
+CHAIN_INTERVAL_S = 1.0
+# Events linked per transaction of the sequencer: bounds how long it holds the chain lock.
+CHAIN_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class Chaining:
+    """What one ``chain_pending`` call linked, and how long it held the chain lock."""
+
+    chained: int
+    lock_held_s: float
+
+
+def chain_pending(*, batch: int = CHAIN_BATCH) -> Chaining:
+    """The chain's sequencer: link every committed, unlinked event onto the chain's tail.
+
+    It takes the chain lock, so only one sequencer links at a time, and reads the
+    unlinked events with a fresh snapshot: only events whose transactions have committed
+    (and the caller's own, when it runs inside a transaction). Each gets the next
+    ``chain_position``, so the chain is in commit order: an event committed before a
+    pass began is linked by that pass or an earlier one, never after an event linked
+    later; events that committed between the same two passes go in id order. A batch of
+    ``batch`` events is one transaction; it loops until nothing is left.
+    """
+    chained = 0
+    held = 0.0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+            locked = time.perf_counter()
+            cursor.execute(
+                "SELECT chain_position, hash FROM audit_auditevent "
+                "WHERE chain_position IS NOT NULL ORDER BY chain_position DESC LIMIT 1"
+            )
+            tail = cursor.fetchone()
+            position, prev_hash = tail if tail else (0, GENESIS_HASH)
+            cursor.execute(_UNLINKED_SQL, [batch])
+            rows = cursor.fetchall()
+            ids, prevs, hashes, positions = [], [], [], []
+            for row in rows:
+                position += 1
+                own = _row_hash(row, prev_hash)
+                ids.append(row[0])
+                prevs.append(prev_hash)
+                hashes.append(own)
+                positions.append(position)
+                prev_hash = own
+            if rows:
+                cursor.execute(
+                    "UPDATE audit_auditevent AS e "
+                    "SET prev_hash = v.prev_hash, hash = v.hash, chain_position = v.position "
+                    "FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bigint[]) "
+                    "AS v(id, prev_hash, hash, position) WHERE e.id = v.id",
+                    [ids, prevs, hashes, positions],
+                )
+            # The commit (or, inside a caller's transaction, the savepoint's release).
+        held += time.perf_counter() - locked
+        chained += len(rows)
+        if len(rows) < batch:
+            return Chaining(chained=chained, lock_held_s=held)
+
+
 def _chain_rows(chunk_size: int) -> Iterator[tuple[Any, ...]]:
-    """Every event in id order, a chunk at a time (keyset pages: no long transaction)."""
-    last_id = 0
+    """Every linked event in chain order, a chunk at a time (keyset pages: no long
+    transaction)."""
+    last_position = 0
     while True:
         with connection.cursor() as cursor:
-            cursor.execute(_CHAIN_CHUNK_SQL, [last_id, chunk_size])
+            cursor.execute(_CHAIN_CHUNK_SQL, [last_position, chunk_size])
             rows = cursor.fetchall()
         yield from rows
         if len(rows) < chunk_size:
             return
-        last_id = rows[-1][0]
+        last_position = rows[-1][16]
 
 
 @dataclass(frozen=True)
@@ -221,13 +292,20 @@ def _sign(fields: dict[str, Any], key: str) -> str:
 
 
 def checkpoint_create(*, key: str = "") -> Checkpoint:
-    """The current head of the chain, signed with ``key`` when one is given."""
-    head = AuditEvent.objects.order_by("-id").values_list("id", "hash").first()
-    head_id, head_hash = head if head else (0, GENESIS_HASH)
+    """The current head of the chain (everything committed so far linked first), signed
+    with ``key`` when one is given."""
+    chain_pending()
+    head = (
+        AuditEvent.objects.filter(chain_position__isnull=False)
+        .order_by("-chain_position")
+        .values_list("id", "hash", "chain_position")
+        .first()
+    )
+    head_id, head_hash, head_position = head if head else (0, GENESIS_HASH, 0)
     checkpoint = Checkpoint(
         head_id=head_id,
-        head_hash=head_hash,
-        count=AuditEvent.objects.filter(id__lte=head_id).count(),
+        head_hash=head_hash or GENESIS_HASH,
+        count=AuditEvent.objects.filter(chain_position__lte=head_position).count(),
         created_at=timezone.now().isoformat(timespec="seconds"),
     )
     if key:
@@ -354,17 +432,21 @@ class ChainReport:
 
 
 def chain_verify(*, checkpoint: Checkpoint | None = None, chunk_size: int = 10000) -> ChainReport:
-    """Walk the whole chain in id order, streaming rows (one query, no model instances),
-    and go on past a break: each later link is checked against the hash its row stores.
+    """Link what has committed, then walk the whole chain in chain order, streaming rows
+    (one query, no model instances), and go on past a break: each later link is checked
+    against the hash its row stores.
 
     - a row whose content no longer matches its own hash was **edited**;
     - a row whose ``prev_hash`` is the hash of the row two back follows a row that was
       **inserted** (that row is named);
     - any other broken link means rows before it were **removed** or reordered;
     - with a checkpoint, a chain that no longer reaches the checkpoint's head (or reaches
-      it with a different hash or count) was **truncated** or rewritten.
+      it with a different hash or count) was **truncated** or rewritten;
+    - an event that carries a hash but no place in the chain never went through the
+      sequencer: it was **inserted** behind its back.
     """
     started = time.monotonic()
+    chain_pending()
     prev_hash = before_prev_hash = GENESIS_HASH
     prev_id: int | None = None
     count = 0
@@ -424,6 +506,20 @@ def chain_verify(*, checkpoint: Checkpoint | None = None, chunk_size: int = 1000
             f"the checkpoint of {checkpoint.created_at} names event #{checkpoint.head_id} "
             f"({checkpoint.count} events) but the chain ends at {last} ({count} events): "
             "the tail was removed",
+        )
+    stray = (
+        AuditEvent.objects.filter(chain_position__isnull=True)
+        .exclude(hash__isnull=True, prev_hash__isnull=True)
+        .order_by("id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if stray is not None:
+        broken(
+            stray,
+            "inserted",
+            f"event #{stray} carries a hash but the sequencer never linked it: "
+            "it was inserted outside the chain",
         )
     first = breaks[0] if breaks else None
     return ChainReport(

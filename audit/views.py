@@ -290,6 +290,7 @@ def _timeline(
 @require_GET
 def case_detail(request: HttpRequest, case_id: str) -> HttpResponse:
     case = get_object_or_404(Case.objects.select_related("submitted_by"), id=case_id)
+    services.chain_pending()  # auditors read a linked trail: what has committed, linked
     record = selectors.case_record(case)
     case_viewed(case=case, actor=actor_for(request.user, request))
     answer = presenting.answer(case)
@@ -377,6 +378,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
     query, errors = _event_query(request, newest_first=True)
     page = None
     if not errors:
+        services.chain_pending()  # auditors read a linked trail: what has committed, linked
         page = Paginator(selectors.events_filtered(query, partial=True), PAGE_SIZE).get_page(
             request.GET.get("page")
         )
@@ -407,6 +409,7 @@ def export_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     query, errors = _event_query(request)
     if errors:
         return _refused_export(request, query, errors)
+    services.chain_pending()  # an export carries every committed event's links
     events = selectors.events_filtered(query, partial=True)
     services.export_created(
         actor=actor_for(request.user, request),
@@ -427,6 +430,7 @@ def export_fhir(request: HttpRequest) -> HttpResponse:
     query, errors = _event_query(request)
     events: list[AuditEvent] = []
     if not errors:
+        services.chain_pending()  # an export carries every committed event's links
         events = list(selectors.events_filtered(query, partial=True)[: FHIR_EXPORT_MAX_EVENTS + 1])
         if len(events) > FHIR_EXPORT_MAX_EVENTS:
             errors = [
@@ -484,6 +488,7 @@ def _uploaded_checkpoint(request: HttpRequest) -> tuple[services.Checkpoint | No
 def chain_status(request: HttpRequest) -> HttpResponse:
     actor = actor_for(request.user, request)
     report = None
+    services.chain_pending()
     errors: list[dict[str, str]] = []
     if request.method == "POST" and request.POST.get("against") == "checkpoint":
         checkpoint, problem = _uploaded_checkpoint(request)
@@ -499,6 +504,9 @@ def chain_status(request: HttpRequest) -> HttpResponse:
         "report": report,
         "errors": errors,
         "last_check": selectors.last_verification(),
-        "head": AuditEvent.objects.order_by("-id").values("id", "recorded_at", "hash").first(),
+        "head": AuditEvent.objects.filter(chain_position__isnull=False)
+        .order_by("-chain_position")
+        .values("id", "recorded_at", "hash")
+        .first(),
     }
     return render(request, "audit/chain.html", context, status=400 if errors else 200)

@@ -246,6 +246,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS["queue_order_strategy"] = "priority"
 BEDSIDE_STALE_QUEUED_S = env_int("BEDSIDE_STALE_QUEUED_S", 300, minimum=10)
 CELERY_BEAT_SCHEDULE = {
     "resend-stale-cases": {"task": "reasoning.resend_stale_cases", "schedule": 60.0},
+    # The audit chain's sequencer: links committed events into the hash chain, so none
+    # stays unlinked longer than this (audit.services.CHAIN_INTERVAL_S; auditors' reads
+    # link first too). It expires rather than queue up behind a busy worker.
+    "link-audit-events": {
+        "task": "audit.chain_pending",
+        "schedule": 1.0,
+        "options": {"expires": 5},
+    },
 }
 
 # --- The model server -----------------------------------------------------------------------

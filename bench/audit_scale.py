@@ -75,7 +75,7 @@ def fill(n_cases: int, n_events: int, seed: int = 7) -> None:
     from django.contrib.auth.models import User
     from django.db import connection
 
-    from audit.services import GENESIS_HASH, SYSTEM, Actor, canonical_json
+    from audit.services import GENESIS_HASH, SYSTEM, Actor, canonical_json, chain_pending
     from bedside import roles
     from bedside.accounts import services as accounts_services
 
@@ -121,9 +121,14 @@ def fill(n_cases: int, n_events: int, seed: int = 7) -> None:
 
     raw = connection.connection  # the psycopg connection under Django's
     with connection.cursor() as cursor:
-        cursor.execute("SELECT hash FROM audit_auditevent ORDER BY id DESC LIMIT 1")
+        # Link what is pending first, so the copied events continue the chain's tail.
+        chain_pending()
+        cursor.execute(
+            "SELECT hash, chain_position FROM audit_auditevent "
+            "WHERE chain_position IS NOT NULL ORDER BY chain_position DESC LIMIT 1"
+        )
         row = cursor.fetchone()
-    prev_hash = row[0] if row else GENESIS_HASH
+    prev_hash, position = row if row else (GENESIS_HASH, 0)
 
     spacing = (182 * 24 * 3600) / n_cases  # half a year of cases
     started = time.perf_counter()
@@ -143,7 +148,7 @@ def fill(n_cases: int, n_events: int, seed: int = 7) -> None:
         details: dict[str, Any],
         outcome: str = "success",
     ) -> tuple[Any, ...]:
-        nonlocal prev_hash, event_count
+        nonlocal prev_hash, event_count, position
         payload = {
             "recorded_at": at.isoformat(timespec="microseconds"),
             "actor_id": who[0],
@@ -178,8 +183,10 @@ def fill(n_cases: int, n_events: int, seed: int = 7) -> None:
             canonical_json(details),
             prev_hash,
             own,
+            position + 1,
         )
         prev_hash = own
+        position += 1
         event_count += 1
         return row
 
@@ -330,7 +337,7 @@ def fill(n_cases: int, n_events: int, seed: int = 7) -> None:
 
     columns = (
         "recorded_at, actor_id, actor_label, role, action, code, outcome, object_type, "
-        "object_id, case_id, source_address, request_id, details, prev_hash, hash"
+        "object_id, case_id, source_address, request_id, details, prev_hash, hash, chain_position"
     )
     with raw.cursor() as cur:
         with cur.copy(f"COPY audit_auditevent ({columns}) FROM STDIN") as copy:

@@ -37,11 +37,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 PYTHON = sys.executable
 
-LEVELS = [int(x) for x in os.environ.get("BENCH_LEVELS", "1,8,32").split(",")]
+# BENCH_MODEL=instant: bench/instant_model.py instead of the configured model server, so the
+# pipeline runs at Bedside's own ceiling (answers at once, n samples with logprobs).
+INSTANT = os.environ.get("BENCH_MODEL", "") == "instant"
+LEVELS = [
+    int(x) for x in os.environ.get("BENCH_LEVELS", "1,8,32,64" if INSTANT else "1,8,32").split(",")
+]
 SAMPLES = os.environ.get("BENCH_SAMPLES", "1")
 MAX_TOKENS = os.environ.get("BENCH_MAX_TOKENS", "160")
 INTAKE_CASES = int(os.environ.get("BENCH_INTAKE_CASES", "600"))
 INTAKE_CONCURRENCY = int(os.environ.get("BENCH_INTAKE_CONCURRENCY", "16"))
+# BENCH_ONLY=intake: the intake phase alone (no model server needed).
+ONLY_INTAKE = os.environ.get("BENCH_ONLY", "") == "intake"
 QUEUE = f"bench-{uuid.uuid4().hex[:8]}"
 BENCH_DB = os.environ.get("BENCH_DATABASE_NAME", "bedside_bench")
 
@@ -352,6 +359,10 @@ def pipeline_level(
     from reasoning.models import ReasoningRun
 
     worker = start_worker(level)
+    # A fresh worker's first case pays its one-time loads (12 s here, against about 100 ms
+    # warm): one case first, untimed, so the level measures the warm pipeline.
+    warm_ids, _, _, _ = asyncio.run(post_cases(web_url, key, bench_cases(1, age_offset=20), 1))
+    wait_done(warm_ids, timeout_s=300)
     metrics_url = settings.BEDSIDE_MODEL_BASE_URL.rstrip("/").removesuffix("/v1") + "/metrics"
     sampler = InFlightSampler(metrics_url)
     sampler.start()
@@ -452,17 +463,83 @@ def table(result: dict[str, Any]) -> str:
         f"p50 {i['latency_p50_ms']} ms, p99 {i['latency_p99_ms']} ms",
         "targets: ratio >= 0.9, own time p50 < 50 ms, intake >= 200/s",
     ]
+    if result.get("pgbench"):
+        lines.append(
+            f"pgbench -N (simple update), {result['pgbench']['clients']} clients: "
+            f"{result['pgbench']['tps_simple_update']} tps on the same PostgreSQL"
+        )
     return "\n".join(lines)
+
+
+def start_instant_model() -> subprocess.Popen[bytes]:
+    """bench/instant_model.py on a free port; BEDSIDE_MODEL_BASE_URL points every process
+    of the benchmark at it."""
+    import httpx
+
+    port = free_port()
+    model = os.environ.get("BEDSIDE_MODEL_NAME") or "instant"
+    os.environ["BEDSIDE_MODEL_NAME"] = model
+    os.environ["BEDSIDE_MODEL_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
+    server = subprocess.Popen(
+        [PYTHON, str(ROOT / "bench" / "instant_model.py"), "--port", str(port), "--model", model],
+        stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    server.terminate()
+    raise RuntimeError("the instant model server did not start")
+
+
+def pgbench_reference() -> dict[str, Any] | None:
+    """pgbench's simple-update rate (-N) on the same PostgreSQL, 16 clients for 10 s, in a
+    scratch database of its own: the physical ceiling the pipeline's numbers sit under."""
+    import shutil
+
+    pgbench = shutil.which("pgbench")
+    if pgbench is None:
+        return None
+    parts = urlsplit(bench_database_url())
+    scratch = urlunsplit(parts._replace(path=f"/{BENCH_DB}_pgbench"))
+    import psycopg
+
+    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
+        if not conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (f"{BENCH_DB}_pgbench",)
+        ).fetchone():
+            conn.execute(f'CREATE DATABASE "{BENCH_DB}_pgbench"')
+    subprocess.run([pgbench, "-i", "-q", "-s", "4", scratch], check=True, capture_output=True)
+    run = subprocess.run(
+        [pgbench, "-N", "-c", "16", "-j", "2", "-T", "10", scratch],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    tps = [line for line in run.stdout.splitlines() if line.startswith("tps")]
+    return {"clients": 16, "tps_simple_update": float(tps[0].split()[2]) if tps else None}
 
 
 def main() -> int:
     started_at = datetime.now(UTC)
+    instant = start_instant_model() if INSTANT else None
+    try:
+        return _main(started_at)
+    finally:
+        if instant is not None:
+            instant.terminate()
+
+
+def _main(started_at: datetime) -> int:
     setup_django()
     from django.conf import settings
 
     from devtools import localstack
 
-    if not localstack.model_healthy(settings.BEDSIDE_MODEL_BASE_URL):
+    if not ONLY_INTAKE and not localstack.model_healthy(settings.BEDSIDE_MODEL_BASE_URL):
         log(f"the model server at {settings.BEDSIDE_MODEL_BASE_URL} does not answer")
         return 2
     (ROOT / ".bedside" / "logs").mkdir(parents=True, exist_ok=True)
@@ -480,13 +557,17 @@ def main() -> int:
             "max_tokens": int(MAX_TOKENS),
         },
         "levels": LEVELS,
+        "commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "raw": [],
         "pipeline": [],
     }
     try:
         log(f"intake: {INTAKE_CASES} POSTs with no worker")
         result["intake"] = intake(web_url, key)
-        for level in LEVELS:
+        for level in [] if ONLY_INTAKE else LEVELS:
             cases = bench_cases(requests_at(level))
             log(f"raw vLLM at concurrency {level}: {len(cases)} cases")
             raw_cases = bench_cases(requests_at(level), age_offset=10)
@@ -497,10 +578,14 @@ def main() -> int:
             result["pipeline"].append(pipe)
     finally:
         web.stop()
+    result["pgbench"] = pgbench_reference()
     result["seconds_total"] = round((datetime.now(UTC) - started_at).total_seconds(), 1)
     out = ROOT / "bench" / "results" / f"{started_at:%Y-%m-%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
+    if ONLY_INTAKE:
+        print(json.dumps(result["intake"]))
+        return 0
     print(table(result))
     print(f"\nwritten: {out.relative_to(ROOT)}")
     return 0

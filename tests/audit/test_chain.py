@@ -8,19 +8,32 @@ import pytest
 from django.db import connection, connections
 
 from audit.models import Action, AuditEvent
-from audit.services import GENESIS_HASH, SYSTEM, record, verify_chain
+from audit.services import GENESIS_HASH, SYSTEM, chain_pending, record, verify_chain
+
+
+def _linked(events: list[AuditEvent]) -> list[AuditEvent]:
+    """The events as the chain holds them once the sequencer linked them (tampering
+    before that is an edit of a row not written yet: the chain guards linked events)."""
+    chain_pending()
+    return [AuditEvent.objects.get(id=event.id) for event in events]
 
 
 def test_events_chain_from_genesis(db: None) -> None:
-    first = record(actor=SYSTEM, action=Action.EXECUTE, code="run.started", details={"attempt": 1})
-    second = record(actor=SYSTEM, action=Action.EXECUTE, code="run.completed")
+    first, second = _linked(
+        [
+            record(actor=SYSTEM, action=Action.EXECUTE, code="run.started", details={"attempt": 1}),
+            record(actor=SYSTEM, action=Action.EXECUTE, code="run.completed"),
+        ]
+    )
     assert first.prev_hash == GENESIS_HASH
     assert second.prev_hash == first.hash
     assert verify_chain() is None
 
 
 def test_edited_event_is_named(db: None) -> None:
-    events = [record(actor=SYSTEM, action=Action.EXECUTE, code=f"test.{i}") for i in range(4)]
+    events = _linked(
+        [record(actor=SYSTEM, action=Action.EXECUTE, code=f"test.{i}") for i in range(4)]
+    )
     with connection.cursor() as cursor:
         # The tables' owner or a superuser switching the append-only triggers off (rolled
         # back with the test's transaction).
@@ -34,7 +47,9 @@ def test_edited_event_is_named(db: None) -> None:
 
 
 def test_removed_event_is_named(db: None) -> None:
-    events = [record(actor=SYSTEM, action=Action.EXECUTE, code=f"test.{i}") for i in range(4)]
+    events = _linked(
+        [record(actor=SYSTEM, action=Action.EXECUTE, code=f"test.{i}") for i in range(4)]
+    )
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no deferred checks pending
         cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
@@ -58,6 +73,7 @@ def test_concurrent_writers_never_fork_the_chain() -> None:
     for thread in threads:
         thread.join()
     assert AuditEvent.objects.count() == 40
+    assert chain_pending().chained == 40
     assert AuditEvent.objects.values("prev_hash").distinct().count() == 40
     assert verify_chain() is None
 

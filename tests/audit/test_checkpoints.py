@@ -66,10 +66,12 @@ def _rebuild_chain_as_a_superuser(edited_id: int) -> None:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
     AuditEvent.objects.filter(id=edited_id).update(details={"rewritten": True})
-    previous = AuditEvent.objects.filter(id__lt=edited_id).order_by("-id").first()
+    linked = AuditEvent.objects.filter(chain_position__isnull=False)  # the sequencer's work
+    previous = linked.filter(id__lt=edited_id).order_by("-chain_position").first()
     prev_hash = previous.hash if previous else None
-    for event in AuditEvent.objects.filter(id__gte=edited_id).order_by("id"):
+    for event in linked.filter(id__gte=edited_id).order_by("chain_position"):
         prev = prev_hash if prev_hash is not None else event.prev_hash
+        assert prev is not None  # every event here was linked by the checkpoint's sequencer run
         new_hash = compute_hash(event, prev)
         AuditEvent.objects.filter(id=event.id).update(prev_hash=prev, hash=new_hash)
         prev_hash = new_hash

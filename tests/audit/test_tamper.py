@@ -16,6 +16,7 @@ from audit.models import Action, AuditEvent
 from audit.services import (
     SYSTEM,
     CheckpointInvalid,
+    chain_pending,
     chain_verify,
     checkpoint_create,
     checkpoint_load,
@@ -51,10 +52,14 @@ def _bypass_triggers() -> None:
 
 
 def _events(n: int) -> list[AuditEvent]:
-    return [
+    """``n`` events as the chain holds them, linked by the sequencer (tampering before that
+    is an edit of a row not written yet: the chain guards linked events)."""
+    written = [
         record(actor=SYSTEM, action=Action.EXECUTE, code=f"test.{i}", details={"i": i})
         for i in range(n)
     ]
+    chain_pending()
+    return [AuditEvent.objects.get(id=event.id) for event in written]
 
 
 def test_intact_chain_verifies(db: None) -> None:
@@ -97,7 +102,7 @@ def test_inserted_row_is_named(db: None) -> None:
     with pytest.raises(RuntimeError), transaction.atomic():
         record(actor=SYSTEM, action=Action.EXECUTE, code="test.rolled_back")
         raise RuntimeError
-    third = record(actor=SYSTEM, action=Action.EXECUTE, code="test.2")
+    (third,) = _events(1)
     gap_id = second.id + 1
     assert third.id > gap_id
     forged = AuditEvent(
@@ -156,6 +161,7 @@ def test_tail_rewritten_after_a_checkpoint_is_detected(db: None) -> None:
         code="test.3",
         details={},
         prev_hash=events[-2].hash,
+        chain_position=events[-1].chain_position,  # a forger who knows the chain's order
     )
     forged.hash = compute_hash(forged, forged.prev_hash)
     forged.save(force_insert=True)

@@ -1,0 +1,103 @@
+"""An OpenAI-compatible model server that answers at once, for ``make bench``'s pipeline at
+Bedside's own ceiling (``BENCH_MODEL=instant``).
+
+Each chat completion gets ``n`` schema-valid answers (the recorded answers of
+``tests/fakes.py``: an agreeing differential whose citations are the request's own fact
+ids, as under vLLM's guided decoding), each with token log-probabilities, and vLLM's usage
+block. ``/v1/models`` and ``/health`` answer as vLLM does, and ``/metrics`` gives
+``vllm:num_requests_running``, so the benchmark samples it as it does vLLM's.
+
+    .venv/bin/python bench/instant_model.py --port 8019 --model NAME
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes import assessment, choice, cite_facts, completion  # noqa: E402
+
+# Recorded answers, one per sample index: the same top diagnosis, as a stable model gives.
+ANSWERS = [
+    json.dumps(assessment("Acute myocardial infarction", confidence=c)) for c in (0.8, 0.7, 0.75)
+]
+LOGPROBS = [-0.05, -0.2, -0.01, -0.4, -0.1, -0.02]
+
+
+def answer(request: dict[str, Any], model: str) -> dict[str, Any]:
+    n = int(request.get("n") or 1)
+    choices = [
+        choice(i, ANSWERS[i % len(ANSWERS)], logprobs=LOGPROBS if request.get("logprobs") else None)
+        for i in range(n)
+    ]
+    return {**cite_facts(request, completion(choices, model=model)), "model": model}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default 5 resets connections at 32 in flight
+
+
+def make_server(port: int, model: str) -> ThreadingHTTPServer:
+    running = 0
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _send(self, status: int, data: bytes, kind: str = "application/json") -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path.endswith("/models"):
+                listing = {
+                    "object": "list",
+                    "data": [{"id": model, "root": "/models/instant", "max_model_len": 32768}],
+                }
+                self._send(200, json.dumps(listing).encode())
+            elif self.path.endswith("/health"):
+                self._send(200, b"{}")
+            elif self.path.endswith("/metrics"):
+                text = f'vllm:num_requests_running{{model_name="{model}"}} {running}\n'
+                self._send(200, text.encode(), "text/plain")
+            else:
+                self._send(404, b'{"error": "not found"}')
+
+        def do_POST(self) -> None:
+            nonlocal running
+            with lock:
+                running += 1
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+                request = json.loads(self.rfile.read(length))
+                self._send(200, json.dumps(answer(request, model)).encode())
+            finally:
+                with lock:
+                    running -= 1
+
+    return _Server(("127.0.0.1", port), Handler)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--model", required=True)
+    args = parser.parse_args()
+    make_server(args.port, args.model).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
