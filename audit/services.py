@@ -377,7 +377,7 @@ def checkpoint_load(data: dict[str, Any], *, key: str = "") -> Checkpoint:
         if not key:
             raise CheckpointInvalid("the checkpoint is signed but no key was given to check it")
         expected = _sign(checkpoint.signed_fields(), key)
-        if not hmac.compare_digest(expected, checkpoint.signature):
+        if not hmac.compare_digest(expected.encode(), checkpoint.signature.encode()):
             raise CheckpointInvalid("the checkpoint's signature does not match: it was altered")
     return checkpoint
 

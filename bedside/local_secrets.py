@@ -23,7 +23,8 @@ def ensure(state_dir: Path | None = None) -> list[Path]:
     """Create whichever local key files are missing (each exclusively, mode 0600, so
     processes starting together agree on one key), in a state folder only its owner may
     open (0700; see ``paths.state_folder_mode``); returns the files made."""
-    directory = paths.private_folder(state_dir or paths.state_dir(), paths.state_folder_mode())
+    directory = state_dir or paths.state_dir()
+    directory = paths.private_folder(directory, paths.state_folder_mode(directory))
     wanted = {
         "secret_key": lambda: secrets.token_urlsafe(50),
         "master_keys": lambda: keyring.new_master_key_entry("local-"),

@@ -90,11 +90,17 @@ PRIVATE_FILE = 0o600
 TRAVERSABLE_FOLDER = 0o711
 
 
-def state_folder_mode() -> int:
+def state_folder_mode(directory: Path | None = None) -> int:
     """The state folder's and logs/'s rights: 0700, or 0711 where the embedded PostgreSQL
-    runs as its own user (a root shell without DATABASE_URL) and must cross them."""
-    embedded_pg_as_other_user = os.geteuid() == 0 and not os.environ.get("DATABASE_URL")
-    return TRAVERSABLE_FOLDER if embedded_pg_as_other_user else PRIVATE_FOLDER
+    runs as its own user (a root shell) and must cross them: when it is the database
+    (no DATABASE_URL) or already has its data folder here. The second matters inside
+    ``localstack exec``, which sets DATABASE_URL for its children: a 0700 state folder
+    there locks the running PostgreSQL out of its own data (it stops at its next checkpoint)."""
+    if os.geteuid() != 0:
+        return PRIVATE_FOLDER
+    folder = directory or state_dir()
+    embedded_here = not os.environ.get("DATABASE_URL") or (folder / "pgdata").exists()
+    return TRAVERSABLE_FOLDER if embedded_here else PRIVATE_FOLDER
 
 
 def private_folder(path: Path, mode: int = PRIVATE_FOLDER) -> Path:

@@ -238,7 +238,7 @@ MUTATIONS = [
     Mutation(
         "database-deletes-cases",
         "issue 17 finding 2: the database refuses a delete",
-        "clinical/migrations/0007_cases_never_deleted.py",
+        "clinical/migrations/0008_cases_never_deleted.py",
         "CREATE TRIGGER clinical_case_no_delete\n"
         "    BEFORE DELETE ON clinical_case\n"
         "    FOR EACH ROW EXECUTE FUNCTION bedside_refuse_case_delete();\n",
