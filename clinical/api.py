@@ -184,6 +184,9 @@ def case_representation(
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 CASE_LIST_PARAMETERS = ("status", "external_id", "updated_since", "page", "page_size")
 _UPDATED_SINCE: TypeAdapter[datetime] = TypeAdapter(datetime)
+# A date and a time, as the OpenAPI document promises: pydantic alone also takes a number
+# ("0.5") as seconds since 1970, which no integrator means.
+_ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 FHIR_PARAMETERS = ("question", "chief_complaint", "priority", "external_id", "encounter_id")
 
 
@@ -358,15 +361,17 @@ class CaseListCreate(APIView):
         updated_since = request.query_params.get("updated_since")
         if updated_since is not None:
             try:
+                if not _ISO_DATE_TIME.match(updated_since):
+                    raise ValueError(updated_since)
                 since = _UPDATED_SINCE.validate_python(updated_since)
-            except ValidationError:
+                # In UTC before it reaches PostgreSQL, which refuses offsets past ±15:59.
+                since = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
+            except (ValidationError, ValueError, OverflowError):
                 return _bad_request(
                     ["query", "updated_since"],
                     "must be an ISO 8601 date-time, e.g. 2026-11-30T16:00:00Z (UTC when no zone)",
                 )
-            cases = cases.filter(
-                updated_at__gte=since if since.tzinfo else since.replace(tzinfo=UTC)
-            )
+            cases = cases.filter(updated_at__gte=since)
         status_filter = request.query_params.get("status")
         # Given but empty is not one of the four statuses: refused, not read as "any".
         if status_filter is not None:
