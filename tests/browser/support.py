@@ -20,6 +20,7 @@ import pytest
 # from the test body unless told that this is deliberate (the test is not async code).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, sync_playwright
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -112,3 +113,43 @@ def only_local_requests(page: Page, live_server: Any) -> list[str]:
             or url.startswith("data:")
         )
     ]
+
+
+# The widths a screen is checked at: a phone, a small laptop, a desktop.
+WIDTHS = (390, 1024, 1366)
+SERIOUS = {"serious", "critical"}
+
+
+def serious_violations(page: Page) -> list[str]:
+    results = Axe().run(page)
+    assert results.response["testEngine"]["name"] == "axe-core"  # it ran, on this page
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in SERIOUS
+    ]
+
+
+def check_widths(page: Page, name: str) -> None:
+    """At each width: nothing wider than the window (a wide table scrolls inside its own
+    box), a screenshot kept, and no serious accessibility violation."""
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= width, f"{name} is {overflow} px wide at {width} px: {_widest(page)}"
+        screenshot(page, f"{name}-{width}")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    assert serious_violations(page) == [], name
+
+
+def _widest(page: Page) -> list[str]:
+    """The elements that reach past the window's right edge (for the failure message)."""
+    return list(
+        page.evaluate(
+            """() => [...document.querySelectorAll('main *')]
+              .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+              .filter(e => !e.closest('.table-scroll, .audit-table.compact, .answer-table'))
+              .slice(0, 6)
+              .map(e => e.tagName + '.' + e.className + '#' + e.id)"""
+        )
+    )

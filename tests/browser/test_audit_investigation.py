@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from axe_playwright_python.sync_playwright import Axe
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
@@ -18,45 +17,8 @@ from audit.models import AuditEvent
 from clinical.models import Case
 from clinical.services import case_viewed
 from tests import factories
-from tests.browser.support import only_local_requests, screenshot, sign_in
-
-WIDTHS = (390, 1024, 1366)
-SERIOUS = {"serious", "critical"}
-
-
-def _serious_violations(page: Page) -> list[str]:
-    results = Axe().run(page)
-    assert results.response["testEngine"]["name"] == "axe-core"  # it ran, on this page
-    return [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
-        for v in results.response["violations"]
-        if v["impact"] in SERIOUS
-    ]
-
-
-def _check_widths(page: Page, name: str) -> None:
-    """At each width: nothing wider than the window (a wide table scrolls inside its own
-    box), a screenshot kept, and no serious accessibility violation."""
-    for width in WIDTHS:
-        page.set_viewport_size({"width": width, "height": 900})
-        overflow = page.evaluate("document.documentElement.scrollWidth")
-        assert overflow <= width, f"{name} is {overflow} px wide at {width} px: {_widest(page)}"
-        screenshot(page, f"{name}-{width}")
-    page.set_viewport_size({"width": 1280, "height": 800})
-    assert _serious_violations(page) == [], name
-
-
-def _widest(page: Page) -> list[str]:
-    """The elements that reach past the window's right edge (for the failure message)."""
-    return list(
-        page.evaluate(
-            """() => [...document.querySelectorAll('main *')]
-              .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
-              .filter(e => !e.closest('.table-scroll, .audit-table.compact, .answer-table'))
-              .slice(0, 6)
-              .map(e => e.tagName + '.' + e.className + '#' + e.id)"""
-        )
-    )
+from tests.browser.support import check_widths as _check_widths
+from tests.browser.support import only_local_requests, sign_in
 
 
 def _tamper(event_id: int) -> None:
