@@ -7,7 +7,10 @@ external id, so a full request line can carry patient data. The last field is th
 id Bedside answered with (X-Request-ID of the response: the caller's when it sent a safe
 one, else the one Bedside made), the id on the web's and the worker's log lines. Every
 field has its control characters escaped (``EscapingLogger``): a path such as
-``/cases/%0d%0a127.0.0.1 - - FORGED`` is one line, never two.
+``/cases/%0d%0a127.0.0.1 - - FORGED`` is one line, never two. The first field is the
+client's address by the trusted-proxy rule (``BEDSIDE_TRUSTED_PROXIES``,
+``bedside.http.addresses``), as in audit events: behind the shipped nginx it is the person's
+machine, not 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -29,10 +32,22 @@ class EscapingLogger(Logger):  # type: ignore[misc]  # gunicorn ships no type in
 
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         atoms = super().atoms(resp, req, environ, request_time)
+        atoms["h"] = _client(environ) or atoms.get("h", "-")
         return {
             name: escape_controls(value) if isinstance(value, str) else value
             for name, value in atoms.items()
         }
+
+
+def _client(environ: Any) -> str | None:
+    """The client by the trusted-proxy rule; None (the peer, as gunicorn has it) when the
+    rule cannot be read, so that a log line is never lost."""
+    try:
+        from bedside.http.addresses import client_address
+
+        return client_address(environ)
+    except Exception:
+        return None
 
 
 logger_class = EscapingLogger

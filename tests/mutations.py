@@ -336,6 +336,16 @@ MUTATIONS = [
         ),
     ),
     Mutation(
+        "access-log-names-the-proxy",
+        "issue 17 finding 6: trusted proxies, in the access log",
+        "bedside/gunicorn_conf.py",
+        '        atoms["h"] = _client(environ) or atoms.get("h", "-")\n',
+        "",
+        (
+            "tests/test_log_injection.py::test_the_access_log_names_the_client_behind_a_trusted_proxy",
+        ),
+    ),
+    Mutation(
         "metrics-checks-only-x-forwarded-for",
         "issue 17 finding 15: /metrics behind a proxy",
         "bedside/http/addresses.py",

@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -47,6 +48,21 @@ def test_a_crlf_in_the_path_is_one_escaped_access_log_line(tmp_path: Path) -> No
     assert len(lines) == 1, lines
     assert '"GET /cases/\\r\\n127.0.0.1 - - FORGED HTTP/1.1" 404' in lines[0]
     assert '"curl\\r\\n10.0.0.1 - - FORGED-TOO\\x1b[2J"' in lines[0]
+
+
+def test_the_access_log_names_the_client_behind_a_trusted_proxy(
+    tmp_path: Path, settings: Any
+) -> None:
+    # Issue 17, finding 6: behind nginx every line said 127.0.0.1.
+    settings.BEDSIDE_TRUSTED_PROXIES = ["127.0.0.1"]
+    proxied = {"PATH_INFO": "/", "RAW_URI": "/", "HTTP_USER_AGENT": "x", "REMOTE_ADDR": "127.0.0.1"}
+    [line] = _access_log_lines(tmp_path, {**proxied, "HTTP_X_FORWARDED_FOR": "10.1.2.3"})
+    assert line.startswith("10.1.2.3 "), line
+    # From a peer that is not a trusted proxy the header is anyone's words: the peer is named.
+    direct = {**proxied, "REMOTE_ADDR": "10.0.0.9", "HTTP_X_FORWARDED_FOR": "10.6.6.6"}
+    (tmp_path / "direct").mkdir()
+    [line] = _access_log_lines(tmp_path / "direct", direct)
+    assert line.startswith("10.0.0.9 "), line
 
 
 def _console_formatter() -> logging.Formatter:
