@@ -193,6 +193,7 @@ def test_without_a_write_scope_nothing_is_sent(
         ("user/Communication.write", True),
         ("user/Communication.*", True),
         ("system/*.write", True),
+        ("patient/*.*", True),
         ("patient/Communication.c", True),
         ("user/Communication.cruds", True),
         ("user/*.cu?category=alert", True),
