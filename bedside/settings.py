@@ -402,6 +402,14 @@ BEDSIDE_FHIR_FETCH_TIMEOUT_S = env_float("BEDSIDE_FHIR_FETCH_TIMEOUT_S", 3.0)
 if BEDSIDE_FHIR_FETCH_TIMEOUT_S <= 0:
     raise ImproperlyConfigured("BEDSIDE_FHIR_FETCH_TIMEOUT_S must be more than 0")
 BEDSIDE_FHIR_FETCH_MAX_BYTES = env_int("BEDSIDE_FHIR_FETCH_MAX_BYTES", 5_000_000, minimum=1024)
+# A hook call whose fhirAuthorization grants write access has its case's answer written back
+# to that fhirServer (a FHIR Communication) when the case finishes: the same host rule as the
+# fetch, a time limit per attempt, a bounded number of attempts with a doubling wait.
+BEDSIDE_FHIR_WRITEBACK_TIMEOUT_S = env_int("BEDSIDE_FHIR_WRITEBACK_TIMEOUT_S", 10, minimum=1)
+BEDSIDE_FHIR_WRITEBACK_MAX_ATTEMPTS = env_int("BEDSIDE_FHIR_WRITEBACK_MAX_ATTEMPTS", 4, minimum=1)
+BEDSIDE_FHIR_WRITEBACK_BACKOFF_BASE_S = env_int(
+    "BEDSIDE_FHIR_WRITEBACK_BACKOFF_BASE_S", 15, minimum=1
+)
 # JWKS URLs of EHR clients: loopback/private addresses or hosts named here; their keys are
 # cached this long (and fetched again early for a token whose kid is not among them).
 BEDSIDE_JWKS_ALLOWED_HOSTS = env_list("BEDSIDE_JWKS_ALLOWED_HOSTS", [])

@@ -21,8 +21,8 @@ from django.utils import timezone
 
 from audit.models import Action, Outcome
 from audit.services import SYSTEM, record
-from clinical.ehr import callbacks
-from clinical.ehr.tasks import send_case_callback_task
+from clinical.ehr import callbacks, writeback
+from clinical.ehr.tasks import send_case_callback_task, send_case_writeback_task
 from clinical.models import Case, CaseStatus
 from reasoning import prompts
 from reasoning import services as reasoning
@@ -110,14 +110,20 @@ def _finish(case: Case, status: str, detail: str) -> None:
 
 
 def _announce_finished(case_id: str) -> None:
-    """After the final status is committed: send the case's callback, if its key has one."""
-    if callbacks.callback_key_for(case_id) is None:
-        return
-    try:
-        send_case_callback_task.delay(case_id, 1)
-    except Exception:
-        # The case itself is safe; only the notice is lost, and the integrator can poll.
-        logger.exception("callback for case %s not enqueued", case_id)
+    """After the final status is committed: send the case's callback, if its key has one,
+    and write its answer back to the EHR, if a hook call with write access asked for it."""
+    if callbacks.callback_key_for(case_id) is not None:
+        try:
+            send_case_callback_task.delay(case_id, 1)
+        except Exception:
+            # The case itself is safe; only the notice is lost, and the integrator can poll.
+            logger.exception("callback for case %s not enqueued", case_id)
+    if writeback.writeback_pending(case_id):
+        try:
+            send_case_writeback_task.delay(case_id, 1)
+        except Exception:
+            # The next hook call for this patient shows the answer on its card.
+            logger.exception("write-back for case %s not enqueued", case_id)
 
 
 def _finish_without_run(case: Case, reason: str) -> None:

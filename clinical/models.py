@@ -222,3 +222,19 @@ class ClinicianReview(models.Model):
 
     def __str__(self) -> str:
         return f"Review {self.pk} of case {self.case_id} ({self.decision})"
+
+
+class CdsWriteback(models.Model):
+    """Where a case's answer is written back to the EHR when it finishes: the FHIR server
+    and the write-scoped token of the hook call that asked for it, kept (encrypted, like the
+    patient's id) only until the token expires or the Communication is sent."""
+
+    case = models.OneToOneField(Case, on_delete=models.PROTECT, related_name="cds_writeback")
+    fhir_server = models.CharField(max_length=2048)
+    access_token = EncryptedTextField()
+    patient_id = EncryptedTextField()
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"EHR write-back for case {self.case_id}"

@@ -2,6 +2,7 @@
 the Synthea bundles in a folder by id (``GET /Patient/<id>``) and by patient search
 (``GET /Condition?patient=<id>&clinical-status=active``, ``Observation?...&category=``,
 ``MedicationRequest?...&status=``, ``_count``), as a hospital's FHIR server would, and
+takes a resource created by POST (``POST /Communication``, logged with its body), and
 refuses a request without the expected bearer token.
 
     python -m tests.fhir_server --data tests/data/public/synthea-r4 --token T [--delay S]
@@ -93,7 +94,7 @@ def serve(data: Path, token: str, delay: float, log: Path | None) -> None:
     resources = _load(data)
 
     class Handler(BaseHTTPRequestHandler):
-        def _answer(self, status: int, body: dict[str, Any]) -> None:
+        def _answer(self, status: int, body: dict[str, Any], posted: Any = None) -> None:
             raw = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/fhir+json")
@@ -102,7 +103,11 @@ def serve(data: Path, token: str, delay: float, log: Path | None) -> None:
             self.wfile.write(raw)
             if log is not None:
                 with log.open("a") as out:
-                    out.write(json.dumps({"path": self.path, "status": status}) + "\n")
+                    entry = {"method": self.command, "path": self.path, "status": status}
+                    if posted is not None:
+                        entry["body"] = posted
+                        entry["authorization"] = self.headers.get("Authorization", "")
+                    out.write(json.dumps(entry) + "\n")
 
         def do_GET(self) -> None:
             if delay:
@@ -140,6 +145,26 @@ def serve(data: Path, token: str, delay: float, log: Path | None) -> None:
                 "entry": [{"resource": r} for r in hits],
             }
             self._answer(200, bundle)
+
+        def do_POST(self) -> None:
+            # A create, as an EHR takes a Communication: the bearer token checked, the body
+            # logged (so a test sees what arrived), 201 with the id the server gave it.
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"null") if length < 1_000_000 else None
+            if self.headers.get("Authorization") != f"Bearer {token}":
+                self._answer(401, {"resourceType": "OperationOutcome", "issue": []})
+                return
+            segments = [s for s in urlsplit(self.path).path.split("/") if s]
+            if (
+                len(segments) != 1
+                or not isinstance(body, dict)
+                or body.get("resourceType") != segments[0]
+            ):
+                self._answer(400, {"resourceType": "OperationOutcome", "issue": []})
+                return
+            created = body | {"id": f"created-{len(resources.get(segments[0], {})) + 1}"}
+            resources.setdefault(segments[0], {})[created["id"]] = created
+            self._answer(201, created, posted=body)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: the log file records what a test needs

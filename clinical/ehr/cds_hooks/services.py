@@ -21,6 +21,7 @@ from clinical.ehr.cds_hooks.errors import HookError, fail
 from clinical.ehr.cds_hooks.fetch import prefetch_complete
 from clinical.ehr.cds_hooks.prefetch import case_input_for
 from clinical.ehr.cds_hooks.schemas import Feedback, HookRequest
+from clinical.ehr.writeback import writeback_remember
 from clinical.models import Case, CaseStatus, CdsCard, CdsFeedback, ReviewSource
 from clinical.reasons import REASON_CODE_SYSTEM, reason_codes, reason_display
 from clinical.schemas import ReviewInput
@@ -101,7 +102,10 @@ def hook_call(
         # record() holds the chain's lock: with the worker holding the row and waiting for
         # the chain, that was a deadlock (a 503 to the EHR). A worker that finds the row
         # locked here looks again a few seconds later.
-        Case.objects.select_for_update(no_key=True).get(pk=case.pk)
+        locked = Case.objects.select_for_update(no_key=True).get(pk=case.pk)
+        # Under the row's lock: a worker finishing the case commits before (nothing to
+        # write back, the card or the next call shows it) or after (it finds this).
+        writes_back = writeback_remember(case=locked, hook=hook)
         CdsCard.objects.get_or_create(
             uuid=uuid_,
             defaults={
@@ -128,6 +132,7 @@ def hook_call(
                 # Provenance of what the EHR's FHIR server gave: the queries (templates, no
                 # patient id) and how many resources each returned.
                 "fetched_from_fhir_server": [f.as_details() for f in fetched],
+                "writes_back": writes_back,
             },
         )
     return HookAnswer(case=case, cards=[card], replayed=submission.replayed)
