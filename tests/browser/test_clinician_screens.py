@@ -125,7 +125,7 @@ def test_rows_are_removed_in_place_and_left_out_of_the_case(
     page.wait_for_url(re.compile(r"/cases/[0-9a-f-]{36}/$"))
     case = Case.objects.get(submitted_by=alice)
     assert case.input["medications"] == [
-        {"name": "salbutamol", "dose": "", "route": "", "frequency": ""}
+        {"name": "salbutamol", "dose": "", "route": "", "frequency": "", "codings": []}
     ]
     assert case.input["patient"] == {"age_years": 30, "sex": "female", "pregnant": None}
 
