@@ -532,6 +532,9 @@ def queries_of_one_case(case: dict[str, Any], key: str) -> dict[str, Any]:
     from clinical import lifecycle
 
     client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {key}")
+    # One POST first, uncounted: the first of a process also reads today's data key.
+    warm = client.post("/api/v1/cases/", data=case, content_type="application/json")
+    lifecycle.case_run(case_id=warm.json()["id"])
     with CaptureQueriesContext(connection) as intake_queries:
         response = client.post("/api/v1/cases/", data=case, content_type="application/json")
     if response.status_code != 202:
@@ -543,7 +546,7 @@ def queries_of_one_case(case: dict[str, Any], key: str) -> dict[str, Any]:
         "run_queries": len(run_queries.captured_queries),
         "queries_per_case": len(intake_queries.captured_queries)
         + len(run_queries.captured_queries),
-        "how": "CaptureQueriesContext on one case in the benchmark's process",
+        "how": "CaptureQueriesContext on one case in the benchmark's process, after one",
     }
 
 
