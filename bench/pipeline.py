@@ -580,8 +580,9 @@ def pipeline_level(
         worker.stop()
     model_own = model_own_times(settings.BEDSIDE_MODEL_BASE_URL)
     time.sleep(STATS_FLUSH_S)
-    # Less the benchmark's own: its polls for the end and its first reading's transaction.
-    transactions = database_transactions() - transactions_before - polls - 1
+    # Less the benchmark's own: its polls for the end, and the first readings' two
+    # transactions (each counts once it ends, after it read the counts).
+    transactions = database_transactions() - transactions_before - polls - 2
     statements_after = statements_executed()
     cases_qs = Case.objects.filter(id__in=ids)
     span = cases_qs.aggregate(first=Min("created_at"), last=Max("finished_at"))
