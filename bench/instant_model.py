@@ -6,6 +6,9 @@ Each chat completion gets ``n`` schema-valid answers (the recorded answers of
 ids, as under vLLM's guided decoding), each with token log-probabilities, and vLLM's usage
 block. ``/v1/models`` and ``/health`` answer as vLLM does, and ``/metrics`` gives
 ``vllm:num_requests_running``, so the benchmark samples it as it does vLLM's.
+``GET /bench/own-times`` returns (and forgets) the server's own time per chat completion
+since the last call, from reading the request to writing the answer, so the benchmark can
+tell the model call's overhead on Bedside's side from the server's own time.
 
     .venv/bin/python bench/instant_model.py --port 8019 --model NAME
 """
@@ -16,6 +19,7 @@ import argparse
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -49,6 +53,7 @@ class _Server(ThreadingHTTPServer):
 def make_server(port: int, model: str) -> ThreadingHTTPServer:
     running = 0
     lock = threading.Lock()
+    own_times: list[float] = []
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:
@@ -70,6 +75,11 @@ def make_server(port: int, model: str) -> ThreadingHTTPServer:
                 self._send(200, json.dumps(listing).encode())
             elif self.path.endswith("/health"):
                 self._send(200, b"{}")
+            elif self.path.endswith("/bench/own-times"):
+                with lock:
+                    seconds = list(own_times)
+                    own_times.clear()
+                self._send(200, json.dumps({"seconds": seconds}).encode())
             elif self.path.endswith("/metrics"):
                 text = f'vllm:num_requests_running{{model_name="{model}"}} {running}\n'
                 self._send(200, text.encode(), "text/plain")
@@ -80,6 +90,7 @@ def make_server(port: int, model: str) -> ThreadingHTTPServer:
             nonlocal running
             with lock:
                 running += 1
+            started = time.perf_counter()
             try:
                 length = int(self.headers.get("Content-Length") or 0)
                 request = json.loads(self.rfile.read(length))
@@ -87,6 +98,7 @@ def make_server(port: int, model: str) -> ThreadingHTTPServer:
             finally:
                 with lock:
                     running -= 1
+                    own_times.append(time.perf_counter() - started)
 
     return _Server(("127.0.0.1", port), Handler)
 

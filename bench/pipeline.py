@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,138 @@ async def raw_level(level: int, cases: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+# --- Bedside's own time per case, split (issue 20) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseTimes:
+    """One case's stored timestamps: the case row, its run row and its audit events."""
+
+    created_at: datetime  # the case row, in the intake POST's transaction
+    started_at: datetime  # the claim began (case.started_at)
+    claim_recorded_at: datetime  # run.started event, the claim's last write before commit
+    run_created_at: datetime  # the run row, after the model answered and the checks ran
+    finished_at: datetime  # case.finished_at
+    outcome_recorded_at: datetime  # run.completed / run.failed event, the record's last write
+    model_s: float  # the run's measured HTTP latency (ReasoningRun.latency_ms)
+
+
+SPLIT_PARTS = ("queue", "claim", "model_call_overhead", "checks", "record", "unattributed", "own")
+
+
+def case_split(times: CaseTimes, *, model_own_s: float, checks_s: float) -> dict[str, float]:
+    """Seconds per part of one case, from its stored timestamps.
+
+    - queue: case created → claim began;
+    - claim: claim began → its run.started event (its commit is not stored: in unattributed);
+    - model_call_overhead: the run's HTTP latency less the model server's own time;
+    - checks: gate, coding and calibration (``answer_assess``), timed apart in-process;
+    - record: run row → the run's outcome event (run row, case status, audit event);
+    - unattributed: what the stored timestamps leave between the claim event and the run
+      row besides the model call and the checks: the claim's commit, the prompt's rendering;
+    - own: claim began → finished, less the model's latency (the figure of earlier runs).
+    """
+    between = (times.run_created_at - times.claim_recorded_at).total_seconds()
+    return {
+        "queue": (times.started_at - times.created_at).total_seconds(),
+        "claim": (times.claim_recorded_at - times.started_at).total_seconds(),
+        "model_call_overhead": times.model_s - model_own_s,
+        "checks": checks_s,
+        "record": (times.outcome_recorded_at - times.run_created_at).total_seconds(),
+        "unattributed": between - times.model_s - checks_s,
+        "own": (times.finished_at - times.started_at).total_seconds() - times.model_s,
+    }
+
+
+def cases_times(ids: list[str]) -> list[CaseTimes]:
+    """The stored timestamps of each finished case of ``ids`` that has one run."""
+    from audit.models import AuditEvent
+    from clinical.models import Case
+    from reasoning.models import ReasoningRun
+
+    runs = {str(r.case_id): r for r in ReasoningRun.objects.filter(case_id__in=ids)}
+    claims: dict[str, datetime] = {}
+    outcomes: dict[str, datetime] = {}
+    events = AuditEvent.objects.filter(
+        case_id__in=ids, code__in=["run.started", "run.completed", "run.failed"]
+    ).order_by("recorded_at")
+    for case_id, code, recorded_at in events.values_list("case_id", "code", "recorded_at"):
+        if code == "run.started":
+            claims.setdefault(str(case_id), recorded_at)  # the first attempt's
+        else:
+            outcomes[str(case_id)] = recorded_at
+    found = []
+    for case in Case.objects.filter(id__in=ids):
+        key, run = str(case.id), runs.get(str(case.id))
+        if run is None or case.started_at is None or case.finished_at is None:
+            continue
+        if key not in claims or key not in outcomes:
+            continue
+        found.append(
+            CaseTimes(
+                created_at=case.created_at,
+                started_at=case.started_at,
+                claim_recorded_at=claims[key],
+                run_created_at=run.created_at,
+                finished_at=case.finished_at,
+                outcome_recorded_at=outcomes[key],
+                model_s=run.latency_ms / 1000,
+            )
+        )
+    return found
+
+
+def split_summary(
+    times: list[CaseTimes], post_latencies: list[float], *, model_own_s: float, checks_s: float
+) -> dict[str, dict[str, float]]:
+    """p50 and p95 in ms of each part over the cases, intake (the POST's answer, measured by
+    the client) first."""
+    splits = [case_split(t, model_own_s=model_own_s, checks_s=checks_s) for t in times]
+    parts: dict[str, list[float]] = {"intake": post_latencies}
+    for name in SPLIT_PARTS:
+        parts[name] = [s[name] for s in splits]
+    return {
+        name: {"p50_ms": round(pct(v, 50) * 1000, 1), "p95_ms": round(pct(v, 95) * 1000, 1)}
+        for name, v in parts.items()
+    }
+
+
+def checks_time(case: dict[str, Any], repeats: int = 20) -> float:
+    """Median seconds of ``reasoning.services.answer_assess`` (gate, coding, calibration) on
+    one recorded answer of the model server, in this process: no timestamp is stored
+    between the model's answer and the run row."""
+    from reasoning import prompts
+    from reasoning.facts import case_facts
+    from reasoning.schemas import response_format
+    from reasoning.services import answer_assess, model_client, sampling_parameters
+
+    prompt = prompts.render(case)
+    result = model_client().chat(
+        messages=prompt.messages(),
+        response_format=response_format([f.id for f in case_facts(case)]),
+        **sampling_parameters(),
+    )
+    answer_assess(case_input=case, prompt=prompt, result=result)  # warm: revision, imports
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        answer_assess(case_input=case, prompt=prompt, result=result)
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
+def model_own_times(base_url: str) -> list[float]:
+    """The instant server's own time per completion since the last call (empty for vLLM)."""
+    import httpx
+
+    url = base_url.rstrip("/").removesuffix("/v1") + "/bench/own-times"
+    try:
+        response = httpx.get(url, timeout=5)
+        return list(response.json()["seconds"]) if response.status_code == 200 else []
+    except (httpx.HTTPError, ValueError, KeyError):
+        return []
+
+
 # --- web and worker processes ----------------------------------------------------------------
 
 
@@ -333,24 +466,92 @@ class InFlightSampler(threading.Thread):
             self.stopped.wait(0.25)
 
 
-def wait_done(ids: list[str], timeout_s: float) -> None:
+def wait_done(ids: list[str], timeout_s: float) -> int:
+    """Waits for every case of ``ids`` to finish; returns how many polls (one transaction
+    each) it took."""
     from clinical.models import Case, CaseStatus
 
+    polls = 0
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        polls += 1
         pending = (
             Case.objects.filter(id__in=ids)
             .exclude(status__in=[CaseStatus.COMPLETED, CaseStatus.FAILED])
             .count()
         )
         if not pending:
-            return
+            return polls
         time.sleep(0.5)
     raise RuntimeError(f"cases still pending after {timeout_s} s")
 
 
+# PostgreSQL flushes a backend's transaction counts to pg_stat_database at most once a
+# second while busy, and 10 s after it goes idle: read them that long after the last work.
+STATS_FLUSH_S = float(os.environ.get("BENCH_STATS_FLUSH_S", "11"))
+
+
+def database_transactions() -> int:
+    """Transactions committed and rolled back in this database so far, all clients."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def statements_executed() -> int | None:
+    """Statements executed in this database (pg_stat_statements), None where the extension
+    is not loaded (``shared_preload_libraries``) and installed."""
+    from django.db import DatabaseError, connection
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s "
+                "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()"
+            )
+            row = cursor.fetchone()
+    except DatabaseError:
+        return None
+    return int(row[0]) if row else None
+
+
+def queries_of_one_case(case: dict[str, Any], key: str) -> dict[str, Any]:
+    """Queries of one case in this process, counted with Django's CaptureQueriesContext:
+    the intake POST (the API view, through Django's test client) and the worker's run
+    (``clinical.lifecycle.case_run``) against the same model server."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from clinical import lifecycle
+
+    client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {key}")
+    # One POST first, uncounted: the first of a process also reads today's data key.
+    warm = client.post("/api/v1/cases/", data=case, content_type="application/json")
+    lifecycle.case_run(case_id=warm.json()["id"])
+    with CaptureQueriesContext(connection) as intake_queries:
+        response = client.post("/api/v1/cases/", data=case, content_type="application/json")
+    if response.status_code != 202:
+        raise RuntimeError(f"in-process intake answered {response.status_code}")
+    with CaptureQueriesContext(connection) as run_queries:
+        lifecycle.case_run(case_id=response.json()["id"])
+    return {
+        "intake_queries": len(intake_queries.captured_queries),
+        "run_queries": len(run_queries.captured_queries),
+        "queries_per_case": len(intake_queries.captured_queries)
+        + len(run_queries.captured_queries),
+        "how": "CaptureQueriesContext on one case in the benchmark's process, after one",
+    }
+
+
 def pipeline_level(
-    level: int, web_url: str, key: str, cases: list[dict[str, Any]]
+    level: int, web_url: str, key: str, cases: list[dict[str, Any]], *, checks_s: float
 ) -> dict[str, Any]:
     from django.conf import settings
     from django.db.models import Max, Min
@@ -363,16 +564,26 @@ def pipeline_level(
     # warm): one case first, untimed, so the level measures the warm pipeline.
     warm_ids, _, _, _ = asyncio.run(post_cases(web_url, key, bench_cases(1, age_offset=20), 1))
     wait_done(warm_ids, timeout_s=300)
+    model_own_times(settings.BEDSIDE_MODEL_BASE_URL)  # forget the warm-up's
+    time.sleep(STATS_FLUSH_S)  # the warm-up's transactions are counted before, not in
+    transactions_before = database_transactions()
+    statements_before = statements_executed()
     metrics_url = settings.BEDSIDE_MODEL_BASE_URL.rstrip("/").removesuffix("/v1") + "/metrics"
     sampler = InFlightSampler(metrics_url)
     sampler.start()
     try:
         ids, post_latencies, _, refused = asyncio.run(post_cases(web_url, key, cases, level))
-        wait_done(ids, timeout_s=900)
+        polls = wait_done(ids, timeout_s=900)
     finally:
         sampler.stopped.set()
         sampler.join()
         worker.stop()
+    model_own = model_own_times(settings.BEDSIDE_MODEL_BASE_URL)
+    time.sleep(STATS_FLUSH_S)
+    # Less the benchmark's own: its polls for the end, and the first readings' two
+    # transactions (each counts once it ends, after it read the counts).
+    transactions = database_transactions() - transactions_before - polls - 2
+    statements_after = statements_executed()
     cases_qs = Case.objects.filter(id__in=ids)
     span = cases_qs.aggregate(first=Min("created_at"), last=Max("finished_at"))
     wall = (span["last"] - span["first"]).total_seconds()
@@ -390,6 +601,12 @@ def pipeline_level(
         model_time.append(model_s)
         own_time.append((case.finished_at - case.started_at).total_seconds() - model_s)
     completed = cases_qs.filter(status=CaseStatus.COMPLETED).count()
+    model_own_s = statistics.median(model_own) if model_own else None
+    split = split_summary(
+        cases_times(ids), post_latencies, model_own_s=model_own_s or 0.0, checks_s=checks_s
+    )
+    if model_own_s is None:  # not the instant server: its own time is not known
+        del split["model_call_overhead"]
     in_flight = [s for s in sampler.samples]
     return {
         "concurrency": level,
@@ -404,6 +621,14 @@ def pipeline_level(
         "model_time_p50_s": round(pct(model_time, 50), 2),
         "bedside_own_time_p50_ms": round(pct(own_time, 50) * 1000, 1),
         "bedside_own_time_p95_ms": round(pct(own_time, 95) * 1000, 1),
+        "own_time_split_ms": split,
+        "model_server_own_time_p50_ms": round(model_own_s * 1000, 2) if model_own_s else None,
+        "checks_time_ms": round(checks_s * 1000, 2),
+        "db_transactions": transactions,
+        "db_transactions_per_case": round(transactions / len(ids), 2) if ids else None,
+        "db_statements_per_case": round((statements_after - statements_before) / len(ids), 2)
+        if ids and statements_after is not None and statements_before is not None
+        else None,
         "model_in_flight_max": max(in_flight) if in_flight else None,
         "model_in_flight_mean": round(statistics.mean(in_flight), 2) if in_flight else None,
     }
@@ -412,10 +637,16 @@ def pipeline_level(
 # --- 4. intake alone ---------------------------------------------------------------------------
 
 
-def intake(web_url: str, key: str) -> dict[str, Any]:
+def purge_queue() -> None:
     from kombu import Queue
 
     from bedside.celery import app as celery_app
+
+    with celery_app.connection_for_write() as conn:
+        Queue(QUEUE, channel=conn.default_channel).purge()
+
+
+def intake(web_url: str, key: str) -> dict[str, Any]:
     from clinical.models import Case, CaseStatus
 
     cases = bench_cases(INTAKE_CASES)
@@ -425,8 +656,7 @@ def intake(web_url: str, key: str) -> dict[str, Any]:
     Case.objects.filter(id__in=ids, status=CaseStatus.QUEUED).update(
         status=CaseStatus.FAILED, status_detail="benchmark intake only; not run"
     )
-    with celery_app.connection_for_write() as conn:
-        Queue(QUEUE, channel=conn.default_channel).purge()
+    purge_queue()
     return {
         "cases": len(ids),
         "refused": refused,
@@ -444,7 +674,7 @@ def table(result: dict[str, Any]) -> str:
         f"({result['model']['base_url']}), n={SAMPLES}, max_tokens={MAX_TOKENS}",
         "",
         "conc | raw cases/s | raw tok/s | raw p50/p95 s | pipe cases/s | ratio | "
-        "queue p50 s | model p50 s | own p50 ms | vLLM in flight max/mean",
+        "queue p50 s | model p50 s | own p50/p95 ms | db txn/case | vLLM in flight max/mean",
     ]
     for raw, pipe in zip(result["raw"], result["pipeline"], strict=True):
         lines.append(
@@ -452,8 +682,23 @@ def table(result: dict[str, Any]) -> str:
             f"{raw['output_tokens_per_s']:>9} | "
             f"{raw['latency_p50_s']}/{raw['latency_p95_s']:<8} | {pipe['cases_per_s']:>12} | "
             f"{pipe['ratio_to_raw']:>5} | {pipe['queue_wait_p50_s']:>11} | "
-            f"{pipe['model_time_p50_s']:>11} | {pipe['bedside_own_time_p50_ms']:>10} | "
+            f"{pipe['model_time_p50_s']:>11} | "
+            f"{pipe['bedside_own_time_p50_ms']:>6}/{pipe['bedside_own_time_p95_ms']:<7} | "
+            f"{pipe['db_transactions_per_case']:>11} | "
             f"{pipe['model_in_flight_max']}/{pipe['model_in_flight_mean']}"
+        )
+    lines += ["", "own time split, p50/p95 ms per case:"]
+    parts = list(result["pipeline"][0]["own_time_split_ms"]) if result["pipeline"] else []
+    lines.append("conc | " + " | ".join(f"{name:>15}" for name in parts))
+    for pipe in result["pipeline"]:
+        split = pipe["own_time_split_ms"]
+        cells = [f"{split[n]['p50_ms']}/{split[n]['p95_ms']}" for n in parts]
+        lines.append(f"{pipe['concurrency']:>4} | " + " | ".join(f"{c:>15}" for c in cells))
+    if result.get("queries_of_one_case"):
+        q = result["queries_of_one_case"]
+        lines.append(
+            f"queries of one case (in-process): intake {q['intake_queries']}, "
+            f"run {q['run_queries']}"
         )
     i = result["intake"]
     lines += [
@@ -567,17 +812,27 @@ def _main(started_at: datetime) -> int:
     try:
         log(f"intake: {INTAKE_CASES} POSTs with no worker")
         result["intake"] = intake(web_url, key)
+        if not ONLY_INTAKE:
+            log("checks: answer_assess on a recorded answer, in this process")
+            checks_s = checks_time(bench_cases(1, age_offset=30)[0])
+            result["checks_time_ms"] = round(checks_s * 1000, 2)
         for level in [] if ONLY_INTAKE else LEVELS:
             cases = bench_cases(requests_at(level))
             log(f"raw vLLM at concurrency {level}: {len(cases)} cases")
             raw_cases = bench_cases(requests_at(level), age_offset=10)
             result["raw"].append(asyncio.run(raw_level(level, raw_cases)))
             log(f"pipeline at concurrency {level}: {len(cases)} cases")
-            pipe = pipeline_level(level, web_url, key, cases)
+            pipe = pipeline_level(level, web_url, key, cases, checks_s=checks_s)
             pipe["ratio_to_raw"] = round(pipe["cases_per_s"] / result["raw"][-1]["cases_per_s"], 3)
             result["pipeline"].append(pipe)
+        if not ONLY_INTAKE:
+            result["queries_of_one_case"] = queries_of_one_case(
+                bench_cases(1, age_offset=40)[0], key
+            )
     finally:
         web.stop()
+        if not ONLY_INTAKE:
+            purge_queue()
     result["pgbench"] = pgbench_reference()
     result["seconds_total"] = round((datetime.now(UTC) - started_at).total_seconds(), 1)
     out = ROOT / "bench" / "results" / f"{started_at:%Y-%m-%dT%H%M%SZ}.json"

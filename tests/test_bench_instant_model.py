@@ -63,3 +63,17 @@ def test_every_sample_is_a_usable_checked_answer_with_logprobs(db: None, instant
 def test_metrics_report_requests_in_flight_as_vllm_does(instant: str) -> None:
     text = httpx.get(instant.removesuffix("/v1") + "/metrics").text
     assert text.startswith("vllm:num_requests_running") and text.strip().endswith(" 0")
+
+
+def test_own_times_give_each_completion_once(db: None, instant: str) -> None:
+    """The benchmark subtracts the server's own time from the run's measured latency, so
+    each chat completion's own time is reported once, and then forgotten."""
+    case: dict[str, Any] = json.loads(
+        (ROOT / "tests" / "data" / "case_chest_pain.json").read_text()
+    )
+    reasoning_services.case_answer(case_input=case)
+    reasoning_services.case_answer(case_input=case)
+    own_times_url = instant.removesuffix("/v1") + "/bench/own-times"
+    seconds = httpx.get(own_times_url).json()["seconds"]
+    assert len(seconds) == 2 and all(0 < s < 5 for s in seconds)
+    assert httpx.get(own_times_url).json() == {"seconds": []}

@@ -1,0 +1,102 @@
+"""``bench/pipeline.py``'s split of Bedside's own time per case (issue 20): each part from
+the stored timestamps of the case, its run and its audit events, and the database work per
+case."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from django.contrib.auth.models import User
+
+from clinical.models import Case, CaseStatus
+from tests import factories
+from tests.factories import AGREEING_TOPS
+from tests.fakes import FakeModelServer, agreeing_completion
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_pipeline", ROOT / "bench" / "pipeline.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+pipeline = _load()
+T0 = datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
+
+
+def at(ms: float) -> datetime:
+    return T0 + timedelta(milliseconds=ms)
+
+
+def test_each_part_of_a_case_comes_from_its_own_timestamps() -> None:
+    times = pipeline.CaseTimes(
+        created_at=at(0),
+        started_at=at(500),  # 500 ms in the queue
+        claim_recorded_at=at(520),  # 20 ms to claim
+        run_created_at=at(620),  # 100 ms: model 60 + checks 15 + 25 unattributed
+        finished_at=at(650),
+        outcome_recorded_at=at(655),  # 35 ms to record
+        model_s=0.060,
+    )
+    split = pipeline.case_split(times, model_own_s=0.010, checks_s=0.015)
+    assert split == pytest.approx(
+        {
+            "queue": 0.5,
+            "claim": 0.02,
+            "model_call_overhead": 0.05,
+            "checks": 0.015,
+            "record": 0.035,
+            "unattributed": 0.025,
+            "own": 0.09,
+        }
+    )
+
+
+def test_summary_gives_p50_and_p95_of_every_part_with_intake_first() -> None:
+    times = [
+        pipeline.CaseTimes(at(0), at(100 * i), at(100 * i + 10), at(100 * i + 30),
+                           at(100 * i + 40), at(100 * i + 41), 0.01)
+        for i in range(1, 21)
+    ]  # fmt: skip
+    summary = pipeline.split_summary(
+        times, [0.1] * 18 + [0.9] * 2, model_own_s=0.004, checks_s=0.002
+    )
+    assert list(summary) == ["intake", *pipeline.SPLIT_PARTS]
+    assert summary["intake"] == {"p50_ms": 100.0, "p95_ms": 900.0}
+    assert summary["queue"]["p50_ms"] == pytest.approx(1000.0, abs=100)
+    assert summary["queue"]["p95_ms"] == pytest.approx(1900.0, abs=100)
+    assert summary["model_call_overhead"]["p50_ms"] == pytest.approx(6.0)
+    assert summary["unattributed"]["p50_ms"] == pytest.approx(8.0)
+
+
+def test_a_run_case_has_every_timestamp_the_split_reads(
+    db: None, alice: User, fake_model: FakeModelServer
+) -> None:
+    case = factories.completed_case(alice, fake_model)
+    (times,) = pipeline.cases_times([str(case.id)])
+    assert times.created_at <= times.started_at <= times.claim_recorded_at
+    assert times.claim_recorded_at <= times.run_created_at <= times.finished_at
+    assert times.finished_at <= times.outcome_recorded_at
+    split = pipeline.case_split(times, model_own_s=0.0, checks_s=0.0)
+    assert all(split[part] >= 0 for part in ("queue", "claim", "record", "unattributed"))
+
+
+def test_queries_of_one_case_counts_intake_and_run(db: None, fake_model: FakeModelServer) -> None:
+    key = factories.issued_key().key
+    fake_model.push(agreeing_completion(AGREEING_TOPS))
+    fake_model.push(agreeing_completion(AGREEING_TOPS))
+    counted = pipeline.queries_of_one_case(factories.load_case(), key)
+    assert counted["intake_queries"] > 0 and counted["run_queries"] > 0
+    assert counted["queries_per_case"] == counted["intake_queries"] + counted["run_queries"]
+    statuses = set(Case.objects.values_list("status", flat=True))
+    assert statuses == {CaseStatus.COMPLETED}  # both runs really ran
