@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -18,7 +19,10 @@ from tests.factories import TEST_ACTOR, load_case
 
 
 @pytest.fixture
-def private_queue(transactional_db: None) -> Iterator[str]:
+def private_queue(transactional_db: None, settings: Any) -> Iterator[str]:
+    # The sample case is urgent, and urgent cases go to the stat queue by default: off here,
+    # so that every case's task lands on this one private queue.
+    settings.BEDSIDE_STAT_QUEUE = ""
     queue = f"faults-{uuid.uuid4().hex[:8]}"
     previous = celery_app.conf.task_default_queue
     celery_app.conf.task_default_queue = queue
