@@ -7,12 +7,14 @@ receivers are thin; the acting person comes from ``acting_as`` or the current re
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.contrib.auth.signals import user_login_failed
+from django.contrib.auth.signals import user_logged_out, user_login_failed
 from django.db.models.signals import m2m_changed, post_save, pre_delete, pre_save
 from django.http import HttpRequest
 
@@ -26,6 +28,21 @@ PRIVILEGE_FLAGS = ("is_superuser", "is_staff", "is_active")
 # Set when the sign-in backend has already written the event of a refused attempt, so the
 # ``user_login_failed`` signal Django sends next does not write a second one.
 _attempt_recorded: ContextVar[bool] = ContextVar("bedside_sign_in_recorded", default=False)
+# Set while a service changes a person's groups and records the change itself, in one event
+# (``identity.user_roles_replace``), so the group signals do not write one event per group.
+_roles_recorded: ContextVar[bool] = ContextVar("bedside_roles_recorded", default=False)
+# Person sign-in methods: their failures are ``login.failed``; a key's or a token's are
+# ``auth.failed``.
+PERSON_METHODS = ("password", "local", "directory", "sso")
+
+
+@contextmanager
+def roles_recorded_here() -> Iterator[None]:
+    token = _roles_recorded.set(True)
+    try:
+        yield
+    finally:
+        _roles_recorded.reset(token)
 
 
 def sign_in_attempt_recorded() -> None:
@@ -60,24 +77,51 @@ def auth_failure_record(
     record(
         actor=actor,
         action=Action.EXECUTE,
-        code="auth.failed",
+        code="login.failed" if method in PERSON_METHODS else "auth.failed",
         outcome=Outcome.FAILURE,
-        object_type="user" if method == "password" else "api_key",
+        object_type="user" if method in PERSON_METHODS else "api_key",
         object_id=claimed[:64],
         details={"method": method, "reason": reason, **(extra or {})},
     )
 
 
-def privilege_change_record(*, user: Any, granted: list[str], revoked: list[str]) -> None:
+def privilege_change_record(
+    *, user: Any, granted: list[str], revoked: list[str], roles_changed: bool = False
+) -> None:
+    """One ``role.changed``: what was granted and revoked (roles, or the admin flags), and
+    for roles the person's roles before and after, as an auditor compares them."""
     if not granted and not revoked:
         return
+    details: dict[str, Any] = {"user": user.get_username(), "granted": granted, "revoked": revoked}
+    if roles_changed:
+        now = set(user.groups.values_list("name", flat=True))
+        details["old"] = sorted((now - set(granted)) | set(revoked))
+        details["new"] = sorted(now)
     record(
         actor=signal_actor(),
         action=Action.UPDATE,
         code="role.changed",
         object_type="user",
         object_id=str(user.pk),
-        details={"user": user.get_username(), "granted": granted, "revoked": revoked},
+        details=details,
+    )
+
+
+def session_ended_record(
+    *, user: Any, reason: str, request: HttpRequest | None = None, method: str | None = None
+) -> None:
+    """``session.ended``: a person's session is over (signed out, or ended because their
+    directory account was disabled). ``method`` is how that session was signed in to."""
+    details: dict[str, Any] = {"user": user.get_username(), "reason": reason}
+    if method:
+        details["method"] = method
+    record(
+        actor=actor_for(user, request) if request is not None else signal_actor(),
+        action=Action.EXECUTE,
+        code="session.ended",
+        object_type="user",
+        object_id=str(user.pk),
+        details=details,
     )
 
 
@@ -91,17 +135,27 @@ def _on_login_failed(
         _attempt_recorded.set(False)
         return  # SignInBackend (bedside/accounts/sign_in.py) wrote it, inside its lock
     auth_failure_record(
-        method="password",
+        method="local",
         reason="bad credentials",
         request=request,
         claimed=str(credentials.get("username", "")),
     )
 
 
+def _on_logged_out(sender: Any, request: Any = None, user: Any = None, **_: Any) -> None:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return  # signing out with no session: nothing ended
+    session = getattr(request, "session", None)
+    method = session.get("bedside_sign_in_method") if session is not None else None
+    session_ended_record(user=user, reason="signed out", request=request, method=method)
+
+
 def _on_groups_changed(
     sender: Any, instance: Any, action: str, reverse: bool, pk_set: set[int] | None, **_: Any
 ) -> None:
     user_model = get_user_model()
+    if _roles_recorded.get():
+        return
     if action == "pre_clear":
         # Remember what is about to go: post_clear no longer knows.
         if reverse:
@@ -115,16 +169,20 @@ def _on_groups_changed(
         cleared = getattr(instance, "_bedside_cleared", [])
         if reverse:
             for user in user_model.objects.filter(pk__in=cleared):
-                privilege_change_record(user=user, granted=[], revoked=[instance.name])
+                privilege_change_record(
+                    user=user, granted=[], revoked=[instance.name], roles_changed=True
+                )
         else:
-            privilege_change_record(user=instance, granted=[], revoked=sorted(cleared))
+            privilege_change_record(
+                user=instance, granted=[], revoked=sorted(cleared), roles_changed=True
+            )
         return
 
     def changed(user: Any, names: list[str]) -> None:
         if action == "post_add":
-            privilege_change_record(user=user, granted=names, revoked=[])
+            privilege_change_record(user=user, granted=names, revoked=[], roles_changed=True)
         else:
-            privilege_change_record(user=user, granted=[], revoked=names)
+            privilege_change_record(user=user, granted=[], revoked=names, roles_changed=True)
 
     if reverse:  # group.user_set.add(...): one event per user
         for user in user_model.objects.filter(pk__in=pk_set or ()):
@@ -227,6 +285,7 @@ def _before_group_deleted(sender: Any, instance: Any, **_: Any) -> None:
 def connect() -> None:
     user_model = get_user_model()
     user_login_failed.connect(_on_login_failed, dispatch_uid="bedside_auth_failed")
+    user_logged_out.connect(_on_logged_out, dispatch_uid="bedside_session_ended")
     m2m_changed.connect(
         _on_groups_changed, sender=user_model.groups.through, dispatch_uid="bedside_role_changed"
     )

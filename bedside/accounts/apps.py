@@ -8,6 +8,7 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from bedside.accounts import access_audit
+        from bedside.accounts import access_audit, identity
 
         access_audit.connect()
+        identity.connect()

@@ -37,9 +37,10 @@ from audit.actors import actor_for
 from audit.models import Action, AuditEvent, Outcome
 from audit.services import Actor, record
 from bedside.accounts.access_audit import auth_failure_record, sign_in_attempt_recorded
+from bedside.accounts.identity import SignInMethod, sign_in_method_of
 from bedside.accounts.throttling import source_refused
 
-FAILED = "auth.failed"  # written by SignInBackend (or, outside it, access_audit.py)
+FAILED = "login.failed"  # written by SignInBackend (or, outside it, access_audit.py)
 SUCCEEDED = "login.succeeded"
 REFUSED = "login.refused"  # a locked username tried again; not counted as a failure
 UNLOCKED = "login.unlocked"  # an administrator ended a lockout
@@ -89,8 +90,11 @@ def login_locked_until(
     return until if last - first <= window and until > now else None
 
 
-def login_success_record(*, user: Any, request: HttpRequest | None) -> None:
-    """A successful sign-in, by the person who signed in (their role, their address)."""
+def login_success_record(
+    *, user: Any, request: HttpRequest | None, method: SignInMethod | None = None
+) -> None:
+    """A successful sign-in, by the person who signed in (their role, their address), and
+    how they signed in (by default, the method of the backend that authenticated them)."""
     record(
         actor=actor_for(user, request),
         action=Action.EXECUTE,
@@ -98,6 +102,7 @@ def login_success_record(*, user: Any, request: HttpRequest | None) -> None:
         outcome=Outcome.SUCCESS,
         object_type="user",
         object_id=_key(user.get_username()),
+        details={"method": str(method or sign_in_method_of(user))},
     )
 
 
@@ -137,10 +142,13 @@ def _source(request: HttpRequest | None) -> str | None:
     return actor_for(None, request).source_address
 
 
-class SignInBackend(ModelBackend):
-    """Django's username and password check behind the lockout: a locked username is
-    refused (``login.refused``) without its password being tried; a wrong password is
-    counted (``auth.failed``) before the lock is released."""
+class LockedOutSignIn:
+    """The lockout around any username-and-password check (mixed in before the backend
+    that checks the password: Django's own for local accounts, the directory's for LDAP):
+    a locked username is refused (``login.refused``) without its password being tried; a
+    wrong password is counted (``login.failed``) before the lock is released."""
+
+    sign_in_method = SignInMethod.LOCAL
 
     def authenticate(
         self,
@@ -153,9 +161,10 @@ class SignInBackend(ModelBackend):
             username = kwargs.get(get_user_model().USERNAME_FIELD)
         if username is None or password is None:
             return None
+        method = str(self.sign_in_method)
         source = _source(request)
         request_id = getattr(request, "request_id", "") if request is not None else ""
-        if source_refused(source_address=source, method="password", request_id=request_id):
+        if source_refused(source_address=source, method=method, request_id=request_id):
             if request is not None:
                 request.bedside_source_throttled = True  # type: ignore[attr-defined]
             sign_in_attempt_recorded()  # in the window's one auth.throttled event
@@ -168,13 +177,24 @@ class SignInBackend(ModelBackend):
                     request.bedside_locked_until = until  # type: ignore[attr-defined]
                 sign_in_attempt_recorded()
                 return None
-            user = super().authenticate(request, username=username, password=password, **kwargs)
+            user = super().authenticate(  # type: ignore[misc]
+                request, username=username, password=password, **kwargs
+            )
             if user is None:
                 auth_failure_record(
-                    method="password", reason="bad credentials", request=request, claimed=username
+                    method=method,
+                    reason=getattr(request, "bedside_sign_in_failure", "bad credentials"),
+                    request=request,
+                    claimed=username,
                 )
                 sign_in_attempt_recorded()
             return user
+
+
+class SignInBackend(LockedOutSignIn, ModelBackend):
+    """Local accounts: Django's password check behind the lockout."""
+
+    sign_in_method = SignInMethod.LOCAL
 
 
 THROTTLED_MESSAGE = (

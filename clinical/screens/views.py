@@ -143,6 +143,8 @@ def case_status(request: HttpRequest, case_id: uuid.UUID) -> JsonResponse:
 @login_required
 @require_GET
 def case_list(request: HttpRequest) -> HttpResponse:
+    if not roles.roles_of(request.user) & roles.CASE_READERS:
+        raise PermissionDenied("you have no role in Bedside yet: ask IT to add you to a group")
     search = CaseSearch.from_query(request.GET)
     page = search.page(presenting.my_cases(request.user), request.GET.get("page"))
     # The list names chief complaints: a read of patient data.

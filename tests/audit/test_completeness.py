@@ -185,9 +185,9 @@ def test_failed_sign_in_writes_one_event_naming_the_user_tried(alice: User) -> N
     assert response.status_code == 200
     events = list(AuditEvent.objects.filter(id__gt=before))
     assert [(e.code, e.outcome, e.object_id) for e in events] == [
-        ("auth.failed", "failure", "alice")
+        ("login.failed", "failure", "alice")
     ]
-    assert events[0].details == {"method": "password", "reason": "bad credentials"}
+    assert events[0].details == {"method": "local", "reason": "bad credentials"}
     assert "wrong" not in str(events[0].details)  # never the password
 
 

@@ -50,7 +50,7 @@ def test_a_formula_typed_as_user_name_at_sign_in_is_text_in_the_csv_export(
 ) -> None:
     response = Client().post("/accounts/login/", {"username": HYPERLINK, "password": "x"})
     assert response.status_code == 200  # the form again: the sign-in failed
-    failed = [row for row in _csv_rows(auditor) if row["code"] == "auth.failed"]
+    failed = [row for row in _csv_rows(auditor) if row["code"] == "login.failed"]
     assert [row["object_id"] for row in failed] == [f"'{HYPERLINK}"]
 
 

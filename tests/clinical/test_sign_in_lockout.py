@@ -48,7 +48,7 @@ def test_five_failures_lock_the_username_even_with_the_right_password(alice: Use
     assert refused.status_code == 200
     assert "Too many failed sign-ins" in refused.content.decode()
     assert "_auth_user_id" not in client.session
-    assert AuditEvent.objects.filter(code="auth.failed", object_id="alice").count() == 5
+    assert AuditEvent.objects.filter(code="login.failed", object_id="alice").count() == 5
     assert AuditEvent.objects.filter(code="login.refused", object_id="alice").count() == 1
     assert verify_chain() is None
 
@@ -59,7 +59,7 @@ def test_lock_ends_after_the_lockout_period(alice: User) -> None:
         sign_in(client, "alice", "wrong")
     until = login_locked_until(username="alice", source_address=HERE)
     assert until is not None
-    last = AuditEvent.objects.filter(code="auth.failed").order_by("-id").first()
+    last = AuditEvent.objects.filter(code="login.failed").order_by("-id").first()
     assert last is not None and until == last.recorded_at + dt.timedelta(seconds=900)
     second = dt.timedelta(seconds=1)
     assert login_locked_until(username="alice", source_address=HERE, now=until - second) == until
@@ -159,7 +159,7 @@ def replay_lockout(codes: list[str], limit: int) -> None:
     for position, code in enumerate(codes):
         locked = in_a_row >= limit
         assert (code == "login.refused") == locked, (position, codes)
-        if code == "auth.failed":
+        if code == "login.failed":
             in_a_row += 1
         elif code == "login.succeeded":
             in_a_row = 0

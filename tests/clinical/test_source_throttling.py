@@ -73,7 +73,7 @@ def test_an_address_over_its_failures_is_refused_before_any_password_is_tried(
     assert "_auth_user_id" not in client.session
     for _ in range(10):
         sign_in("bob", "wrong", STRANGER)
-    assert AuditEvent.objects.filter(code="auth.failed").count() == 3
+    assert AuditEvent.objects.filter(code="login.failed").count() == 3
     assert AuditEvent.objects.filter(code="auth.throttled").count() == 1
     assert sign_in("alice", PASSWORD, "10.0.0.1")[1].status_code == 302
 
