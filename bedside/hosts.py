@@ -24,6 +24,9 @@ def _is_on_premises(address: str) -> bool:
 
 MODEL_ALLOW_LIST = "BEDSIDE_MODEL_ALLOWED_HOSTS"
 CALLBACK_ALLOW_LIST = "BEDSIDE_CALLBACK_ALLOWED_HOSTS"
+# An EHR's FHIR server: where CDS Hooks prefetch is completed from, and where write-back
+# sends the hook's token.
+FHIR_ALLOW_LIST = "BEDSIDE_FHIR_SERVER_ALLOWED_HOSTS"
 
 
 def check_model_endpoint(

@@ -18,7 +18,6 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,6 +28,7 @@ from audit.models import Action, Outcome
 from audit.services import SYSTEM, record
 from bedside.accounts.models import ApiKey
 from bedside.hosts import EndpointRefused, callback_address
+from clinical.ehr.delivery import Delivery, attempt_settled
 from clinical.models import Case, CaseStatus
 from clinical.schemas import CaseFinishedEvent
 
@@ -83,17 +83,6 @@ def callback_key_for(case_id: str) -> ApiKey | None:
 
 class NoCallbackSecret(Exception):
     """The key has a callback URL but no secret to sign with."""
-
-
-@dataclass(frozen=True)
-class Delivery:
-    delivered: bool
-    retry_in: int | None  # seconds until the next attempt; None: no further attempt
-
-
-def _backoff(attempt: int) -> int:
-    base = settings.BEDSIDE_CALLBACK_BACKOFF_BASE_S
-    return int(min(base * 2 ** (attempt - 1), 3600))
 
 
 def callback_deliver(*, case_id: str, attempt: int) -> Delivery:
@@ -155,12 +144,15 @@ def callback_deliver(*, case_id: str, attempt: int) -> Delivery:
         delivered, error = False, "no callback secret"
     except httpx.HTTPError as exc:
         delivered, error = False, type(exc).__name__
-    last = attempt >= settings.BEDSIDE_CALLBACK_MAX_ATTEMPTS or error in (
-        "refused",
-        "no callback secret",
+    outcome, details = attempt_settled(
+        delivered=delivered,
+        error=error,
+        attempt=attempt,
+        max_attempts=settings.BEDSIDE_CALLBACK_MAX_ATTEMPTS,
+        backoff_base_s=settings.BEDSIDE_CALLBACK_BACKOFF_BASE_S,
+        final_errors=("refused", "no callback secret"),
+        details=details,
     )
-    if error:
-        details["error"] = error
     record(
         actor=SYSTEM,
         action=Action.EXECUTE,
@@ -169,8 +161,6 @@ def callback_deliver(*, case_id: str, attempt: int) -> Delivery:
         case_id=case.id,
         object_type="api_key",
         object_id=str(key.pk),
-        details=details | ({"gave_up": True} if not delivered and last else {}),
+        details=details,
     )
-    if delivered or last:
-        return Delivery(delivered=delivered, retry_in=None)
-    return Delivery(delivered=False, retry_in=_backoff(attempt))
+    return outcome

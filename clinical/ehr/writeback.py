@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from audit.models import Action, Outcome
 from audit.services import SYSTEM, record
-from bedside.hosts import EndpointRefused, check_model_endpoint
-from clinical.ehr.callbacks import Delivery
+from bedside.hosts import FHIR_ALLOW_LIST, EndpointRefused, check_model_endpoint
+from clinical.ehr.delivery import Delivery, attempt_settled
 from clinical.models import Case, CaseStatus, CdsWriteback
 from reasoning import selectors as reasoning_selectors
 from reasoning.confidence import band_of
@@ -34,9 +34,6 @@ from reasoning.schemas import CheckedAssessment
 
 if TYPE_CHECKING:  # the hook package imports this module (a hook call remembers the token)
     from clinical.ehr.cds_hooks.schemas import HookRequest
-
-# The prefetch fetch's allow-list: the same hosts may be sent the token to write with.
-FHIR_ALLOW_LIST = "BEDSIDE_FHIR_SERVER_ALLOWED_HOSTS"
 
 # A scope that lets Bedside create a Communication: SMART v1 ``write`` or ``*``, or SMART v2
 # permission letters that include ``c`` (create), on Communication or on every type, for a
@@ -146,11 +143,6 @@ def communication(case: Case, patient_id: str) -> dict[str, Any]:
     }
 
 
-def _backoff(attempt: int) -> int:
-    base = settings.BEDSIDE_FHIR_WRITEBACK_BACKOFF_BASE_S
-    return int(min(base * 2 ** (attempt - 1), 3600))
-
-
 def writeback_deliver(*, case_id: str, attempt: int) -> Delivery:
     """One attempt to POST the finished case's Communication, audited; says whether (and
     when) to try again. Nothing to do (no write access, already sent) is not an attempt."""
@@ -199,18 +191,23 @@ def writeback_deliver(*, case_id: str, attempt: int) -> Delivery:
         delivered, error = False, "refused"
     except httpx.HTTPError as exc:
         delivered, error = False, type(exc).__name__
-    last = attempt >= settings.BEDSIDE_FHIR_WRITEBACK_MAX_ATTEMPTS or error == "refused"
-    if error:
-        details["error"] = error
+    outcome, details = attempt_settled(
+        delivered=delivered,
+        error=error,
+        attempt=attempt,
+        max_attempts=settings.BEDSIDE_FHIR_WRITEBACK_MAX_ATTEMPTS,
+        backoff_base_s=settings.BEDSIDE_FHIR_WRITEBACK_BACKOFF_BASE_S,
+        final_errors=("refused",),
+        details=details,
+    )
     record(
         actor=SYSTEM,
         action=Action.EXECUTE,
         code="ehr.writeback_sent" if delivered else "ehr.writeback_failed",
         outcome=Outcome.SUCCESS if delivered else Outcome.FAILURE,
         case_id=case.id,
-        details=details | ({"gave_up": True} if not delivered and last else {}),
+        details=details,
     )
-    if delivered or last:
+    if outcome.retry_in is None:
         target.delete()  # the token is kept no longer than it is needed
-        return Delivery(delivered=delivered, retry_in=None)
-    return Delivery(delivered=False, retry_in=_backoff(attempt))
+    return outcome

@@ -21,11 +21,9 @@ from urllib.parse import quote
 import httpx
 from django.conf import settings
 
-from bedside.hosts import EndpointRefused, check_model_endpoint
+from bedside.hosts import FHIR_ALLOW_LIST, EndpointRefused, check_model_endpoint
 from clinical.ehr.cds_hooks.errors import HookError
 from clinical.ehr.cds_hooks.schemas import HookRequest
-
-FHIR_ALLOW_LIST = "BEDSIDE_FHIR_SERVER_ALLOWED_HOSTS"
 
 
 @dataclass(frozen=True)
