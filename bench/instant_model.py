@@ -29,17 +29,42 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fakes import assessment, choice, cite_facts, completion  # noqa: E402
 
-# Recorded answers, one per sample index: the same top diagnosis, as a stable model gives.
-ANSWERS = [
-    json.dumps(assessment("Acute myocardial infarction", confidence=c)) for c in (0.8, 0.7, 0.75)
+# Recorded answers by chief complaint (the benchmark's five variants), one per sample
+# index: the same top diagnosis, as a stable model gives, citing the complaint's own fact.
+# A complaint not listed gets the first. Each passes the answer gate, so every benchmark case
+# goes the completed-answer path (parsing, checks, confidence, the encrypted result).
+DIAGNOSES = [
+    ("chest pain", "Acute myocardial infarction"),
+    ("shortness of breath", "Pulmonary embolism"),
+    ("cough", "Community-acquired pneumonia"),
+    ("headache", "Subarachnoid haemorrhage"),
+    ("abdominal pain", "Acute appendicitis"),
 ]
+ANSWERS = {
+    complaint: [
+        json.dumps(assessment(top, confidence=c, cites=[complaint])) for c in (0.8, 0.7, 0.75)
+    ]
+    for complaint, top in DIAGNOSES
+}
 LOGPROBS = [-0.05, -0.2, -0.01, -0.4, -0.1, -0.02]
+
+
+def _recorded(request: dict[str, Any]) -> list[str]:
+    try:
+        prompt = str(request["messages"][-1]["content"]).lower()
+    except (KeyError, IndexError, TypeError):
+        prompt = ""
+    complaint = next((c for c, _ in DIAGNOSES if c in prompt), DIAGNOSES[0][0])
+    return ANSWERS[complaint]
 
 
 def answer(request: dict[str, Any], model: str) -> dict[str, Any]:
     n = int(request.get("n") or 1)
+    recorded = _recorded(request)
     choices = [
-        choice(i, ANSWERS[i % len(ANSWERS)], logprobs=LOGPROBS if request.get("logprobs") else None)
+        choice(
+            i, recorded[i % len(recorded)], logprobs=LOGPROBS if request.get("logprobs") else None
+        )
         for i in range(n)
     ]
     return {**cite_facts(request, completion(choices, model=model)), "model": model}

@@ -22,15 +22,17 @@ from reasoning import services as reasoning_services
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bench_instant", ROOT / "bench" / "instant_model.py"
-    )
+def _load_module(name: str, file: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / file)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _load() -> ModuleType:
+    return _load_module("bench_instant", "instant_model.py")
 
 
 @pytest.fixture
@@ -58,6 +60,21 @@ def test_every_sample_is_a_usable_checked_answer_with_logprobs(db: None, instant
     assert answer.completed and answer.usable_samples == 3
     assert answer.confidence is not None
     assert answer.confidence.components["token_probability"] is not None  # from the logprobs
+
+
+def test_each_of_the_benchmarks_complaints_gets_a_completed_answer(
+    db: None, instant: str
+) -> None:
+    """The benchmark's five case variants all go the completed-answer path: before, only
+    the chest-pain variant did, and the other four failed the gate (an infarction citing
+    no fact of a headache case), so the instant ceiling measured mostly failed runs."""
+    pipeline = _load_module("bench_pipeline_cases", "pipeline.py")
+    outcomes = []
+    for case in pipeline.bench_cases(5):
+        case.pop("external_id")
+        answer = reasoning_services.case_answer(case_input=case)
+        outcomes.append((case["chief_complaint"], answer.completed, answer.failure))
+    assert [(complaint, True, "") for complaint, _, _ in outcomes] == outcomes
 
 
 def test_metrics_report_requests_in_flight_as_vllm_does(instant: str) -> None:
