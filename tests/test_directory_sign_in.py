@@ -7,7 +7,11 @@ and an unreachable directory that names itself while the break-glass account sti
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -23,8 +27,10 @@ from bedside.accounts import directory as directory_module
 from bedside.accounts.identity import SESSION_METHOD_KEY
 from tests.directory_server import (
     COMPLIANCE,
+    DIRECTORY_BACKEND,
     ED_PHYSICIANS,
     PASSWORDS,
+    RECHECK_MIDDLEWARE,
     DirectoryServer,
     directory_fixture,  # noqa: F401 (fixture)
     directory_server_fixture,  # noqa: F401 (fixture)
@@ -250,3 +256,46 @@ def test_a_wrong_group_type_stops_the_start(
         directory_settings_apply(settings, directory_server, BEDSIDE_LDAP_GROUP_TYPE="posix")
     settings.BEDSIDE_LDAP_GROUP_TYPE = "nested-activeDirectory"
     directory_module.check_configuration()
+
+
+def _settings_in_a_fresh_process(extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BEDSIDE_LDAP_")}
+    env |= {"DJANGO_SETTINGS_MODULE": "bedside.settings", **extra_env}
+    script = (
+        "import django, json, sys; django.setup(); from django.conf import settings; "
+        "print(json.dumps([settings.AUTHENTICATION_BACKENDS, settings.MIDDLEWARE, "
+        "'django_auth_ldap' in sys.modules]))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+@pytest.mark.slow  # three fresh processes import Django
+def test_the_directory_joins_sign_in_only_when_its_uri_is_set_and_bad_settings_stop_the_start(
+    directory_server: DirectoryServer,
+) -> None:
+    unset = _settings_in_a_fresh_process({})
+    assert unset.returncode == 0, unset.stderr
+    backends, middleware, imported = json.loads(unset.stdout.splitlines()[-1])
+    assert backends == ["bedside.accounts.sign_in.SignInBackend"]
+    assert RECHECK_MIDDLEWARE not in middleware
+    assert not imported  # the `directory` extra is optional where there is no directory
+
+    environment = {k: str(v) for k, v in directory_server.settings().items() if v != ""}
+    environment["BEDSIDE_LDAP_START_TLS"] = "false"
+    good = _settings_in_a_fresh_process(environment)
+    assert good.returncode == 0, good.stderr
+    backends, middleware, imported = json.loads(good.stdout.splitlines()[-1])
+    assert backends == [DIRECTORY_BACKEND, "bedside.accounts.sign_in.SignInBackend"]
+    auth = middleware.index("django.contrib.auth.middleware.AuthenticationMiddleware")
+    assert middleware[auth + 1] == RECHECK_MIDDLEWARE
+
+    for name, value in [
+        ("BEDSIDE_LDAP_ROLE_GROUPS", "nurse=cn=nursing,ou=groups,dc=hospital,dc=local"),
+        ("BEDSIDE_LDAP_URI", "http://dc1.hospital.local"),
+        ("BEDSIDE_LDAP_USER_SEARCH_BASE", ""),
+    ]:
+        bad = _settings_in_a_fresh_process({**environment, name: value})
+        assert bad.returncode != 0
+        assert "ImproperlyConfigured" in bad.stderr and name in bad.stderr

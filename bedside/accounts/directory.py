@@ -216,6 +216,7 @@ class DirectorySignInBackend(LockedOutSignIn, LDAPBackend):  # type: ignore[misc
     """The hospital directory's password check behind the lockout (module docstring)."""
 
     sign_in_method = SignInMethod.DIRECTORY
+    _settings: Any = None
     _request: HttpRequest | None = None
     _passed = False
 
