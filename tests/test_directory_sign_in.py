@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 from typing import Any
@@ -182,6 +183,20 @@ def test_an_unreachable_directory_is_named_and_the_break_glass_account_still_sig
     client = Client()
     assert sign_in(client, "breakglass", LOCAL_PASSWORD).status_code == 302
     assert client.session[SESSION_METHOD_KEY] == "local"
+
+
+def test_a_directory_that_takes_the_connection_but_never_answers_fails_within_its_timeout(
+    directory: DirectoryServer, settings: Any
+) -> None:
+    """A hung directory (a firewall that drops, a wedged server) is the slow case: without
+    BEDSIDE_LDAP_TIMEOUT_S the sign-in would wait for ever; with it, the page names it."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the connection; nobody ever reads it
+        settings.BEDSIDE_LDAP_URI = f"ldap://127.0.0.1:{silent.getsockname()[1]}"
+        settings.BEDSIDE_LDAP_TIMEOUT_S = 1
+        page = sign_in(Client(), "dr.ward", PASSWORDS["dr.ward"]).content.decode()
+    assert "is not answering" in page
 
 
 def test_readiness_reports_the_directory_without_failing_on_it(
