@@ -28,9 +28,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ldap
-import ldap.modlist
 import pytest
+
+
+class _PythonLdap:
+    """python-ldap, imported at first use: it is the optional `directory` extra, and this
+    module is imported whenever pytest collects the directory tests (``make test-fast``
+    collects them and deselects them, on machines without the extra too)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            import ldap
+            import ldap.modlist
+        except ImportError as exc:
+            raise RuntimeError(
+                "the directory tests need python-ldap: `make install-directory` installs it "
+                "(the `directory` extra) with Debian's slapd and ldap-utils"
+            ) from exc
+        return getattr(ldap, name)
+
+
+ldap: Any = _PythonLdap()
 
 SUFFIX = "dc=hospital,dc=local"
 ROOT_DN = f"cn=admin,{SUFFIX}"

@@ -24,7 +24,6 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent
 from audit.services import verify_chain
 from bedside import roles
-from bedside.accounts import directory as directory_module
 from bedside.accounts.identity import SESSION_METHOD_KEY
 from tests.directory_server import (
     COMPLIANCE,
@@ -269,8 +268,10 @@ def test_a_wrong_group_type_stops_the_start(
 ) -> None:
     with pytest.raises(ImproperlyConfigured, match="BEDSIDE_LDAP_GROUP_TYPE"):
         directory_settings_apply(settings, directory_server, BEDSIDE_LDAP_GROUP_TYPE="posix")
+    from bedside.accounts.directory import check_configuration  # the `directory` extra
+
     settings.BEDSIDE_LDAP_GROUP_TYPE = "nested-activeDirectory"
-    directory_module.check_configuration()
+    check_configuration()
 
 
 def _settings_in_a_fresh_process(extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
