@@ -174,6 +174,7 @@ class DirectoryServer:
     tls_port: int
     ca_file: Path
     version: str
+    slapd: str = "slapd"
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -261,22 +262,27 @@ class DirectoryServer:
         conn.unbind_s()
 
     def start(self) -> None:
+        server_down = ldap.SERVER_DOWN  # python-ldap first: no slapd left running without it
         listen = f"{self.uri}/ {self.ldaps_uri}/"
         self.process = subprocess.Popen(
-            ["slapd", "-d", "0", "-h", listen, "-f", str(self.folder / "slapd.conf")],
+            [self.slapd, "-d", "0", "-h", listen, "-f", str(self.folder / "slapd.conf")],
             stdout=subprocess.DEVNULL,
             stderr=(self.folder / "slapd.log").open("ab"),
         )
         deadline = time.monotonic() + 20
-        while True:
-            try:
-                self.root().unbind_s()
-                return
-            except ldap.SERVER_DOWN:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    log = (self.folder / "slapd.log").read_text(errors="replace")
-                    raise RuntimeError(f"slapd did not start: {log[-2000:]}") from None
-                time.sleep(0.1)
+        try:
+            while True:
+                try:
+                    self.root().unbind_s()
+                    return
+                except server_down:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        log = (self.folder / "slapd.log").read_text(errors="replace")
+                        raise RuntimeError(f"slapd did not start: {log[-2000:]}") from None
+                    time.sleep(0.1)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -291,7 +297,8 @@ class DirectoryServer:
 
 def start_directory(folder: Path) -> DirectoryServer:
     slapd = shutil.which("slapd") or ("/usr/sbin/slapd" if Path("/usr/sbin/slapd").exists() else "")
-    if not slapd or not shutil.which("slapadd", path="/usr/sbin:/usr/bin"):
+    slapadd = shutil.which("slapadd", path="/usr/sbin:/usr/bin") or ""
+    if not slapd or not slapadd:
         raise RuntimeError(
             "the directory tests need OpenLDAP's slapd: `make install-directory` installs "
             "Debian's slapd and ldap-utils (sudo apt-get install slapd ldap-utils)"
@@ -302,14 +309,15 @@ def start_directory(folder: Path) -> DirectoryServer:
     conf.write_text(_slapd_conf(folder, tls))
     seed = folder / "seed.ldif"
     seed.write_text(_seed_ldif())
-    subprocess.run(["slapadd", "-f", str(conf), "-l", str(seed)], check=True, capture_output=True)
-    version = subprocess.run(["slapd", "-VV"], capture_output=True, text=True)
+    subprocess.run([slapadd, "-f", str(conf), "-l", str(seed)], check=True, capture_output=True)
+    version = subprocess.run([slapd, "-VV"], capture_output=True, text=True)
     server = DirectoryServer(
         folder=folder,
         port=free_port(),
         tls_port=free_port(),
         ca_file=tls["ca"],
         version=(version.stdout + version.stderr).strip().splitlines()[0],
+        slapd=slapd,
     )
     server.start()
     return server
