@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # pip here warns about every package missing from a local index; the failure status stays.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install install-browser install-deploy-tools bench bench-audit bench-encryption run test test-fast test-offline test-e2e lint migrations-check backup restore clean
+.PHONY: install install-browser install-deploy-tools install-directory bench bench-audit bench-encryption run test test-fast test-offline test-e2e lint migrations-check backup restore clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,10 +40,19 @@ install-deploy-tools:  ## the deploy tests run nginx -t and systemd-analyze veri
 	@command -v systemd-analyze >/dev/null || { echo "the deploy tests need systemd-analyze (package systemd)" >&2; exit 1; }
 	@command -v openssl >/dev/null || { echo "the deploy tests need openssl" >&2; exit 1; }
 
+install-directory: install  ## directory sign-in: django-auth-ldap (python-ldap builds against libldap) and, for its tests, OpenLDAP's slapd
+	@if ! dpkg -s slapd ldap-utils libldap2-dev libsasl2-dev >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q slapd ldap-utils libldap2-dev libsasl2-dev >/dev/null \
+	      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q slapd ldap-utils libldap2-dev libsasl2-dev >/dev/null; }; \
+	  else echo "install Debian's slapd ldap-utils libldap2-dev libsasl2-dev (sudo apt-get install ...) for directory sign-in and its tests" >&2; exit 1; fi; \
+	fi
+	@$(PY) -c "import django_auth_ldap" 2>/dev/null || $(PIP) install -e '.[directory]' $(QUIET_PIP)
+
 run: install  ## start PostgreSQL, broker, vLLM, worker and web on http://127.0.0.1:8000
 	$(PY) -m devtools.localstack run
 
-test: install install-browser install-deploy-tools  ## the whole suite, the real-stack end-to-end tests included
+test: install install-browser install-deploy-tools install-directory  ## the whole suite, the real-stack end-to-end tests included
 	$(PY) -m devtools.localstack exec --no-wait-model -- $(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install  ## the unit tier without the slow tests, under 2 minutes (tiers: pyproject.toml)

@@ -455,6 +455,44 @@ CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {
 # person behind the request.
 MIDDLEWARE.append("audit.middleware.AuditRequestMiddleware")
 
+# --- Directory sign-in (issue 19) ----------------------------------------------------------
+# People sign in with their hospital directory account (Active Directory or OpenLDAP) when
+# BEDSIDE_LDAP_URI is set; local accounts (the break-glass administrator) keep working
+# behind it. docs/settings.md and docs/operations.md ("Directory sign-in") explain each.
+# bedside/accounts/directory.py turns these into django-auth-ldap's configuration; the
+# package (the `directory` extra) is imported only when the URI is set.
+BEDSIDE_LDAP_URI = env_str("BEDSIDE_LDAP_URI").strip()
+BEDSIDE_LDAP_BIND_DN = env_str("BEDSIDE_LDAP_BIND_DN")
+BEDSIDE_LDAP_BIND_PASSWORD = env_str("BEDSIDE_LDAP_BIND_PASSWORD")  # or _FILE
+BEDSIDE_LDAP_USER_SEARCH_BASE = env_str("BEDSIDE_LDAP_USER_SEARCH_BASE")
+BEDSIDE_LDAP_USER_FILTER = env_str("BEDSIDE_LDAP_USER_FILTER", "(uid=%(user)s)")
+BEDSIDE_LDAP_GROUP_SEARCH_BASE = env_str("BEDSIDE_LDAP_GROUP_SEARCH_BASE")
+BEDSIDE_LDAP_GROUP_TYPE = env_str("BEDSIDE_LDAP_GROUP_TYPE", "groupOfNames")
+BEDSIDE_LDAP_ROLE_GROUPS = env_str("BEDSIDE_LDAP_ROLE_GROUPS")
+BEDSIDE_LDAP_START_TLS = env_bool("BEDSIDE_LDAP_START_TLS", False)
+BEDSIDE_LDAP_CA_FILE = env_str("BEDSIDE_LDAP_CA_FILE")
+# Connecting and each search or bind: an unreachable directory fails a sign-in in seconds.
+BEDSIDE_LDAP_TIMEOUT_S = env_int("BEDSIDE_LDAP_TIMEOUT_S", 5, minimum=1)
+# A directory session's person is looked up again this often (at their next request); one
+# disabled or removed in the directory has their session ended then.
+BEDSIDE_LDAP_RECHECK_S = env_int("BEDSIDE_LDAP_RECHECK_S", 300, minimum=0)
+if BEDSIDE_LDAP_URI:
+    if not BEDSIDE_LDAP_URI.startswith(("ldap://", "ldaps://")):
+        raise ImproperlyConfigured(
+            f"BEDSIDE_LDAP_URI must be ldap://host or ldaps://host, not {BEDSIDE_LDAP_URI!r}"
+        )
+    for _name in ("BEDSIDE_LDAP_USER_SEARCH_BASE", "BEDSIDE_LDAP_ROLE_GROUPS"):
+        if not globals()[_name]:
+            raise ImproperlyConfigured(f"BEDSIDE_LDAP_URI is set: {_name} must be set too")
+    if BEDSIDE_LDAP_CA_FILE and not Path(BEDSIDE_LDAP_CA_FILE).is_file():
+        raise ImproperlyConfigured(f"BEDSIDE_LDAP_CA_FILE={BEDSIDE_LDAP_CA_FILE!r} is not a file")
+    # Before the local accounts: a directory person never signs in with a local password.
+    AUTHENTICATION_BACKENDS.insert(0, "bedside.accounts.directory.DirectorySignInBackend")
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        "bedside.accounts.directory.DirectoryRecheckMiddleware",
+    )
+
 # --- Operations: metrics and log format --------------------------------------------------------
 # /metrics answers a direct request from this host, or anyone with this bearer token.
 BEDSIDE_METRICS_TOKEN = env_str("BEDSIDE_METRICS_TOKEN")

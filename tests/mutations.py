@@ -577,6 +577,99 @@ MUTATIONS = [
             "tests/test_state_permissions.py::test_the_brokers_append_only_file_and_log_are_the_owners_only",
         ),
     ),
+    Mutation(
+        "directory-roles-only-added",
+        "issue 19: roles re-read from the directory groups at every sign-in",
+        "bedside/accounts/directory.py",
+        "new_roles=roles_from_groups(group_dns, role_groups()),",
+        "new_roles=roles_from_groups(group_dns, role_groups())"
+        " | set(user.groups.values_list('name', flat=True)),",
+        (
+            "tests/test_directory_sign_in.py::test_a_person_taken_out_of_their_group_loses_the_role_at_the_next_sign_in",
+        ),
+    ),
+    Mutation(
+        "disabled-directory-person-asked-locally",
+        "issue 19: a person disabled in the directory refused with the reason",
+        "bedside/accounts/directory.py",
+        "if _known_directory_person(username):",
+        "if False:",
+        (
+            "tests/test_directory_sign_in.py::test_a_person_disabled_after_signing_in_before_is_refused_once_with_the_reason",
+        ),
+    ),
+    Mutation(
+        "directory-attempt-judged-twice",
+        "issue 19: one attempt, one event, one count towards the lockout",
+        "bedside/accounts/directory.py",
+        "            raise PermissionDenied\n",
+        "            return None\n",
+        (
+            "tests/test_directory_sign_in.py::test_five_wrong_directory_passwords_lock_the_username_like_a_local_one",
+        ),
+    ),
+    Mutation(
+        "stale-local-password-kept",
+        "issue 19: a directory person's old local password stops working",
+        "bedside/accounts/directory.py",
+        "        if user.has_usable_password():",
+        "        if False:",
+        (
+            "tests/test_directory_sign_in.py::test_a_local_password_never_signs_a_directory_person_in",
+        ),
+    ),
+    Mutation(
+        "no-directory-recheck",
+        "issue 19: sessions of people disabled in the directory end",
+        "bedside/accounts/directory.py",
+        "        if present:\n",
+        "        if True:\n",
+        (
+            "tests/test_directory_sign_in.py::test_a_session_ends_at_the_first_request_after_the_recheck_once_disabled",
+        ),
+    ),
+    Mutation(
+        "directory-outage-mid-session-not-handled",
+        "issue 19: a directory outage keeps sessions",
+        "bedside/accounts/directory.py",
+        "        except ldap.LDAPError as exc:\n"
+        '            logger.warning(\n                "could not re-check',
+        "        except ZeroDivisionError as exc:\n"
+        '            logger.warning(\n                "could not re-check',
+        (
+            "tests/test_directory_sign_in.py::test_a_session_is_kept_with_a_warning_when_the_directory_cannot_be_asked",
+        ),
+    ),
+    Mutation(
+        "directory-down-not-named",
+        "issue 19: the sign-in page names the directory that is down",
+        "bedside/accounts/sign_in.py",
+        'if getattr(self.request, "bedside_directory_down", False):',
+        "if False:",
+        (
+            "tests/test_directory_sign_in.py::test_an_unreachable_directory_is_named_and_the_break_glass_account_still_signs_in",
+        ),
+    ),
+    Mutation(
+        "directory-down-blocks-break-glass",
+        "issue 19: the break-glass account signs in with the directory down",
+        "bedside/accounts/directory.py",
+        "            raise self._pass() from exc",
+        "            return None",
+        (
+            "tests/test_directory_sign_in.py::test_an_unreachable_directory_is_named_and_the_break_glass_account_still_signs_in",
+        ),
+    ),
+    Mutation(
+        "directory-certificate-not-checked",
+        "issue 19: LDAPS checks the directory's certificate against the CA",
+        "bedside/accounts/directory.py",
+        "options[ldap.OPT_X_TLS_REQUIRE_CERT] = ldap.OPT_X_TLS_DEMAND",
+        "options[ldap.OPT_X_TLS_REQUIRE_CERT] = ldap.OPT_X_TLS_NEVER",
+        (
+            "tests/test_directory_sign_in.py::test_ldaps_checks_the_directory_certificate_against_the_hospital_ca",
+        ),
+    ),
 ]
 
 

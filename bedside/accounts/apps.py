@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class AccountsConfig(AppConfig):
@@ -12,3 +13,9 @@ class AccountsConfig(AppConfig):
 
         access_audit.connect()
         identity.connect()
+        if settings.BEDSIDE_LDAP_URI:
+            # Only then: django-auth-ldap is the optional `directory` extra.
+            from bedside.accounts import directory
+
+            directory.check_configuration()
+            directory.connect()

@@ -142,6 +142,11 @@ def _source(request: HttpRequest | None) -> str | None:
     return actor_for(None, request).source_address
 
 
+class NotThisPerson(Exception):
+    """Raised by a password check that does not know this person (a directory with no such
+    account, or one not answering): the next backend decides, and records the attempt."""
+
+
 class LockedOutSignIn:
     """The lockout around any username-and-password check (mixed in before the backend
     that checks the password: Django's own for local accounts, the directory's for LDAP):
@@ -177,9 +182,12 @@ class LockedOutSignIn:
                     request.bedside_locked_until = until  # type: ignore[attr-defined]
                 sign_in_attempt_recorded()
                 return None
-            user = super().authenticate(  # type: ignore[misc]
-                request, username=username, password=password, **kwargs
-            )
+            try:
+                user = super().authenticate(  # type: ignore[misc]
+                    request, username=username, password=password, **kwargs
+                )
+            except NotThisPerson:
+                return None
             if user is None:
                 auth_failure_record(
                     method=method,
@@ -195,6 +203,14 @@ class SignInBackend(LockedOutSignIn, ModelBackend):
     """Local accounts: Django's password check behind the lockout."""
 
     sign_in_method = SignInMethod.LOCAL
+
+
+def directory_down_message() -> str:
+    return (
+        f"The hospital directory ({settings.BEDSIDE_LDAP_URI}) is not answering, so directory "
+        "accounts cannot sign in just now. Try again in a few minutes; if this is an "
+        "emergency, an administrator can sign in with the break-glass account."
+    )
 
 
 THROTTLED_MESSAGE = (
@@ -244,6 +260,9 @@ class SignInForm(AuthenticationForm):
             )
             if until is not None:
                 raise ValidationError(locked_message(until), code="locked") from refusal
+            if getattr(self.request, "bedside_directory_down", False):
+                message = directory_down_message()
+                raise ValidationError(message, code="directory_down") from refusal
         raise refusal
 
 

@@ -44,6 +44,12 @@ def _check_model() -> str | None:
     return model_client().ping()
 
 
+def _check_directory() -> str | None:
+    from bedside.accounts.directory import directory_ping  # the optional `directory` extra
+
+    return directory_ping()
+
+
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     checks = {
@@ -52,13 +58,19 @@ def readyz(request: HttpRequest) -> JsonResponse:
         "model_server": _check_model(),
     }
     ready = all(problem is None for problem in checks.values())
+    report = {
+        name: {"ok": problem is None, "detail": problem or "ok"} for name, problem in checks.items()
+    }
+    if settings.BEDSIDE_LDAP_URI:
+        # Reported, not required: with the directory down, people already signed in keep
+        # working and the break-glass account still signs in; taking every web process
+        # out of the load balancer would stop all of that too.
+        problem = _check_directory()
+        report["directory"] = {"ok": problem is None, "detail": problem or "ok", "required": False}
     return JsonResponse(
         {
             "status": "ready" if ready else "not ready",
-            "checks": {
-                name: {"ok": problem is None, "detail": problem or "ok"}
-                for name, problem in checks.items()
-            },
+            "checks": report,
             "model": settings.BEDSIDE_MODEL_NAME,
         },
         status=200 if ready else 503,
