@@ -61,6 +61,8 @@ OPS_OCTET = 254
 # vanished is taken over once it ends, so the removal run ends in about a minute rather
 # than 15. The sweeper looks every minute for leases that ran out.
 LEASE_S = 30
+# Celery node names are worker1@<this>, worker2@<this>: the drain addresses them by name.
+WORKER_DOMAIN = "bedside-scaleout"
 
 
 BEGAN = time.monotonic()
@@ -199,8 +201,16 @@ class Processes:
     def log(self, name: str) -> str:
         return self.log_path(name).read_text(errors="replace")
 
+    def exited(self) -> dict[str, int]:
+        """The processes that ended on their own so far, with their exit status (-N: signal N)."""
+        return {n: p.returncode for n, p in self.running.items() if p.poll() is not None}
+
     def reap(self) -> None:
-        for process in self.running.values():
+        exited = self.exited()
+        if exited:
+            log(f"exited before the end: {exited}")
+        running, self.running = self.running, {}  # stopped by the run: not news for _watch
+        for process in running.values():
             if process.poll() is None:
                 process.kill()
             process.wait(timeout=10)
@@ -245,6 +255,7 @@ def start_postgres(net: Network, procs: Processes) -> None:
         dict(os.environ),
     )  # fmt: skip
     wait_for("PostgreSQL", lambda: port_open(net.address("services"), PG_PORT), 60)
+    threading.Thread(target=_watch, args=(procs, "postgres"), daemon=True).start()
     import psycopg
 
     admin = f"postgresql://postgres@{net.address('services')}:{PG_PORT}/postgres"
@@ -258,6 +269,15 @@ def start_postgres(net: Network, procs: Processes) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+def _watch(procs: Processes, name: str) -> None:
+    """Says at once when a service ends before the run does: the run's errors follow."""
+    process = procs.running[name]
+    while process.poll() is None:
+        time.sleep(0.5)
+    if name in procs.running:  # not stopped by the run itself
+        log(f"{name} (pid {process.pid}) ended with status {process.returncode} mid-run")
 
 
 def start_rabbitmq(net: Network, procs: Processes) -> dict[str, str]:
@@ -355,7 +375,9 @@ def start_workers(
         procs.started += 1
         name = f"{host}-{procs.started}"  # a log of its own per start
         command = localstack.worker_command(
-            concurrency=str(concurrency), beat=False, extra=("--hostname", f"{host}@%h")
+            concurrency=str(concurrency),
+            beat=False,
+            extra=("--hostname", f"{host}@{WORKER_DOMAIN}"),
         )
         procs.start(name, host, command, env)
         names.append(name)
@@ -581,9 +603,41 @@ def measure(
         "queue_messages_left": queue_depths(net, mq_env),
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
+    if remove is None:
+        result["drain"] = drain(web_url, key, workers, cases, concurrency)
     for name in workers:
         procs.stop(name)
     return result
+
+
+def drain(
+    web_url: str, key: str, workers: list[str], cases: int, concurrency: int
+) -> dict[str, Any]:
+    """The worker hosts alone: the workers stop consuming (Celery's remote control), the batch
+    is submitted and waits queued, they consume again, and the rate runs from the first
+    claim to the last finish. Intake does not pace it, as it paces the end-to-end rate."""
+    from django.db.models import Max, Min
+
+    from bedside.celery import app
+    from bench.pipeline import bench_cases
+    from clinical.models import Case
+
+    queues = [q.name for q in app.conf.task_queues or []] or [app.conf.task_default_queue]
+    hostnames = [f"{n.rsplit('-', 1)[0]}@{WORKER_DOMAIN}" for n in workers]
+    for queue in queues:
+        replies = app.control.cancel_consumer(queue, destination=hostnames, reply=True, timeout=10)
+        if len(replies) != len(workers):
+            raise RuntimeError(f"drain: {len(replies)} of {len(workers)} workers stopped {queue}")
+    ids, _, _ = run_batch(web_url, key, bench_cases(cases), concurrency)
+    for queue in queues:
+        app.control.add_consumer(queue, destination=hostnames, reply=True, timeout=10)
+    if not wait_final(ids, 180):
+        raise RuntimeError("drain: not every case reached a final status")
+    span = Case.objects.filter(id__in=ids).aggregate(
+        first=Min("started_at"), last=Max("finished_at")
+    )
+    wall = (span["last"] - span["first"]).total_seconds()
+    return {"cases": len(ids), "seconds": round(wall, 2), "cases_per_s": round(len(ids) / wall, 2)}
 
 
 def issue_key() -> str:
@@ -618,14 +672,16 @@ def table(result: dict[str, Any]) -> str:
         f"scale-out {result['started_at']}, {result['machine']['cpus']} cores, "
         f"load before {result['load_average_before']}",
         "",
-        "run                 | worker hosts | cases | cases/s | POST p50/p95 ms | tasks per "
-        "worker | final once | claimed again",
+        "run                 | worker hosts | cases | end-to-end cases/s | drain cases/s | "
+        "POST p50/p95 ms | tasks per worker | final once | claimed again",
     ]
     for run in result["runs"]:
         check = run["loss_check"]
         lines.append(
             f"{run['label']:<19} | {len(run['worker_hosts']):>12} | {run['cases']:>5} | "
-            f"{run['cases_per_s']:>7} | {run['post_latency_p50_ms']:>6}/"
+            f"{run['cases_per_s']:>18} | "
+            f"{run['drain']['cases_per_s'] if run.get('drain') else '-':>13} | "
+            f"{run['post_latency_p50_ms']:>6}/"
             f"{run['post_latency_p95_ms']:<8} | "
             f"{','.join(str(n['succeeded']) for n in run['case_tasks_per_worker'].values()):>16} | "
             f"{'yes' if check['ok'] else 'NO':>10} | {check['claimed_again_after_a_lost_worker']}"
@@ -683,6 +739,9 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": started_at.isoformat(timespec="seconds"),
         "mode": "check" if args.check else "bench",
         "commit": sh("git", "-C", str(ROOT), "rev-parse", "HEAD", check=False).stdout.strip(),
+        "uncommitted_changes": bool(
+            sh("git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no").stdout
+        ),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
         "model": {
