@@ -491,13 +491,59 @@ def in_hand(procs: Processes, name: str, since: int) -> int:
     return c["received"] - c["succeeded"] - c["retry"] - c["raised"]
 
 
-def run_batch(
-    web_url: str, key: str, cases: list[dict[str, Any]], concurrency: int
-) -> tuple[list[str], list[float], int]:
-    from bench.pipeline import post_cases
+# A POST whose connection broke (a keep-alive connection gunicorn closed as it was reused,
+# seen on this loaded machine) is sent again with the same Idempotency-Key, as an EHR
+# would: Bedside answers a replay with the case the first one made, never a second case.
+POST_TRIES = 3
 
-    ids, latencies, _, refused = asyncio.run(post_cases(web_url, key, cases, concurrency))
-    return ids, latencies, refused
+
+@dataclass
+class Batch:
+    ids: list[str]
+    latencies: list[float]
+    refused: int
+    resent: int
+    replayed: int
+
+
+async def submit(web_url: str, key: str, cases: list[dict[str, Any]], concurrency: int) -> Batch:
+    import httpx
+
+    semaphore = asyncio.Semaphore(concurrency)
+    batch = Batch([], [], 0, 0, 0)
+
+    async def one(client: httpx.AsyncClient, case: dict[str, Any]) -> None:
+        headers = {"Idempotency-Key": secrets.token_hex(16)}
+        async with semaphore:
+            started = time.monotonic()
+            for attempt in range(POST_TRIES):
+                try:
+                    response = await client.post("/api/v1/cases/", json=case, headers=headers)
+                    break
+                except httpx.TransportError:
+                    if attempt == POST_TRIES - 1:
+                        raise
+                    batch.resent += 1
+            batch.latencies.append(time.monotonic() - started)
+            if response.status_code == 202:
+                batch.ids.append(response.json()["id"])
+                batch.replayed += response.headers.get("Idempotent-Replayed") == "true"
+            else:
+                batch.refused += 1
+
+    async with httpx.AsyncClient(
+        base_url=web_url,
+        timeout=60,
+        headers={"Authorization": f"Bearer {key}"},
+        limits=httpx.Limits(max_connections=concurrency),
+    ) as client:
+        await asyncio.gather(*(one(client, case) for case in cases))
+    batch.ids = list(dict.fromkeys(batch.ids))  # a replay answers with the same case
+    return batch
+
+
+def run_batch(web_url: str, key: str, cases: list[dict[str, Any]], concurrency: int) -> Batch:
+    return asyncio.run(submit(web_url, key, cases, concurrency))
 
 
 def measure(
@@ -527,8 +573,8 @@ def measure(
     # enough to reach every worker's threads (not for --check, which times nothing).
     if warm_up:
         log(f"{label}: workers ready; warming up")
-        warm_ids, _, _ = run_batch(web_url, key, bench_cases(worker_concurrency * len(hosts)), 32)
-        if not wait_final(warm_ids, 180):
+        warm = run_batch(web_url, key, bench_cases(worker_concurrency * len(hosts)), 32)
+        if not wait_final(warm.ids, 180):
             raise RuntimeError(f"{label}: the warm-up cases did not finish")
     log(f"{label}: {cases} cases at concurrency {concurrency} on {', '.join(hosts)}")
     started = datetime.now(UTC)
@@ -572,7 +618,8 @@ def measure(
 
         watcher = threading.Thread(target=remove_mid_run, daemon=True)
         watcher.start()
-    ids, latencies, refused = run_batch(web_url, key, bench_cases(cases), concurrency)
+    batch = run_batch(web_url, key, bench_cases(cases), concurrency)
+    ids, latencies, refused = batch.ids, batch.latencies, batch.refused
     log(f"{label}: {len(ids)} accepted; waiting for each to be final")
     all_final = wait_final(ids, 240 if remove else 180)
     log(f"{label}: final")
@@ -595,6 +642,8 @@ def measure(
         "cases_per_s": round(len(ids) / wall, 2) if wall == wall else None,
         "post_latency_p50_ms": round(pct(latencies, 50) * 1000, 1),
         "post_latency_p95_ms": round(pct(latencies, 95) * 1000, 1),
+        "posts_resent_after_a_broken_connection": batch.resent,
+        "posts_answered_as_replays": batch.replayed,
         "case_tasks_per_worker": {
             name: case_task_lines(procs, name, offsets[name]) for name in workers
         },
@@ -628,7 +677,7 @@ def drain(
         replies = app.control.cancel_consumer(queue, destination=hostnames, reply=True, timeout=10)
         if len(replies) != len(workers):
             raise RuntimeError(f"drain: {len(replies)} of {len(workers)} workers stopped {queue}")
-    ids, _, _ = run_batch(web_url, key, bench_cases(cases), concurrency)
+    ids = run_batch(web_url, key, bench_cases(cases), concurrency).ids
     for queue in queues:
         app.control.add_consumer(queue, destination=hostnames, reply=True, timeout=10)
     if not wait_final(ids, 180):
