@@ -10,7 +10,8 @@ block. ``/v1/models`` and ``/health`` answer as vLLM does, and ``/metrics`` give
 since the last call, from reading the request to writing the answer, so the benchmark can
 tell the model call's overhead on Bedside's side from the server's own time.
 
-    .venv/bin/python bench/instant_model.py --port 8019 --model NAME [--host ADDRESS] [--delay-ms MS]
+    .venv/bin/python bench/instant_model.py --port 8019 --model NAME
+        [--host ADDRESS] [--delay-ms MS]
 """
 
 from __future__ import annotations

@@ -674,7 +674,9 @@ def drain(
     queues = [q.name for q in app.conf.task_queues or []] or [app.conf.task_default_queue]
     hostnames = [f"{n.rsplit('-', 1)[0]}@{WORKER_DOMAIN}" for n in workers]
     for queue in queues:
-        replies = app.control.cancel_consumer(queue, destination=hostnames, reply=True, timeout=10)
+        replies = (
+            app.control.cancel_consumer(queue, destination=hostnames, reply=True, timeout=10) or []
+        )
         if len(replies) != len(workers):
             raise RuntimeError(f"drain: {len(replies)} of {len(workers)} workers stopped {queue}")
     ids = run_batch(web_url, key, bench_cases(cases), concurrency).ids
