@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # pip here warns about every package missing from a local index; the failure status stays.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install install-browser install-deploy-tools install-directory bench bench-audit bench-encryption run test test-fast test-offline test-e2e lint migrations-check backup restore clean
+.PHONY: install install-browser install-deploy-tools install-directory bench bench-audit bench-encryption bench-scale-out run test test-fast test-offline test-e2e lint migrations-check backup restore clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -110,3 +110,8 @@ bench-encryption: install  ## what encryption at rest costs, as ratios in one ru
 
 bench-audit: install  ## audit trail at scale: fill bedside_bench_audit (1M events), time screens + verify
 	$(PY) bench/audit_scale.py
+
+bench-scale-out: install  ## web, beat and 1-2 worker hosts in network namespaces; a host removed mid-run (root; BENCHMARKS.md)
+	@[ "$$(id -u)" = 0 ] || { echo "make bench-scale-out needs root: it makes network namespaces and veth pairs (sudo make bench-scale-out)" >&2; exit 1; }
+	$(PY) -m bedside.local_secrets
+	$(PY) bench/scale_out.py

@@ -11,6 +11,7 @@ since the last call, from reading the request to writing the answer, so the benc
 tell the model call's overhead on Bedside's side from the server's own time.
 
     .venv/bin/python bench/instant_model.py --port 8019 --model NAME
+        [--host ADDRESS] [--delay-ms MS]
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # the default 5 resets connections at 32 in flight
 
 
-def make_server(port: int, model: str) -> ThreadingHTTPServer:
+def make_server(
+    port: int, model: str, host: str = "127.0.0.1", delay_s: float = 0.0
+) -> ThreadingHTTPServer:
     running = 0
     lock = threading.Lock()
     own_times: list[float] = []
@@ -119,21 +122,28 @@ def make_server(port: int, model: str) -> ThreadingHTTPServer:
             try:
                 length = int(self.headers.get("Content-Length") or 0)
                 request = json.loads(self.rfile.read(length))
+                if delay_s:
+                    time.sleep(delay_s)
                 self._send(200, json.dumps(answer(request, model)).encode())
             finally:
                 with lock:
                     running -= 1
                     own_times.append(time.perf_counter() - started)
 
-    return _Server(("127.0.0.1", port), Handler)
+    return _Server((host, port), Handler)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--model", required=True)
+    # bench/scale_out.py serves it on its simulated model host's own address.
+    parser.add_argument("--host", default="127.0.0.1")
+    # A fixed time per completion (default none): bench/scale_out.py --check holds each case
+    # at the model a while, so the worker host it removes surely has cases in hand.
+    parser.add_argument("--delay-ms", type=int, default=0)
     args = parser.parse_args()
-    make_server(args.port, args.model).serve_forever()
+    make_server(args.port, args.model, args.host, args.delay_ms / 1000).serve_forever()
 
 
 if __name__ == "__main__":
