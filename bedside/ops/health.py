@@ -11,6 +11,7 @@ from django.db.utils import Error as DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
+from bedside.accounts import sso
 from bedside.celery import app as celery_app
 from bedside.http.addresses import came_through_proxy
 
@@ -44,6 +45,10 @@ def _check_model() -> str | None:
     return model_client().ping()
 
 
+def _check_single_sign_on() -> str | None:
+    return sso.provider_problem()
+
+
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     checks = {
@@ -52,12 +57,20 @@ def readyz(request: HttpRequest) -> JsonResponse:
         "model_server": _check_model(),
     }
     ready = all(problem is None for problem in checks.values())
+    # Reported, not required: with the hospital's sign-in down, Bedside still serves the EHRs'
+    # API keys, the people already signed in and the break-glass administrator, so a load
+    # balancer must not take it out of service for that.
+    reported = {"single_sign_on": _check_single_sign_on()}
     return JsonResponse(
         {
             "status": "ready" if ready else "not ready",
             "checks": {
                 name: {"ok": problem is None, "detail": problem or "ok"}
                 for name, problem in checks.items()
+            },
+            "reported": {
+                name: {"ok": problem is None, "detail": problem or "ok"}
+                for name, problem in reported.items()
             },
             "model": settings.BEDSIDE_MODEL_NAME,
         },
