@@ -581,7 +581,8 @@ MUTATIONS = [
         "sso-nonce-not-checked",
         "single sign-on: a token from another sign-in (issue 19)",
         "bedside/accounts/sso.py",
-        'if not hmac.compare_digest(str(claims.get("nonce", "")).encode(), (nonce or "").encode()):',
+        'if not hmac.compare_digest(str(claims.get("nonce", "")).encode(), '
+        '(nonce or "").encode()):',
         "if False:",
         (
             "tests/clinical/test_sign_in_sso.py::test_an_id_token_with_another_nonce_is_refused",
@@ -627,7 +628,7 @@ MUTATIONS = [
         "single sign-on: roles follow the hospital's groups (issue 19)",
         "bedside/accounts/sso.py",
         "new_roles = roles_from_groups(groups_of(claims), role_groups())",
-        "new_roles = {\"clinician\"}",
+        'new_roles = {"clinician"}',
         (
             "tests/clinical/test_sign_in_sso.py::test_first_sign_in_makes_the_person_with_the_roles_of_their_groups",
             "tests/clinical/test_sign_in_sso.py::test_a_group_change_at_the_provider_changes_the_role_at_the_next_sign_in",
@@ -668,8 +669,8 @@ MUTATIONS = [
         "sso-provider-down-is-a-500",
         "single sign-on: provider unreachable (issue 19)",
         "bedside/accounts/sso_views.py",
-        "        except sso.ProviderUnavailable as exc:\n            return sign_in_problem(request, str(exc), status=503)\n",
-        "        except ZeroDivisionError as exc:\n            return sign_in_problem(request, str(exc), status=503)\n",
+        "        except sso.ProviderUnavailable as exc:\n",
+        "        except ZeroDivisionError as exc:\n",
         (
             "tests/clinical/test_sign_in_sso.py::test_the_provider_down_is_a_clear_page_and_break_glass_still_signs_in",
         ),

@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from typing import Any as SettingsWrapper  # pytest-django does not export its type
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -19,7 +20,6 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
 from django.test import Client
-from typing import Any as SettingsWrapper  # pytest-django does not export its type
 
 from audit.models import AuditEvent
 from bedside import roles
@@ -158,9 +158,7 @@ def test_a_person_in_no_mapped_group_is_signed_in_with_no_role_and_told_to_ask_i
     assert client.get("/audit/").status_code in (302, 403)
 
 
-def tokens_replaced(
-    monkeypatch: pytest.MonkeyPatch, change: Callable[[str], str]
-) -> None:
+def tokens_replaced(monkeypatch: pytest.MonkeyPatch, change: Callable[[str], str]) -> None:
     """The provider's real token answer, its ID token passed through ``change`` on the way
     (what an attacker between Bedside and the provider, or a broken provider, would do)."""
     real = sso.SsoBackend.get_token
@@ -221,7 +219,8 @@ def test_an_id_token_for_another_client_is_refused(
 ) -> None:
     tokens_replaced(monkeypatch, resigned(sso_on, aud="pharmacy-system"))
     client = Client()
-    assert_refused(sso_sign_in(client, "dr.ward"), client, "ID token issued to another client (aud)")
+    reason = "ID token issued to another client (aud)"
+    assert_refused(sso_sign_in(client, "dr.ward"), client, reason)
 
 
 def test_an_id_token_with_another_nonce_is_refused(
