@@ -204,7 +204,7 @@ def provider_configuration(*, refresh: bool = False) -> ProviderConfiguration:
         and cached.issuer == issuer
         and now - cached.fetched_at < settings.BEDSIDE_OIDC_DISCOVERY_CACHE_S
     ):
-        return cached.value  # type: ignore[no-any-return]
+        return cached.value
     try:
         config = _fetch_configuration(issuer)
     except ProviderUnavailable as exc:
@@ -249,14 +249,14 @@ def _provider_keys(*, refresh: bool = False) -> list[dict[str, Any]]:
         and cached.issuer == config.issuer
         and now - cached.fetched_at < settings.BEDSIDE_OIDC_DISCOVERY_CACHE_S
     ):
-        return cached.value  # type: ignore[no-any-return]
+        return cached.value
     document = _get_json(config.jwks_uri)
     keys = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(keys, list):
         raise ProviderUnavailable(unavailable_message("its JWKS has no keys"))
     with _lock:
         _jwks = _Cached(config.issuer, now, [k for k in keys if isinstance(k, dict)])
-    return _jwks.value  # type: ignore[no-any-return]
+    return _jwks.value
 
 
 def _signing_key(kid: str | None) -> Any:
