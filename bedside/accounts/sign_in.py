@@ -282,7 +282,7 @@ class AdminSignInForm(SignInForm, AdminAuthenticationForm):
 
 
 LOCAL_LOGIN_OFF_MESSAGE = (
-    "Bedside's own passwords are switched off: sign in with the hospital sign-in above. "
+    "Bedside's own passwords are switched off: sign in with your hospital account. "
     "This form is for the emergency administrator account only."
 )
 
