@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # pip here warns about every package missing from a local index; the failure status stays.
 QUIET_PIP := 2>&1 | { grep -v "^WARNING: Location" || true; }
 
-.PHONY: install install-browser install-deploy-tools install-directory bench bench-audit bench-encryption bench-scale-out run test test-fast test-offline test-e2e lint migrations-check backup restore clean
+.PHONY: install install-browser install-deploy-tools install-directory install-oidc-provider bench bench-audit bench-encryption bench-scale-out run test test-fast test-offline test-e2e lint migrations-check backup restore clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,13 +49,21 @@ install-directory: install  ## directory sign-in: django-auth-ldap (python-ldap 
 	fi
 	@$(PY) -c "import django_auth_ldap" 2>/dev/null || $(PIP) install -e '.[directory]' $(QUIET_PIP)
 
+OIDC_PROVIDER := tests/oidc_provider
+install-oidc-provider: $(OIDC_PROVIDER)/node_modules/.installed  ## the single sign-on tests' OpenID Connect provider (npm, Node.js 20+)
+
+$(OIDC_PROVIDER)/node_modules/.installed: $(OIDC_PROVIDER)/package.json $(OIDC_PROVIDER)/package-lock.json
+	@command -v npm >/dev/null || { echo "the single sign-on tests need Node.js 20+ and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	npm ci --prefix $(OIDC_PROVIDER) --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: install  ## start PostgreSQL, broker, vLLM, worker and web on http://127.0.0.1:8000
 	$(PY) -m devtools.localstack run
 
-test: install install-browser install-deploy-tools install-directory  ## the whole suite, the real-stack end-to-end tests included
+test: install install-browser install-deploy-tools install-directory install-oidc-provider  ## the whole suite, the real-stack end-to-end tests included
 	$(PY) -m devtools.localstack exec --no-wait-model -- $(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: install  ## the unit tier without the slow tests, under 2 minutes (tiers: pyproject.toml)
+test-fast: install install-oidc-provider  ## the unit tier without the slow tests, under 2 minutes (tiers: pyproject.toml)
 	$(PY) -m devtools.localstack exec --no-model -- $(PY) -m pytest -m "unit and not slow" $(PYTEST_ARGS)
 
 test-e2e: install  ## only the end-to-end tests through the real stack

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -178,8 +179,20 @@ class ContentSecurityPolicyMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        response.headers.setdefault("Content-Security-Policy", self.POLICY)
+        response.headers.setdefault("Content-Security-Policy", sign_out_policy(self.POLICY))
         return response
+
+
+def sign_out_policy(policy: str) -> str:
+    """With single sign-on on, signing out (a form) ends at the provider's end-session page:
+    a form's redirect must be allowed to go there (browsers apply form-action to it)."""
+    issuer = settings.BEDSIDE_OIDC_ISSUER
+    if not issuer:
+        return policy
+    parts = urlsplit(issuer)
+    return policy.replace(
+        "form-action 'self'", f"form-action 'self' {parts.scheme}://{parts.netloc}"
+    )
 
 
 DOCS_POLICY = (

@@ -506,3 +506,37 @@ if BEDSIDE_LOG_FORMAT == "json":
     LOGGING["formatters"]["json"] = {"()": "bedside.logformat.JsonFormatter"}
     LOGGING["handlers"]["console"]["formatter"] = "json"
     # Celery's worker and beat log through this configuration too (bedside/celery.py).
+
+# --- Single sign-on (issue 19) ----------------------------------------------------------------
+# OpenID Connect (authorization code flow with PKCE, bedside/accounts/sso.py), on only when
+# BEDSIDE_OIDC_ISSUER is set. The provider's endpoints come from its discovery document, and
+# every one of them must be on the premises (loopback, private ranges, or a host named in
+# BEDSIDE_OIDC_ALLOWED_HOSTS).
+BEDSIDE_OIDC_ISSUER = env_str("BEDSIDE_OIDC_ISSUER").strip()
+BEDSIDE_OIDC_CLIENT_ID = env_str("BEDSIDE_OIDC_CLIENT_ID")
+BEDSIDE_OIDC_CLIENT_SECRET = env_str("BEDSIDE_OIDC_CLIENT_SECRET")
+BEDSIDE_OIDC_SCOPES = env_str("BEDSIDE_OIDC_SCOPES", "openid profile email")
+BEDSIDE_OIDC_GROUPS_CLAIM = env_str("BEDSIDE_OIDC_GROUPS_CLAIM", "groups")
+BEDSIDE_OIDC_PROVIDER_NAME = env_str("BEDSIDE_OIDC_PROVIDER_NAME", "hospital sign-in")
+BEDSIDE_OIDC_CA_FILE = env_str("BEDSIDE_OIDC_CA_FILE")
+BEDSIDE_OIDC_ALLOWED_HOSTS = env_list("BEDSIDE_OIDC_ALLOWED_HOSTS", [])
+BEDSIDE_OIDC_TIMEOUT_S = env_float("BEDSIDE_OIDC_TIMEOUT_S", 5.0)
+BEDSIDE_OIDC_DISCOVERY_CACHE_S = env_int("BEDSIDE_OIDC_DISCOVERY_CACHE_S", 3600, minimum=0)
+# Local passwords: with false, only superusers (the break-glass administrator accounts) may
+# sign in with a password kept by Bedside; everyone else signs in through the hospital.
+BEDSIDE_LOCAL_LOGIN = env_bool("BEDSIDE_LOCAL_LOGIN", True)
+# role=group pairs (bedside.accounts.identity.parse_role_groups, checked at start-up by the
+# accounts app: parsing needs the roles, which the settings may not import).
+BEDSIDE_OIDC_ROLE_GROUPS = env_str("BEDSIDE_OIDC_ROLE_GROUPS")
+if BEDSIDE_OIDC_ISSUER:
+    if not BEDSIDE_OIDC_ISSUER.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(
+            f"BEDSIDE_OIDC_ISSUER must be an http(s) URL, not {BEDSIDE_OIDC_ISSUER!r}"
+        )
+    if not BEDSIDE_OIDC_CLIENT_ID:
+        raise ImproperlyConfigured("BEDSIDE_OIDC_ISSUER is set: set BEDSIDE_OIDC_CLIENT_ID too")
+    if BEDSIDE_OIDC_TIMEOUT_S <= 0:
+        raise ImproperlyConfigured("BEDSIDE_OIDC_TIMEOUT_S must be more than 0")
+    if BEDSIDE_OIDC_CA_FILE and not Path(BEDSIDE_OIDC_CA_FILE).is_file():
+        raise ImproperlyConfigured(f"BEDSIDE_OIDC_CA_FILE={BEDSIDE_OIDC_CA_FILE!r} is not a file")
+    AUTHENTICATION_BACKENDS.append("bedside.accounts.sso.SsoBackend")

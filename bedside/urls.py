@@ -1,5 +1,4 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import (
     SpectacularAPIView,
@@ -7,7 +6,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from bedside.accounts.sign_in import SignInView
+from bedside.accounts.sso_views import SignInPage, SignOutView, SsoCallbackView, SsoStartView
 from bedside.http import errors
 from bedside.middleware import docs_policy
 from bedside.ops import health as ops
@@ -35,8 +34,11 @@ urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
     path("metrics", ops.metrics, name="metrics"),
-    path("accounts/login/", SignInView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/login/", SignInPage.as_view(), name="login"),
+    path("accounts/logout/", SignOutView.as_view(), name="logout"),
+    # Single sign-on (issue 19): the provider's redirect URI is <public URL>/oidc/callback/.
+    path("oidc/start/", SsoStartView.as_view(), name="oidc-start"),
+    path("oidc/callback/", SsoCallbackView.as_view(), name="oidc-callback"),
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The API's reading pages: their scripts come from our static files (the split view

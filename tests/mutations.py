@@ -670,6 +670,104 @@ MUTATIONS = [
             "tests/test_directory_sign_in.py::test_ldaps_checks_the_directory_certificate_against_the_hospital_ca",
         ),
     ),
+    Mutation(
+        "sso-nonce-not-checked",
+        "single sign-on: a token from another sign-in (issue 19)",
+        "bedside/accounts/sso.py",
+        'if not hmac.compare_digest(str(claims.get("nonce", "")).encode(), '
+        '(nonce or "").encode()):',
+        "if False:",
+        (
+            "tests/clinical/test_sign_in_sso.py::test_an_id_token_with_another_nonce_is_refused",
+            "tests/clinical/test_sign_in_sso.py::test_the_verify_path_checks_signature_and_nonce_of_a_real_token",
+        ),
+    ),
+    Mutation(
+        "sso-signature-not-checked",
+        "single sign-on: a tampered ID token (issue 19)",
+        "bedside/accounts/sso.py",
+        'options={"require": ["iss", "aud", "exp", "iat", "sub"]},',
+        'options={"require": ["iss", "aud", "exp", "iat", "sub"], "verify_signature": False},',
+        ("tests/clinical/test_sign_in_sso.py::test_a_tampered_id_token_is_refused_and_audited",),
+    ),
+    Mutation(
+        "sso-expiry-not-checked",
+        "single sign-on: an expired ID token (issue 19)",
+        "bedside/accounts/sso.py",
+        'options={"require": ["iss", "aud", "exp", "iat", "sub"]},',
+        'options={"require": ["iss", "aud", "exp", "iat", "sub"], "verify_exp": False},',
+        ("tests/clinical/test_sign_in_sso.py::test_an_expired_id_token_is_refused_and_audited",),
+    ),
+    Mutation(
+        "sso-audience-not-checked",
+        "single sign-on: a token issued to another client (issue 19)",
+        "bedside/accounts/sso.py",
+        'options={"require": ["iss", "aud", "exp", "iat", "sub"]},',
+        'options={"require": ["iss", "aud", "exp", "iat", "sub"], "verify_aud": False},',
+        ("tests/clinical/test_sign_in_sso.py::test_an_id_token_for_another_client_is_refused",),
+    ),
+    Mutation(
+        "sso-state-not-checked-here",
+        "single sign-on: a callback Bedside did not start (issue 19)",
+        "bedside/accounts/sso_views.py",
+        "elif not isinstance(states, dict) or state not in states:",
+        "elif False:",
+        (
+            "tests/clinical/test_sign_in_sso.py::test_a_callback_with_a_state_bedside_did_not_send_is_refused_and_audited",
+        ),
+    ),
+    Mutation(
+        "sso-roles-not-from-groups",
+        "single sign-on: roles follow the hospital's groups (issue 19)",
+        "bedside/accounts/sso.py",
+        "new_roles = roles_from_groups(groups_of(claims), role_groups())",
+        'new_roles = {"clinician"}',
+        (
+            "tests/clinical/test_sign_in_sso.py::test_first_sign_in_makes_the_person_with_the_roles_of_their_groups",
+            "tests/clinical/test_sign_in_sso.py::test_a_group_change_at_the_provider_changes_the_role_at_the_next_sign_in",
+            "tests/clinical/test_sign_in_sso.py::test_a_person_in_no_mapped_group_is_signed_in_with_no_role_and_told_to_ask_it",
+        ),
+    ),
+    Mutation(
+        "sso-username-taken-over",
+        "single sign-on: a local account's name (issue 19)",
+        "bedside/accounts/sso.py",
+        "if user_model.objects.filter(username__iexact=username).exists():",
+        "if False:",
+        (
+            "tests/clinical/test_sign_in_sso.py::test_a_hospital_user_name_held_by_a_local_account_is_not_merged",
+        ),
+    ),
+    Mutation(
+        "local-login-not-switched-off",
+        "BEDSIDE_LOCAL_LOGIN=false (issue 19)",
+        "bedside/accounts/sign_in.py",
+        "return bool(settings.BEDSIDE_LOCAL_LOGIN or user.is_superuser)",
+        "return True",
+        (
+            "tests/clinical/test_sign_in_sso.py::test_without_local_login_a_clinician_password_is_refused_but_a_superuser_signs_in",
+        ),
+    ),
+    Mutation(
+        "sso-no-single-logout",
+        "single logout (issue 19)",
+        "bedside/accounts/sso_views.py",
+        "            if url:\n",
+        "            if False:\n",
+        (
+            "tests/clinical/test_sign_in_sso.py::test_signing_out_ends_the_session_here_and_at_the_provider",
+        ),
+    ),
+    Mutation(
+        "sso-provider-down-is-a-500",
+        "single sign-on: provider unreachable (issue 19)",
+        "bedside/accounts/sso_views.py",
+        "        except sso.ProviderUnavailable as exc:\n",
+        "        except ZeroDivisionError as exc:\n",
+        (
+            "tests/clinical/test_sign_in_sso.py::test_the_provider_down_is_a_clear_page_and_break_glass_still_signs_in",
+        ),
+    ),
 ]
 
 

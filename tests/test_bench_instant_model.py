@@ -62,9 +62,7 @@ def test_every_sample_is_a_usable_checked_answer_with_logprobs(db: None, instant
     assert answer.confidence.components["token_probability"] is not None  # from the logprobs
 
 
-def test_each_of_the_benchmarks_complaints_gets_a_completed_answer(
-    db: None, instant: str
-) -> None:
+def test_each_of_the_benchmarks_complaints_gets_a_completed_answer(db: None, instant: str) -> None:
     """The benchmark's five case variants all go the completed-answer path: before, only
     the chest-pain variant did, and the other four failed the gate (an infarction citing
     no fact of a headache case), so the instant ceiling measured mostly failed runs."""

@@ -96,6 +96,10 @@ ROUTES: dict[str, list[tuple[str, Expect]]] = {
     ],
     # Public: signing out is harmless for anyone (POST only since Django 5).
     "accounts/logout/": [("POST", (200, 200, 200, 200, 200, 200, 200))],
+    # Single sign-on, off here (no BEDSIDE_OIDC_ISSUER): not found for everyone. On, they
+    # are the sign-in's start and the provider's callback (tests/clinical/test_sign_in_sso.py).
+    "oidc/start/": [("GET", (404, 404, 404, 404, 404, 404, 404))],
+    "oidc/callback/": [("GET", (404, 404, 404, 404, 404, 404, 404))],
     # --- The Django admin site, represented by its index and one changelist: staff only. --
     "admin/": [("GET", (302, 302, 302, 302, 302, 302, 200))],
     "admin/clinical/case/": [("GET", (302, 302, 302, 302, 302, 302, 200))],

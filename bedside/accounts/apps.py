@@ -9,7 +9,7 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from bedside.accounts import access_audit, identity
+        from bedside.accounts import access_audit, identity, sso
 
         access_audit.connect()
         identity.connect()
@@ -19,3 +19,6 @@ class AccountsConfig(AppConfig):
 
             directory.check_configuration()
             directory.connect()
+
+        # Single sign-on's role mapping and the provider's host, before the first sign-in.
+        sso.check_configuration()

@@ -160,3 +160,27 @@ class SourceFailureWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count} failures from {self.source_address} from {self.window_start}"
+
+
+class SsoIdentity(models.Model):
+    """A person of the hospital's identity provider, as Bedside knows them: the provider's
+    issuer and its ``sub`` for that person name one Bedside user, whatever their user name
+    becomes (``preferred_username`` may change; ``sub`` does not)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sso_identities"
+    )
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "single sign-on identity"
+        verbose_name_plural = "single sign-on identities"
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="sso_identity_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"

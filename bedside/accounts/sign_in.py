@@ -199,7 +199,35 @@ class LockedOutSignIn:
             return user
 
 
-class SignInBackend(LockedOutSignIn, ModelBackend):
+LOCAL_LOGIN_OFF = "local passwords are switched off (BEDSIDE_LOCAL_LOGIN=false)"
+
+
+def local_password_allowed(user: Any) -> bool:
+    """With ``BEDSIDE_LOCAL_LOGIN=false`` only the break-glass administrators (superusers)
+    may sign in with a password Bedside keeps; everyone else through the hospital."""
+    return bool(settings.BEDSIDE_LOCAL_LOGIN or user.is_superuser)
+
+
+class LocalPasswords(ModelBackend):
+    """Django's password check, refused (after the password was checked, so a wrong password
+    is still only a wrong password) for people local passwords are switched off for."""
+
+    def authenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        user = super().authenticate(request, username=username, password=password, **kwargs)
+        if user is not None and not local_password_allowed(user):
+            if request is not None:
+                request.bedside_sign_in_failure = LOCAL_LOGIN_OFF  # type: ignore[attr-defined]
+            return None
+        return user
+
+
+class SignInBackend(LockedOutSignIn, LocalPasswords):
     """Local accounts: Django's password check behind the lockout."""
 
     sign_in_method = SignInMethod.LOCAL
@@ -252,6 +280,8 @@ class SignInForm(AuthenticationForm):
         if refusal is None:
             return cleaned
         if refusal.code == "invalid_login":
+            if getattr(self.request, "bedside_sign_in_failure", "") == LOCAL_LOGIN_OFF:
+                raise ValidationError(LOCAL_LOGIN_OFF_MESSAGE, code="local_off") from refusal
             if getattr(self.request, "bedside_source_throttled", False):
                 raise ValidationError(THROTTLED_MESSAGE, code="throttled") from refusal
             until = getattr(self.request, "bedside_locked_until", None)
@@ -268,6 +298,12 @@ class SignInForm(AuthenticationForm):
 
 class AdminSignInForm(SignInForm, AdminAuthenticationForm):
     """The admin site's login: the lockout and events of ``SignInForm``, staff only."""
+
+
+LOCAL_LOGIN_OFF_MESSAGE = (
+    "Bedside's own passwords are switched off: sign in with your hospital account. "
+    "This form is for the emergency administrator account only."
+)
 
 
 class SignInView(auth_views.LoginView):

@@ -11,6 +11,7 @@ from django.db.utils import Error as DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
+from bedside.accounts import sso
 from bedside.celery import app as celery_app
 from bedside.http.addresses import came_through_proxy
 
@@ -50,6 +51,10 @@ def _check_directory() -> str | None:
     return directory_ping()
 
 
+def _check_single_sign_on() -> str | None:
+    return sso.provider_problem()
+
+
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     checks = {
@@ -58,19 +63,25 @@ def readyz(request: HttpRequest) -> JsonResponse:
         "model_server": _check_model(),
     }
     ready = all(problem is None for problem in checks.values())
-    report = {
-        name: {"ok": problem is None, "detail": problem or "ok"} for name, problem in checks.items()
-    }
+    # Reported, not required: with the hospital's directory or sign-in service down,
+    # Bedside still serves the EHRs' API keys, the people already signed in and the
+    # break-glass administrator, so a load balancer must not take it out of service for that.
+    reported: dict[str, str | None] = {}
+    if sso.sso_enabled():
+        reported["single_sign_on"] = _check_single_sign_on()
     if settings.BEDSIDE_LDAP_URI:
-        # Reported, not required: with the directory down, people already signed in keep
-        # working and the break-glass account still signs in; taking every web process
-        # out of the load balancer would stop all of that too.
-        problem = _check_directory()
-        report["directory"] = {"ok": problem is None, "detail": problem or "ok", "required": False}
+        reported["directory"] = _check_directory()
     return JsonResponse(
         {
             "status": "ready" if ready else "not ready",
-            "checks": report,
+            "checks": {
+                name: {"ok": problem is None, "detail": problem or "ok"}
+                for name, problem in checks.items()
+            },
+            "reported": {
+                name: {"ok": problem is None, "detail": problem or "ok"}
+                for name, problem in reported.items()
+            },
             "model": settings.BEDSIDE_MODEL_NAME,
         },
         status=200 if ready else 503,
