@@ -125,6 +125,9 @@ def _emergency_offer(
     """Another clinician's case: refused, with the offer of emergency access. The page names
     no patient and not even the case's id (its form posts to a relative address)."""
     context = {
+        # Relative to the page's own address: /cases/{id}/ posts to emergency-access/, a
+        # refused reason (shown at /cases/{id}/emergency-access/) to itself.
+        "form_action": "./" if status == 400 else "emergency-access/",
         "reason": reason,
         "minutes": settings.BEDSIDE_EMERGENCY_ACCESS_MINUTES,
         "ended": opened.ended,

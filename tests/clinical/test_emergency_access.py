@@ -65,6 +65,7 @@ def test_another_clinicians_case_is_refused_with_the_offer_of_emergency_access(
     assert "Open with emergency access" in html
     assert "recorded in the audit trail" in html and "reviews every emergency access" in html
     assert "read only" in html
+    assert 'action="emergency-access/"' in html
     # Nothing of the case itself: not its id, not its patient's complaint.
     assert str(completed_case.id) not in html
     assert completed_case.input["chief_complaint"] not in html
@@ -83,6 +84,8 @@ def test_emergency_access_without_a_real_reason_is_refused_next_to_the_box(
     error = re.search(r'<div class="field-error" id="f-reason-error">(.*?)</div>', html, re.S)
     assert error is not None and "at least 10 characters" in error.group(1)
     assert "Emergency access was not granted" in html
+    # Shown at .../emergency-access/, the form posts to that same address again.
+    assert 'action="./"' in html
     assert str(completed_case.id) not in html
     assert not EmergencyAccess.objects.exists()
     assert events("case.emergency_access", completed_case) == []
