@@ -552,7 +552,7 @@ def _emergency_list(
     page = None
     if not errors:
         page = Paginator(selectors.emergency_accesses(query), PAGE_SIZE).get_page(query.page)
-        grants = list(page.object_list)
+        grants: list[Any] = list(page.object_list)
         for grant in grants:  # a refused note comes back next to its own form, as typed
             grant.note_errors = (note_errors or {}).get(grant.pk, [])
             grant.note_value = (notes or {}).get(grant.pk, "")

@@ -286,6 +286,3 @@ class EmergencyAccess(models.Model):
 
     def __str__(self) -> str:
         return f"Emergency access {self.pk} to case {self.case_id} by user {self.person_id}"
-
-    def active_at(self, now: Any) -> bool:
-        return self.granted_at <= now < self.expires_at
