@@ -431,7 +431,8 @@ class CaseDetail(APIView):
                 case_id=case_id, person=request.user
             )
             if emergency is None:
-                raise Http404("no such case")
+                # As get_object_or_404 words it: no hint that the case exists.
+                raise Http404("No Case matches the given query.")
             case = emergency.case
         services.case_viewed(
             case=case, actor=actor_for(request.user, request), emergency_access=emergency
