@@ -103,6 +103,24 @@ class CaseListQuery(BaseModel):
         return self
 
 
+class EmergencyAccessQuery(BaseModel):
+    """The break-glass review list: which accesses (unreviewed by default), a page."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    state: Literal["unreviewed", "reviewed", "all"] = "unreviewed"
+    page: int = Field(default=1, ge=1)
+
+
+class PeopleQuery(BaseModel):
+    """The people screen: part of a name (username, first or last name), a page."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, max_length=150)
+    page: int = Field(default=1, ge=1)
+
+
 # --- What the audit API answers with -----------------------------------------------------
 
 

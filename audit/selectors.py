@@ -11,19 +11,22 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models import Count, F, Func, IntegerField, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from audit.models import AuditEvent, CaseFacts
 from audit.schemas import (
     NO_CONFIDENCE,
     CaseListQuery,
+    EmergencyAccessQuery,
     EventQuery,
     InvestigationQuery,
+    PeopleQuery,
     SubmittingSystem,
 )
 from bedside import roles
 from bedside.vault.encryption import lookup_hash
-from clinical.models import Case, ClinicianReview, ReviewDecision
+from clinical.models import Case, ClinicianReview, EmergencyAccess, ReviewDecision
 from reasoning.confidence import Band, band_range
 from reasoning.models import ReasoningRun
 
@@ -390,3 +393,94 @@ def overview(*, weeks: int = 26) -> Overview:
         answered=int(answered),
         answered_never_reviewed=int(never_reviewed),
     )
+
+
+# --- Break-glass review ---------------------------------------------------------------------
+
+
+def emergency_accesses(query: EmergencyAccessQuery) -> QuerySet[EmergencyAccess]:
+    """Break-glass accesses for the auditors' review list: unreviewed first (oldest grant
+    first: the longest waiting), then reviewed ones newest first; each with ``views``, how
+    many times its user opened the case while it lasted (``case.viewed`` events)."""
+    views = (
+        AuditEvent.objects.filter(
+            code="case.viewed",
+            case_id=OuterRef("case_id"),
+            actor_id=OuterRef("person_id"),
+            recorded_at__gte=OuterRef("granted_at"),
+            recorded_at__lt=OuterRef("expires_at"),
+        )
+        .order_by()
+        .annotate(n=Func(F("id"), function="COUNT"))
+        .values("n")
+    )
+    grants = EmergencyAccess.objects.select_related("case", "person", "reviewed_by").annotate(
+        views=Coalesce(Subquery(views, output_field=IntegerField()), 0)
+    )
+    if query.state == "unreviewed":
+        grants = grants.filter(reviewed_at__isnull=True)
+    elif query.state == "reviewed":
+        grants = grants.filter(reviewed_at__isnull=False)
+    return grants.order_by(F("reviewed_at").desc(nulls_first=True), "granted_at", "id")
+
+
+def emergency_accesses_unreviewed() -> int:
+    """How many break-glass accesses wait for an auditor's review (the overview's count)."""
+    return EmergencyAccess.objects.filter(reviewed_at__isnull=True).count()
+
+
+# --- People ----------------------------------------------------------------------------------
+
+# How a person signed in, as ``login.succeeded`` events name it (``details.method``); events
+# written before sign-in had several ways carry none: the local password was the only one.
+SIGN_IN_METHODS = {
+    "local": "Local password",
+    "directory": "Hospital directory",
+    "sso": "Single sign-on",
+}
+
+
+@dataclass(frozen=True)
+class Person:
+    user: User
+    roles: list[str]
+    last_sign_in: datetime | None
+    sign_in_method: str  # in words; "" when never signed in
+
+
+def people(query: PeopleQuery) -> QuerySet[User]:
+    """People (not the service users that integration keys act as), by username, with their
+    latest successful sign-in's time and details; ``name`` matches part of the username or
+    the first or last name, ignoring case."""
+    latest = AuditEvent.objects.filter(code="login.succeeded", actor_id=OuterRef("pk")).order_by(
+        "-id"
+    )
+    users = (
+        User.objects.filter(api_key__isnull=True)
+        .prefetch_related("groups")
+        .annotate(
+            last_sign_in=Subquery(latest.values("recorded_at")[:1]),
+            last_sign_in_details=Subquery(latest.values("details")[:1]),
+        )
+    )
+    if query.name:
+        users = users.filter(
+            Q(username__icontains=query.name)
+            | Q(first_name__icontains=query.name)
+            | Q(last_name__icontains=query.name)
+        )
+    return users.order_by("username", "id")
+
+
+def person_of(user: User) -> Person:
+    """One row of the people screen, from a user of ``people()``."""
+    held = sorted({group.name for group in user.groups.all()} & set(roles.ALL_ROLES))
+    if user.is_superuser and roles.ADMIN not in held:
+        held.append(roles.ADMIN)
+    last = getattr(user, "last_sign_in", None)
+    method = ""
+    if last is not None:
+        details = getattr(user, "last_sign_in_details", None) or {}
+        named = details.get("method", "local") if isinstance(details, dict) else "local"
+        method = SIGN_IN_METHODS.get(str(named), str(named))
+    return Person(user=user, roles=held, last_sign_in=last, sign_in_method=method)

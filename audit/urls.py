@@ -13,4 +13,11 @@ urlpatterns = [
     path("audit/events/export.csv", views.export_csv, name="audit-export-csv"),
     path("audit/events/export.fhir.json", views.export_fhir, name="audit-export-fhir"),
     path("audit/chain/", views.chain_status, name="audit-chain"),
+    path("audit/emergency-access/", views.emergency_access_list, name="audit-emergency-access"),
+    path(
+        "audit/emergency-access/<int:grant_id>/review/",
+        views.emergency_access_reviewed,
+        name="audit-emergency-access-review",
+    ),
+    path("audit/people/", views.people, name="audit-people"),
 ]

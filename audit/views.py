@@ -11,24 +11,38 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from pydantic import BaseModel, ValidationError
 
 from audit import charts, exports, selectors, services
 from audit.actors import actor_for
 from audit.models import AuditEvent
-from audit.schemas import NO_CONFIDENCE, CaseListQuery, EventQuery, InvestigationQuery
+from audit.schemas import (
+    NO_CONFIDENCE,
+    CaseListQuery,
+    EmergencyAccessQuery,
+    EventQuery,
+    InvestigationQuery,
+    PeopleQuery,
+)
 from bedside import roles
-from clinical.models import Case, CaseStatus, ReviewDecision
+from clinical.models import Case, CaseStatus, EmergencyAccess, ReviewDecision
 from clinical.reasons import reason_display
+from clinical.schemas import EMERGENCY_REASON_MIN
 from clinical.screens import presenting
-from clinical.services import case_viewed
+from clinical.services import (
+    EmergencyReviewNotPossible,
+    case_viewed,
+    emergency_access_review,
+)
 from reasoning import early_warning as ew
 from reasoning.confidence import BAND_FLOORS, Band, band_of, band_range
 
@@ -197,6 +211,7 @@ def overview(request: HttpRequest) -> HttpResponse:
             for centre, n, accepted in figures.reliability
         ],
     }
+    context["emergency_unreviewed"] = selectors.emergency_accesses_unreviewed()
     services.audit_viewed(
         actor=actor_for(request.user, request), view="overview", filters={}, count=figures.reviewed
     )
@@ -510,3 +525,112 @@ def chain_status(request: HttpRequest) -> HttpResponse:
         .first(),
     }
     return render(request, "audit/chain.html", context, status=400 if errors else 200)
+
+
+# --- break-glass review -----------------------------------------------------------------------
+
+EMERGENCY_STATES = (
+    ("unreviewed", "Waiting for review"),
+    ("reviewed", "Reviewed"),
+    ("all", "All"),
+)
+
+
+def _emergency_list(
+    request: HttpRequest,
+    *,
+    note_errors: dict[int, list[str]] | None = None,
+    notes: dict[int, str] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    errors: list[dict[str, str]] = []
+    try:
+        query = EmergencyAccessQuery.model_validate(_params(request))
+    except ValidationError as exc:
+        errors = _errors(exc)
+        query = EmergencyAccessQuery()
+    page = None
+    if not errors:
+        page = Paginator(selectors.emergency_accesses(query), PAGE_SIZE).get_page(query.page)
+        grants: list[Any] = list(page.object_list)
+        for grant in grants:  # a refused note comes back next to its own form, as typed
+            grant.note_errors = (note_errors or {}).get(grant.pk, [])
+            grant.note_value = (notes or {}).get(grant.pk, "")
+        page.object_list = grants
+        services.audit_viewed(
+            actor=actor_for(request.user, request),
+            view="emergency-access",
+            filters=_filters(query),
+            count=len(page.object_list),
+        )
+    context = {
+        "query": query,
+        "page": page,
+        "errors": errors,
+        "states": EMERGENCY_STATES,
+        "unreviewed": selectors.emergency_accesses_unreviewed(),
+        "refusals": [msg for msgs in (note_errors or {}).values() for msg in msgs],
+        "note_min": EMERGENCY_REASON_MIN,
+    }
+    return render(request, "audit/emergency_access.html", context, status=400 if errors else status)
+
+
+@auditor_required
+@require_GET
+def emergency_access_list(request: HttpRequest) -> HttpResponse:
+    """Break-glass accesses, those waiting for review first."""
+    return _emergency_list(request)
+
+
+@auditor_required
+@require_POST
+def emergency_access_reviewed(request: HttpRequest, grant_id: int) -> HttpResponse:
+    """An auditor marks one break-glass access reviewed, with their own note."""
+    note = request.POST.get("note", "")
+    get_object_or_404(EmergencyAccess, pk=grant_id)
+    try:
+        emergency_access_review(
+            grant_id=grant_id,
+            reviewer=request.user,
+            note=note,
+            actor=actor_for(request.user, request),
+        )
+    except ValidationError as exc:
+        messages_ = [str(e["msg"]) for e in exc.errors(include_url=False, include_input=False)]
+        return _emergency_list(
+            request, note_errors={grant_id: messages_}, notes={grant_id: note}, status=400
+        )
+    except EmergencyReviewNotPossible as exc:
+        return _emergency_list(
+            request, note_errors={grant_id: [str(exc)]}, notes={grant_id: note}, status=409
+        )
+    messages.success(request, "Marked reviewed, with your note. It is listed under Reviewed.")
+    back = request.GET.urlencode()
+    return redirect(reverse("audit-emergency-access") + (f"?{back}" if back else ""))
+
+
+# --- people -----------------------------------------------------------------------------------
+
+
+@auditor_required
+@require_GET
+def people(request: HttpRequest) -> HttpResponse:
+    """Everyone who may sign in: roles, last sign-in and how, active or disabled."""
+    errors: list[dict[str, str]] = []
+    try:
+        query = PeopleQuery.model_validate(_params(request))
+    except ValidationError as exc:
+        errors = _errors(exc)
+        query = PeopleQuery()
+    page = rows = None
+    if not errors:
+        page = Paginator(selectors.people(query), PAGE_SIZE).get_page(query.page)
+        rows = [selectors.person_of(user) for user in page.object_list]
+        services.audit_viewed(
+            actor=actor_for(request.user, request),
+            view="people",
+            filters=_filters(query),
+            count=len(rows),
+        )
+    context = {"query": query, "page": page, "rows": rows, "errors": errors}
+    return render(request, "audit/people.html", context, status=400 if errors else 200)

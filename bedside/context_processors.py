@@ -21,6 +21,8 @@ NAV = [
     ("Audited cases", "/audit/cases/", {roles.AUDITOR, roles.ADMIN}),
     ("Audit events", "/audit/events/", {roles.AUDITOR, roles.ADMIN}),
     ("Chain status", "/audit/chain/", {roles.AUDITOR, roles.ADMIN}),
+    ("Emergency access", "/audit/emergency-access/", {roles.AUDITOR, roles.ADMIN}),
+    ("People", "/audit/people/", {roles.AUDITOR, roles.ADMIN}),
 ]
 
 

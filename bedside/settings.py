@@ -333,6 +333,8 @@ SESSION_SAVE_EVERY_REQUEST = False
 # refuse that username for BEDSIDE_LOGIN_LOCKOUT_S after the last failure.
 BEDSIDE_LOGIN_MAX_FAILURES = env_int("BEDSIDE_LOGIN_MAX_FAILURES", 5, minimum=1)
 BEDSIDE_LOGIN_LOCKOUT_S = env_int("BEDSIDE_LOGIN_LOCKOUT_S", 900, minimum=1)
+# Break-glass: how long a clinician's emergency access to another clinician's case lasts.
+BEDSIDE_EMERGENCY_ACCESS_MINUTES = env_int("BEDSIDE_EMERGENCY_ACCESS_MINUTES", 60, minimum=1)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 # The reverse proxies in front of Bedside (addresses or CIDR ranges, comma-separated): only

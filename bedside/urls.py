@@ -23,6 +23,11 @@ urlpatterns = [
     path("api/v1/cases/<uuid:case_id>/reviews/", api.CaseReviews.as_view(), name="case-reviews"),
     path("api/v1/cases/<uuid:case_id>/rerun/", api.CaseRerun.as_view(), name="case-rerun"),
     path(
+        "api/v1/cases/<uuid:case_id>/emergency-access/",
+        api.CaseEmergencyAccess.as_view(),
+        name="case-emergency-access",
+    ),
+    path(
         "api/v1/model/validation/", model_views.ModelValidation.as_view(), name="model-validation"
     ),
     path("model/", model_views.model_page, name="model"),
@@ -73,5 +78,10 @@ urlpatterns += [
     path("cases/<uuid:case_id>/status.json", screens.case_status, name="case-status"),
     path("cases/<uuid:case_id>/reviews/", screens.case_review, name="case-review"),
     path("cases/<uuid:case_id>/rerun/", screens.case_rerun, name="case-rerun-page"),
+    path(
+        "cases/<uuid:case_id>/emergency-access/",
+        screens.case_emergency_access,
+        name="case-emergency-access-page",
+    ),
     path("", include("audit.urls")),
 ]

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from django.db.models import QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from pydantic import TypeAdapter, ValidationError
@@ -26,7 +27,7 @@ from rest_framework.views import APIView
 from audit.actors import actor_for
 from bedside import roles
 from bedside.accounts.authentication import key_allows
-from bedside.accounts.keys import SCOPE_CASES_READ, SCOPE_CASES_SUBMIT
+from bedside.accounts.keys import SCOPE_CASES_EMERGENCY, SCOPE_CASES_READ, SCOPE_CASES_SUBMIT
 from bedside.http import openapi
 from bedside.http.errors import validation_errors
 from bedside.http.pagination import CasePagination
@@ -34,10 +35,11 @@ from bedside.http.parsers import FhirJSONParser, StrictJSONParser
 from bedside.vault.encryption import lookup_hash
 from clinical import openapi as clinical_openapi
 from clinical import schemas, services
+from clinical import selectors as clinical_selectors
 from clinical.ehr import fhir
-from clinical.models import Case, CaseStatus, ClinicianReview, ReviewSource
+from clinical.models import Case, CaseStatus, ClinicianReview, EmergencyAccess, ReviewSource
 from clinical.reasons import reason_display
-from clinical.schemas import CaseInput, ReviewInput
+from clinical.schemas import CaseInput, EmergencyAccessInput, ReviewInput
 from reasoning import early_warning
 from reasoning.models import ReasoningRun
 from reasoning.schemas import CalibrationSummary, CheckedAssessment
@@ -155,6 +157,7 @@ def case_representation(
     *,
     fhir_summary: dict[str, Any] | None = None,
     just_submitted: bool = False,
+    emergency: EmergencyAccess | None = None,
 ) -> schemas.Case:
     """``just_submitted``: the case was made by this request, so it has no review yet (one
     query fewer on the intake hot path)."""
@@ -178,6 +181,11 @@ def case_representation(
         failure_reason=failure_reason,
         latest_review=review_representation(latest_review) if latest_review else None,
         fhir=fhir_summary,
+        access=None
+        if emergency is None
+        else schemas.CaseAccess(
+            kind="emergency", emergency_access_id=emergency.pk, until=emergency.expires_at
+        ),
     )
 
 
@@ -415,9 +423,21 @@ class CaseDetail(APIView):
         responses={200: schemas.Case, **openapi.errors(401, 403, 404, 429)},
     )
     def get(self, request: Request, case_id: str) -> Response:
-        case = get_object_or_404(visible_cases(request.user), id=case_id)
-        services.case_viewed(case=case, actor=actor_for(request.user, request))
-        return Response(case_representation(case, request).as_json())
+        case = visible_cases(request.user).filter(id=case_id).first()
+        emergency = None
+        if case is None:
+            # Another submitter's case: only under break-glass access in force now.
+            emergency = clinical_selectors.emergency_access_active(
+                case_id=case_id, person=request.user
+            )
+            if emergency is None:
+                # As get_object_or_404 words it: no hint that the case exists.
+                raise Http404("No Case matches the given query.")
+            case = emergency.case
+        services.case_viewed(
+            case=case, actor=actor_for(request.user, request), emergency_access=emergency
+        )
+        return Response(case_representation(case, request, emergency=emergency).as_json())
 
 
 class CanReview(BasePermission):
@@ -507,4 +527,79 @@ class CaseRerun(APIView):
             )
         return Response(
             case_representation(case, request).as_json(), status=status.HTTP_202_ACCEPTED
+        )
+
+
+class MayBreakGlass(BasePermission):
+    """Clinicians (signed in), and integration keys issued with ``cases:emergency`` named:
+    a key issued with no scopes does not hold it (``bedside.accounts.keys.EXPLICIT_SCOPES``)."""
+
+    message = "emergency access needs a clinician, or an API key issued with cases:emergency"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(roles.roles_of(request.user) & roles.SUBMITTERS) and key_allows(
+            request, SCOPE_CASES_EMERGENCY
+        )
+
+
+def emergency_access_representation(
+    grant: EmergencyAccess, request: Request
+) -> schemas.EmergencyAccessGrant:
+    return schemas.EmergencyAccessGrant(
+        id=grant.pk,
+        case_id=grant.case_id,
+        person=grant.person.get_username(),
+        reason=grant.reason,
+        granted_at=grant.granted_at,
+        expires_at=grant.expires_at,
+        links=schemas.EmergencyAccessLinks(case=_case_url(request, grant.case)),
+    )
+
+
+class CaseEmergencyAccess(APIView):
+    """Break-glass: read another submitter's case for a while, for a stated reason."""
+
+    permission_classes = [MayBreakGlass]
+
+    @extend_schema(
+        operation_id="case_emergency_access",
+        summary="Emergency (break-glass) access to a case that is not yours",
+        description="For `BEDSIDE_EMERGENCY_ACCESS_MINUTES` (default 60) after this call, "
+        "`GET /api/v1/cases/{id}/` answers this caller with the case, its `access` saying "
+        "`emergency` and until when; read only (reviews stay the submitter's). Audited as "
+        "`case.emergency_access`, every read during it as `case.viewed` naming the grant, "
+        "and listed for an auditor's review. Clinicians, and API keys issued with the "
+        "`cases:emergency` scope named (a key issued with no scopes does not hold it). "
+        "409 for the caller's own case.",
+        request={"application/json": EmergencyAccessInput},
+        responses={
+            201: OpenApiResponse(schemas.EmergencyAccessGrant, description="Granted."),
+            **openapi.errors(400, 401, 403, 404, 409, 429),
+        },
+    )
+    def post(self, request: Request, case_id: str) -> Response:
+        case = get_object_or_404(Case.objects.select_related("submitted_by"), id=case_id)
+        try:
+            checked = EmergencyAccessInput.model_validate(request.data)
+        except ValidationError as exc:
+            return Response({"errors": validation_errors(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        if visible_cases(request.user).filter(id=case.id).exists():
+            return _bad_request(
+                ["case"],
+                "this case is already yours to read: emergency access is for another "
+                "submitter's case",
+                status.HTTP_409_CONFLICT,
+            )
+        try:
+            grant = services.emergency_access_grant(
+                case=case,
+                person=request.user,
+                reason=checked.reason,
+                actor=actor_for(request.user, request),
+            )
+        except services.EmergencyAccessRefused as exc:
+            return _bad_request(["case"], str(exc), status.HTTP_409_CONFLICT)
+        return Response(
+            emergency_access_representation(grant, request).model_dump(mode="json"),
+            status=status.HTTP_201_CREATED,
         )

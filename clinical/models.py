@@ -238,3 +238,51 @@ class CdsWriteback(models.Model):
 
     def __str__(self) -> str:
         return f"EHR write-back for case {self.case_id}"
+
+
+class EmergencyAccess(models.Model):
+    """Break-glass: a clinician (or an integration holding the ``cases:emergency`` scope)
+    opened a case that is not theirs, for a stated reason, until ``expires_at``.
+
+    Never deleted and never edited but once, when an auditor marks it reviewed with their
+    own note (PostgreSQL triggers, migration ``0010_emergency_access``). The reason and the
+    note are free text that may name the patient: encrypted at rest, kept out of the audit
+    events' details, which carry the grant's id.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="emergency_accesses")
+    person = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="emergency_accesses"
+    )
+    reason = EncryptedTextField()
+    granted_at = models.DateTimeField(db_index=True)
+    expires_at = models.DateTimeField()
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="emergency_access_reviews",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    review_note = EncryptedTextField(blank=True)
+
+    class Meta:
+        ordering = ["-granted_at", "-id"]
+        indexes = [
+            models.Index(fields=["case", "person", "expires_at"], name="emergency_access_active")
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("granted_at")),
+                name="emergency_access_ends_after_it_starts",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(reviewed_at__isnull=True, reviewed_by__isnull=True)
+                | models.Q(reviewed_at__isnull=False, reviewed_by__isnull=False),
+                name="emergency_access_reviewed_by_someone",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Emergency access {self.pk} to case {self.case_id} by user {self.person_id}"

@@ -477,6 +477,56 @@ class ReviewInput(_Strict):
         return self
 
 
+EMERGENCY_REASON_MIN = 10  # characters, once trimmed: "covering" alone says nothing
+EMERGENCY_REASON_MAX = 1000
+
+
+class EmergencyAccessInput(_Strict):
+    """Why a clinician (or an integration) opens a case that is not theirs: break-glass.
+
+    The reason is what the auditor reviews the access against, so it must say something:
+    at least ``EMERGENCY_REASON_MIN`` characters once trimmed.
+    """
+
+    reason: str = Field(
+        max_length=EMERGENCY_REASON_MAX,
+        description="Why this case must be opened now, in your words (at least "
+        f"{EMERGENCY_REASON_MIN} characters); reviewed by an auditor.",
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _says_why(cls, reason: str) -> str:
+        reason = reason.strip()
+        if len(reason) < EMERGENCY_REASON_MIN:
+            raise PydanticCustomError(
+                "reason_too_short",
+                "state why you need this case, in at least {minimum} characters (for "
+                "example: covering the emergency department, patient deteriorating)",
+                {"minimum": EMERGENCY_REASON_MIN},
+            )
+        return reason
+
+
+class EmergencyReviewInput(_Strict):
+    """An auditor's own note on a break-glass access they mark reviewed."""
+
+    note: str = Field(max_length=EMERGENCY_REASON_MAX)
+
+    @field_validator("note")
+    @classmethod
+    def _says_something(cls, note: str) -> str:
+        note = note.strip()
+        if len(note) < EMERGENCY_REASON_MIN:
+            raise PydanticCustomError(
+                "note_too_short",
+                "write your own review note, in at least {minimum} characters (what you "
+                "checked, and whether the access was justified)",
+                {"minimum": EMERGENCY_REASON_MIN},
+            )
+        return note
+
+
 # --- What the case API answers with ------------------------------------------------------
 
 
@@ -662,6 +712,17 @@ class EarlyWarningScore(_Response):
     missing: list[EarlyWarningMissing]
 
 
+class CaseAccess(_Response):
+    """How the caller may read this case, when it is not theirs by the usual rule."""
+
+    kind: Literal["emergency"] = Field(
+        description="`emergency`: break-glass access granted to this caller for a stated "
+        "reason; read only, audited, reviewed by an auditor."
+    )
+    emergency_access_id: int
+    until: IsoDateTime = Field(description="When the access ends (UTC).")
+
+
 class Case(_CaseFields):
     """One case: status, the validated input, and when completed the answer."""
 
@@ -682,9 +743,32 @@ class Case(_CaseFields):
     failure_reason: str | None
     latest_review: Review | None
     fhir: FhirSummary | None = None
+    access: CaseAccess | None = Field(
+        default=None,
+        description="Only when the caller reads this case under emergency (break-glass) "
+        "access: until when. Absent for a submitter's own case and for auditors.",
+    )
 
     def as_json(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
         if self.fhir is None:  # the key is there only on a FHIR submission
             del data["fhir"]
+        if self.access is None:  # and this one only under emergency access
+            del data["access"]
         return data
+
+
+class EmergencyAccessLinks(_Response):
+    case: Uri
+
+
+class EmergencyAccessGrant(_Response):
+    """A break-glass grant: who may read which case, why, and until when."""
+
+    id: int
+    case_id: uuid.UUID
+    person: str
+    reason: str
+    granted_at: IsoDateTime
+    expires_at: IsoDateTime
+    links: EmergencyAccessLinks

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from statistics import median
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from clinical.models import Case, CaseStatus
+from clinical.models import Case, CaseStatus, EmergencyAccess
 from clinical.routing import stat_queue
 
 
@@ -81,3 +82,23 @@ def recent_turnaround_s(case: Case) -> tuple[int, int] | None:
     if not durations:
         return None
     return int(median(durations)), len(durations)
+
+
+# --- Break-glass ----------------------------------------------------------------------------
+
+
+def emergency_access_active(
+    *, case_id: uuid.UUID | str, person: Any, now: datetime | None = None
+) -> EmergencyAccess | None:
+    """The person's emergency access to the case in force at ``now`` (the one that lasts
+    longest, if they stated a reason twice), or None."""
+    if not getattr(person, "is_authenticated", False):
+        return None
+    now = now or timezone.now()
+    return (
+        EmergencyAccess.objects.filter(
+            case_id=case_id, person=person, granted_at__lte=now, expires_at__gt=now
+        )
+        .order_by("-expires_at", "-id")
+        .first()
+    )

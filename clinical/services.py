@@ -6,9 +6,12 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from audit.models import Action
 from audit.services import Actor, record
@@ -16,10 +19,17 @@ from clinical.models import (
     Case,
     CaseStatus,
     ClinicianReview,
+    EmergencyAccess,
     IdempotencyRecord,
     ReviewSource,
 )
-from clinical.schemas import CaseInput, Decision, ReviewInput
+from clinical.schemas import (
+    CaseInput,
+    Decision,
+    EmergencyAccessInput,
+    EmergencyReviewInput,
+    ReviewInput,
+)
 from clinical.tasks import run_case_task
 from reasoning import early_warning
 from reasoning import selectors as reasoning_selectors
@@ -180,13 +190,20 @@ def _idempotent_original(
     return Submission(case=used.case, replayed=True)
 
 
-def case_viewed(*, case: Case, actor: Actor) -> None:
+def case_viewed(
+    *, case: Case, actor: Actor, emergency_access: EmergencyAccess | None = None
+) -> None:
+    """A case was read. Read under break-glass, the event names the grant, so the auditor
+    reviewing it sees how often the case was opened while it lasted."""
+    details: dict[str, Any] = {"status": case.status}
+    if emergency_access is not None:
+        details["emergency_access_id"] = emergency_access.pk
     record(
         actor=actor,
         action=Action.READ,
         code="case.viewed",
         case_id=case.id,
-        details={"status": case.status},
+        details=details,
     )
 
 
@@ -268,3 +285,89 @@ def review_record(
             },
         )
     return saved
+
+
+# --- Break-glass ----------------------------------------------------------------------------
+
+EMERGENCY_ACCESS_GRANTED = "case.emergency_access"
+EMERGENCY_ACCESS_REVIEWED = "case.emergency_access_reviewed"
+
+
+class EmergencyAccessRefused(Exception):
+    """Break-glass is for a case that is not the caller's: their own they open as usual."""
+
+
+def emergency_access_grant(
+    *, case: Case, person: Any, reason: str, actor: Actor, now: datetime | None = None
+) -> EmergencyAccess:
+    """Let ``person`` read ``case`` (not theirs) for ``BEDSIDE_EMERGENCY_ACCESS_MINUTES``,
+    for the reason they stated; audited as ``case.emergency_access`` in the same
+    transaction, and on the auditors' review list until an auditor marks it reviewed.
+
+    The reason is checked here too (``EmergencyAccessInput``: pydantic's
+    ``ValidationError`` when it says too little), whoever calls. It stays on the grant,
+    encrypted, and out of the audit event (free text may name the patient).
+    """
+    checked = EmergencyAccessInput.model_validate({"reason": reason})
+    if case.submitted_by_id == person.pk:
+        raise EmergencyAccessRefused("this case is yours: open it without emergency access")
+    now = now or timezone.now()
+    minutes = settings.BEDSIDE_EMERGENCY_ACCESS_MINUTES
+    with transaction.atomic():
+        grant = EmergencyAccess.objects.create(
+            case=case,
+            person=person,
+            reason=checked.reason,
+            granted_at=now,
+            expires_at=now + timedelta(minutes=minutes),
+        )
+        record(
+            actor=actor,
+            action=Action.EXECUTE,
+            code=EMERGENCY_ACCESS_GRANTED,
+            case_id=case.id,
+            object_type="emergency_access",
+            object_id=str(grant.pk),
+            details={
+                # FHIR's purpose of use for break-glass (v3 ActReason BTG).
+                "purpose_of_use": "BTG",
+                "case_submitted_by": case.submitted_by_id,
+                "minutes": minutes,
+                "expires_at": grant.expires_at.isoformat(),
+            },
+        )
+    return grant
+
+
+class EmergencyReviewNotPossible(Exception):
+    """The access was already reviewed, or the auditor is the person who broke the glass."""
+
+
+def emergency_access_review(
+    *, grant_id: int, reviewer: Any, note: str, actor: Actor, now: datetime | None = None
+) -> EmergencyAccess:
+    """An auditor marks a break-glass access reviewed, with their own note; audited as
+    ``case.emergency_access_reviewed``. Once only, and never by the person who used it."""
+    checked = EmergencyReviewInput.model_validate({"note": note})
+    with transaction.atomic():
+        grant = EmergencyAccess.objects.select_for_update().get(pk=grant_id)
+        if grant.reviewed_at is not None:
+            raise EmergencyReviewNotPossible(
+                f"this access was already reviewed on {grant.reviewed_at:%Y-%m-%d %H:%M} UTC"
+            )
+        if grant.person_id == reviewer.pk:
+            raise EmergencyReviewNotPossible("an access is reviewed by someone other than its user")
+        grant.reviewed_by = reviewer
+        grant.reviewed_at = now or timezone.now()
+        grant.review_note = checked.note
+        grant.save(update_fields=["reviewed_by", "reviewed_at", "review_note"])
+        record(
+            actor=actor,
+            action=Action.UPDATE,
+            code=EMERGENCY_ACCESS_REVIEWED,
+            case_id=grant.case_id,
+            object_type="emergency_access",
+            object_id=str(grant.pk),
+            details={"person": grant.person_id, "granted_at": grant.granted_at.isoformat()},
+        )
+    return grant

@@ -768,6 +768,131 @@ MUTATIONS = [
             "tests/clinical/test_sign_in_sso.py::test_the_provider_down_is_a_clear_page_and_break_glass_still_signs_in",
         ),
     ),
+    # --- Issue 19: break-glass access and the auditors' review of it; the people screen. ---
+    Mutation(
+        "emergency-scope-held-by-every-key",
+        "break-glass behind an explicit scope (issue 19)",
+        "bedside/accounts/authentication.py",
+        "        return scope not in EXPLICIT_SCOPES\n",
+        "        return True\n",
+        (
+            "tests/clinical/test_emergency_access.py::test_api_key_issued_without_scopes_does_not_hold_emergency_access",
+        ),
+    ),
+    Mutation(
+        "emergency-access-without-a-reason",
+        "break-glass needs a stated reason (issue 19)",
+        "clinical/schemas.py",
+        "        if len(reason) < EMERGENCY_REASON_MIN:",
+        "        if False:",
+        (
+            "tests/clinical/test_emergency_access.py::test_emergency_access_without_a_real_reason_is_refused_next_to_the_box",
+            "tests/clinical/test_emergency_access.py::test_api_emergency_access_without_a_reason_is_a_400_naming_it",
+        ),
+    ),
+    Mutation(
+        "emergency-access-never-ends",
+        "break-glass lasts BEDSIDE_EMERGENCY_ACCESS_MINUTES (issue 19)",
+        "clinical/selectors.py",
+        "case_id=case_id, person=person, granted_at__lte=now, expires_at__gt=now",
+        "case_id=case_id, person=person",
+        (
+            "tests/clinical/test_emergency_access.py::test_an_expired_emergency_access_is_refused_again_with_when_it_ended",
+            "tests/clinical/test_emergency_access.py::test_api_emergency_access_ends_after_its_minutes",
+        ),
+    ),
+    Mutation(
+        "emergency-access-not-audited",
+        "break-glass writes its own audit event (issue 19)",
+        "clinical/services.py",
+        "        record(\n            actor=actor,\n            action=Action.EXECUTE,\n"
+        "            code=EMERGENCY_ACCESS_GRANTED,",
+        "        (lambda **_: None)(\n            actor=actor,\n"
+        "            action=Action.EXECUTE,\n            code=EMERGENCY_ACCESS_GRANTED,",
+        (
+            "tests/clinical/test_emergency_access.py::test_emergency_access_opens_the_case_with_its_banner_and_is_audited",
+        ),
+    ),
+    Mutation(
+        "emergency-access-may-review",
+        "break-glass is read only (issue 19)",
+        "clinical/screens/views.py",
+        "        answer is not None and roles.CLINICIAN in roles.roles_of(request.user)"
+        " and not emergency\n",
+        "        answer is not None and roles.CLINICIAN in roles.roles_of(request.user)\n",
+        ("tests/clinical/test_emergency_access.py::test_emergency_access_is_read_only",),
+    ),
+    Mutation(
+        "emergency-offered-to-every-role",
+        "break-glass is for clinicians (issue 19)",
+        "clinical/screens/presenting.py",
+        "    if roles.CLINICIAN not in roles.roles_of(user)"
+        " or not Case.objects.filter(id=case_id).exists():",
+        "    if not Case.objects.filter(id=case_id).exists():",
+        (
+            "tests/clinical/test_emergency_access.py::test_auditors_are_not_offered_emergency_access",
+        ),
+    ),
+    Mutation(
+        "emergency-access-rows-deletable",
+        "break-glass rows are never deleted (issue 19)",
+        "clinical/migrations/0010_emergency_access.py",
+        "CREATE TRIGGER clinical_emergencyaccess_no_delete\n"
+        "    BEFORE DELETE ON clinical_emergencyaccess\n"
+        "    FOR EACH ROW EXECUTE FUNCTION bedside_refuse_case_delete();\n",
+        "",
+        (
+            "tests/clinical/test_emergency_access.py::test_emergency_accesses_cannot_be_deleted_or_rewritten",
+        ),
+    ),
+    Mutation(
+        "emergency-access-rewritable",
+        "break-glass rows change only by their one review (issue 19)",
+        "clinical/migrations/0010_emergency_access.py",
+        "    IF OLD.reviewed_at IS NOT NULL\n",
+        "    IF false\n",
+        (
+            "tests/clinical/test_emergency_access.py::test_emergency_accesses_cannot_be_deleted_or_rewritten",
+        ),
+    ),
+    Mutation(
+        "emergency-reviewed-without-a-note",
+        "the auditor's own note (issue 19)",
+        "clinical/schemas.py",
+        "        if len(note) < EMERGENCY_REASON_MIN:",
+        "        if False:",
+        (
+            "tests/audit/test_emergency_review.py::test_marking_reviewed_needs_the_auditors_own_note",
+        ),
+    ),
+    Mutation(
+        "emergency-reviewed-by-its-own-user",
+        "no one reviews their own break-glass (issue 19)",
+        "clinical/services.py",
+        "        if grant.person_id == reviewer.pk:",
+        "        if False:",
+        (
+            "tests/audit/test_emergency_review.py::test_an_access_is_reviewed_once_and_never_by_its_own_user",
+        ),
+    ),
+    Mutation(
+        "emergency-reviewed-stays-waiting",
+        "the review list until reviewed (issue 19)",
+        "audit/selectors.py",
+        "        grants = grants.filter(reviewed_at__isnull=True)\n",
+        "        pass\n",
+        (
+            "tests/audit/test_emergency_review.py::test_marked_reviewed_it_leaves_the_waiting_list_and_stays_under_reviewed",
+        ),
+    ),
+    Mutation(
+        "people-sign-in-method-ignored",
+        "how each person signed in (issue 19)",
+        "audit/selectors.py",
+        'named = details.get("method", "local") if isinstance(details, dict) else "local"',
+        'named = "local"',
+        ("tests/audit/test_people.py::test_each_person_shows_how_they_last_signed_in",),
+    ),
 ]
 
 

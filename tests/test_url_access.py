@@ -31,8 +31,9 @@ from bedside import roles
 from bedside.accounts.services import IssuedKey
 from clinical.ehr.cds_hooks import SERVICES
 from clinical.models import Case
+from clinical.services import emergency_access_grant
 from reasoning.models import ValidationReport
-from tests.factories import load_case, submitted_case
+from tests.factories import TEST_ACTOR, load_case, submitted_case
 from tests.fakes import FakeModelServer
 
 # Who asks, in the column order of ROUTES. Where a route takes a case id, each principal asks
@@ -75,6 +76,12 @@ ROUTES: dict[str, list[tuple[str, Expect]]] = {
     ],
     # 409: let through, but the case is not failed (so nothing is re-run).
     "api/v1/cases/<uuid:case_id>/rerun/": [("POST", (401, 409, 404, 409, 404, 403, 403))],
+    # Break-glass: clinicians, and keys issued with cases:emergency named (this key has no
+    # scopes: refused). 400: let through, but the reason given is too short, so nothing is
+    # granted (tests/clinical/test_emergency_access.py grants it).
+    "api/v1/cases/<uuid:case_id>/emergency-access/": [
+        ("POST", (401, 400, 400, 403, 403, 403, 403))
+    ],
     # Validation figures (no patient data): any signed-in role.
     "api/v1/model/validation/": [("GET", (401, 200, 200, 200, 200, 200, 200))],
     # --- The model card pages: people who read cases. -------------------------------------
@@ -115,13 +122,18 @@ ROUTES: dict[str, list[tuple[str, Expect]]] = {
     "cds-services/<str:service_id>": [("POST", (401, 401, 401, 401, 401, 401, 401))],
     "cds-services/<str:service_id>/feedback": [("POST", (401, 401, 401, 401, 401, 401, 401))],
     # --- The clinician's screens: sessions only; a case screen is its submitter's (an
-    # admin's: every case), anyone else's 404. Reviews: clinicians; re-runs: the submitter.
+    # admin's: every case), anyone else's 404, but for another clinician: 403, a page that
+    # offers emergency access and names neither the case nor its patient. Reviews:
+    # clinicians; re-runs: the submitter.
     "cases/": [("GET", (302, 200, 200, 302, 302, 200, 200))],  # "my cases": each their own
     "cases/new/": [
         ("GET", (302, 200, 200, 302, 302, 403, 403)),
         ("POST", (302, 400, 400, 302, 302, 403, 403)),  # 400: the empty form is invalid
     ],
-    "cases/<uuid:case_id>/": [("GET", (302, 200, 404, 302, 302, 404, 200))],
+    "cases/<uuid:case_id>/": [("GET", (302, 200, 403, 302, 302, 404, 200))],
+    # Break-glass by clinicians: alice's own case goes back to its page (302); bob's empty
+    # reason is refused (400); other roles are no clinicians (403).
+    "cases/<uuid:case_id>/emergency-access/": [("POST", (302, 302, 400, 302, 302, 403, 403))],
     "cases/<uuid:case_id>/status.json": [("GET", (401, 200, 404, 401, 401, 404, 200))],
     "cases/<uuid:case_id>/reviews/": [("POST", (302, 302, 404, 302, 302, 404, 403))],
     # 302 for alice: back to her case page, "not sent again" (the case is not failed).
@@ -143,11 +155,18 @@ ROUTES: dict[str, list[tuple[str, Expect]]] = {
         ("GET", (302, 403, 403, 302, 302, 200, 200)),
         ("POST", (302, 403, 403, 302, 302, 200, 200)),
     ],
+    "audit/emergency-access/": [("GET", (302, 403, 403, 302, 302, 200, 200))],
+    # 400: let through, but marking reviewed needs the auditor's note (none sent).
+    "audit/emergency-access/<int:grant_id>/review/": [
+        ("POST", (302, 403, 403, 302, 302, 400, 400))
+    ],
+    "audit/people/": [("GET", (302, 403, 403, 302, 302, 200, 200))],
 }
 # Bodies for the calls that need one (JSON for the API, form fields for the screens).
 JSON_BODIES: dict[tuple[str, str], Any] = {
     ("api/v1/cases/", "POST"): load_case(),
     ("api/v1/cases/<uuid:case_id>/reviews/", "POST"): {"decision": "accept"},
+    ("api/v1/cases/<uuid:case_id>/emergency-access/", "POST"): {"reason": "too short"},
     ("api/v1/audit/verify/", "POST"): {},
     ("cds-services/<str:service_id>", "POST"): {},
     ("cds-services/<str:service_id>/feedback", "POST"): {},
@@ -187,6 +206,7 @@ class World:
     key: IssuedKey
     cases: dict[str, Case]
     report_id: int
+    grant_id: int
 
 
 def _client(principal: str, world: World) -> APIClient:
@@ -202,7 +222,9 @@ def _client(principal: str, world: World) -> APIClient:
 def _path(route: str, principal: str, world: World) -> str:
     return "/" + route.replace("<uuid:case_id>", str(world.cases[CASE_OF[principal]].id)).replace(
         "<int:report_id>", str(world.report_id)
-    ).replace("<str:service_id>", next(iter(SERVICES)))
+    ).replace("<str:service_id>", next(iter(SERVICES))).replace(
+        "<int:grant_id>", str(world.grant_id)
+    )
 
 
 def _call(client: APIClient, method: str, route: str, path: str) -> tuple[int, bytes]:
@@ -242,11 +264,20 @@ def world(
         samples_per_item=1,
         reliability_png=b"\x89PNG",
     )
+    # An emergency access waiting for review (bob's, to the key's case, which no row of
+    # the table has bob ask for).
+    grant = emergency_access_grant(
+        case=key_case,
+        person=bob,
+        reason="Covering the ward tonight, patient unwell",
+        actor=TEST_ACTOR,
+    )
     return World(
         users={"clinician": alice, "other": bob, "auditor": carol, "admin": dora},
         key=integration_key,
         cases={"alice": completed_case, "key": key_case},
         report_id=report.pk,
+        grant_id=grant.pk,
     )
 
 

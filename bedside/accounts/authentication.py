@@ -12,7 +12,7 @@ from rest_framework.request import Request
 
 from audit.actors import actor_for
 from bedside.accounts.access_audit import auth_failure_record
-from bedside.accounts.keys import LAST_USED_RESOLUTION, hash_key, split_key
+from bedside.accounts.keys import EXPLICIT_SCOPES, LAST_USED_RESOLUTION, hash_key, split_key
 from bedside.accounts.models import ApiKey
 from bedside.accounts.throttling import source_refused, source_retry_after
 
@@ -75,10 +75,13 @@ def _refused(request: Request, reason: str, prefix: str, api_key: ApiKey | None 
 def key_allows(request: Any, scope: str) -> bool:
     """Whether the request's API key (if it came with one) carries ``scope``.
 
-    Keys without scopes have every scope their role allows; people (sessions) are
-    governed by their role alone.
+    Keys without scopes have every scope their role allows, except the explicit ones
+    (``EXPLICIT_SCOPES``: break-glass), which a key holds only when it was issued with
+    them; people (sessions) are governed by their role alone.
     """
     api_key = getattr(request, "auth", None)
-    if not isinstance(api_key, ApiKey) or not api_key.scopes:
+    if not isinstance(api_key, ApiKey):
         return True
+    if not api_key.scopes:
+        return scope not in EXPLICIT_SCOPES
     return scope in api_key.scopes

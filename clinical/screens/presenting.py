@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from bedside import roles
 from clinical import selectors as clinical_selectors
-from clinical.models import Case, CaseStatus, ClinicianReview
+from clinical.models import Case, CaseStatus, ClinicianReview, EmergencyAccess
 from clinical.reasons import plain_label, reason_display
 from clinical.schemas import Decision
 from reasoning import early_warning as ew
@@ -83,6 +83,41 @@ def case_for(user: Any, case_id: uuid.UUID) -> Case:
     if case is None:
         raise Http404("no such case")
     return case
+
+
+@dataclass(frozen=True)
+class OpenedCase:
+    """What a person may see of a case on these screens: ``case`` None means the case is
+    another clinician's and may be opened only with emergency access (the offer page);
+    ``emergency`` is the break-glass access it is open under, if any."""
+
+    case_id: uuid.UUID
+    case: Case | None
+    emergency: EmergencyAccess | None = None
+    ended: EmergencyAccess | None = None  # the person's last access to it, now over
+
+
+def case_opened(user: Any, case_id: uuid.UUID, *, now: dt.datetime | None = None) -> OpenedCase:
+    """The case as this person may open it: their own (an admin's: any) as usual; another
+    clinician's, for a clinician, only under an emergency access in force at ``now``.
+    404 when it does not exist, or the person is no clinician (auditors have their own
+    case record)."""
+    case = screen_cases(user).filter(id=case_id).first()
+    if case is not None:
+        return OpenedCase(case_id=case_id, case=case)
+    if roles.CLINICIAN not in roles.roles_of(user) or not Case.objects.filter(id=case_id).exists():
+        raise Http404("no such case")
+    now = now or timezone.now()
+    grant = clinical_selectors.emergency_access_active(case_id=case_id, person=user, now=now)
+    if grant is None:
+        ended = (
+            EmergencyAccess.objects.filter(case_id=case_id, person=user, expires_at__lte=now)
+            .order_by("-expires_at")
+            .first()
+        )
+        return OpenedCase(case_id=case_id, case=None, ended=ended)
+    opened = Case.objects.select_related("submitted_by").get(id=case_id)
+    return OpenedCase(case_id=case_id, case=opened, emergency=grant)
 
 
 def confidence_band(value: float | None) -> str:

@@ -5,22 +5,27 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from pydantic import ValidationError
 
 from audit.actors import actor_for
 from bedside import roles
 from bedside.middleware import background_poll
 from clinical import services
-from clinical.models import Case, CaseStatus, ReviewSource
+from clinical.models import Case, CaseStatus, EmergencyAccess, ReviewSource
+from clinical.schemas import EMERGENCY_REASON_MIN
 from clinical.screens import presenting
 from clinical.screens.case_form import CaseForm
 from clinical.screens.case_list import CaseSearch
+from clinical.screens.fields import FormField, pydantic_errors
 from clinical.screens.review_form import ReviewForm
 
 
@@ -51,11 +56,21 @@ def case_new(request: HttpRequest) -> HttpResponse:
 
 
 def _case_page(
-    request: HttpRequest, case: Case, review_form: ReviewForm | None, *, status: int = 200
+    request: HttpRequest,
+    case: Case,
+    review_form: ReviewForm | None,
+    *,
+    status: int = 200,
+    emergency: EmergencyAccess | None = None,
 ) -> HttpResponse:
-    services.case_viewed(case=case, actor=actor_for(request.user, request))
+    services.case_viewed(
+        case=case, actor=actor_for(request.user, request), emergency_access=emergency
+    )
     answer = presenting.answer(case)
-    may_review = answer is not None and roles.CLINICIAN in roles.roles_of(request.user)
+    # Emergency access is read only: the case's own clinician reviews its answer.
+    may_review = (
+        answer is not None and roles.CLINICIAN in roles.roles_of(request.user) and not emergency
+    )
     reviews = presenting.review_history(case)
     if may_review and review_form is None:
         review_form = ReviewForm.initial(answer)
@@ -77,6 +92,7 @@ def _case_page(
         "reviews": reviews,
         "verdict": presenting.answer_verdict(reviews),
         "may_review": may_review,
+        "emergency": emergency,
         **(review_form.context() if may_review and review_form else {}),
     }
     return render(request, "clinical/case_page.html", context, status=status)
@@ -85,7 +101,62 @@ def _case_page(
 @login_required
 @require_GET
 def case_page(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
-    return _case_page(request, presenting.case_for(request.user, case_id), None)
+    opened = presenting.case_opened(request.user, case_id)
+    if opened.case is None:
+        return _emergency_offer(request, opened, _reason_field(""))
+    return _case_page(request, opened.case, None, emergency=opened.emergency)
+
+
+def _reason_field(value: str) -> FormField:
+    return FormField(
+        name="reason",
+        label="Why you need this case now",
+        kind="textarea",
+        value=value,
+        required=True,
+        hint=f"At least {EMERGENCY_REASON_MIN} characters, in your words (for example: "
+        "covering the emergency department, patient deteriorating, their clinician unreachable).",
+    )
+
+
+def _emergency_offer(
+    request: HttpRequest, opened: presenting.OpenedCase, reason: FormField, *, status: int = 403
+) -> HttpResponse:
+    """Another clinician's case: refused, with the offer of emergency access. The page names
+    no patient and not even the case's id (its form posts to a relative address)."""
+    context = {
+        # Relative to the page's own address: /cases/{id}/ posts to emergency-access/, a
+        # refused reason (shown at /cases/{id}/emergency-access/) to itself.
+        "form_action": "./" if status == 400 else "emergency-access/",
+        "reason": reason,
+        "minutes": settings.BEDSIDE_EMERGENCY_ACCESS_MINUTES,
+        "ended": opened.ended,
+    }
+    return render(request, "clinical/emergency_access.html", context, status=status)
+
+
+@login_required
+@require_POST
+def case_emergency_access(request: HttpRequest, case_id: uuid.UUID) -> HttpResponse:
+    """Break-glass: a clinician states why they must open another clinician's case."""
+    _require_clinician(request)
+    opened = presenting.case_opened(request.user, case_id)
+    if opened.case is not None and opened.emergency is None:
+        return redirect("case-page", case_id=case_id)  # theirs already: nothing to break
+    reason = _reason_field(request.POST.get("reason", ""))
+    case = Case.objects.get(id=case_id)
+    try:
+        services.emergency_access_grant(
+            case=case,
+            person=request.user,
+            reason=reason.value,
+            actor=actor_for(request.user, request),
+            now=timezone.now(),
+        )
+    except ValidationError as exc:
+        reason.errors = [msg for _, msg in pydantic_errors(exc)]
+        return _emergency_offer(request, opened, reason, status=400)
+    return redirect("case-page", case_id=case_id)
 
 
 @login_required
@@ -136,7 +207,9 @@ def case_status(request: HttpRequest, case_id: uuid.UUID) -> JsonResponse:
     """Polled by the case page's script: where the case stands, no patient data."""
     if not request.user.is_authenticated:
         return JsonResponse({"errors": [{"loc": [], "msg": "sign in first"}]}, status=401)
-    case = presenting.case_for(request.user, case_id)
+    case = presenting.case_opened(request.user, case_id).case
+    if case is None:
+        raise Http404("no such case")
     return JsonResponse(presenting.case_status(case, with_queue=True))
 
 

@@ -12,3 +12,5 @@ GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO bedside_app;
 REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER
     ON audit_auditevent, clinical_clinicianreview, reasoning_reasoningrun FROM bedside_app;
 REVOKE DELETE, TRUNCATE ON clinical_case FROM bedside_app;
+-- Emergency (break-glass) accesses are marked reviewed (an UPDATE), never removed.
+REVOKE DELETE, TRUNCATE ON clinical_emergencyaccess FROM bedside_app;

@@ -37,9 +37,11 @@ ENDPOINTS = {
     "fhir": ("GET", "/audit/events/export.fhir.json"),
     "chain": ("GET", "/audit/chain/"),
     "verify-screen": ("POST", "/audit/chain/"),
+    "emergency-screen": ("GET", "/audit/emergency-access/"),
+    "people-screen": ("GET", "/audit/people/"),
 }
 SCREENS = {"overview", "cases-screen", "case-screen", "events-screen", "csv", "fhir", "chain"}
-SCREENS |= {"verify-screen"}
+SCREENS |= {"verify-screen", "emergency-screen", "people-screen"}
 API = {"submit", "list", "detail", "reviews", "review", "events-api", "verify-api"}
 
 AUDITOR_VIEW = {
@@ -59,6 +61,8 @@ AUDITOR_VIEW = {
     "fhir": (200, ["export.created"]),
     "chain": (200, ["audit.viewed"]),
     "verify-screen": (200, ["audit.verified"]),
+    "emergency-screen": (200, ["audit.viewed"]),
+    "people-screen": (200, ["audit.viewed"]),
 }
 EXPECTED: dict[str, dict[str, tuple[int, list[str]]]] = {
     "anonymous": {

@@ -59,7 +59,8 @@ def test_an_unknown_ehr_user_gets_a_pending_link_and_the_case_stays_the_ehrs(
         None,
     )
     assert Case.objects.get().submitted_by.username.startswith("cds:")
-    assert opens_for(alice, response.json()["cards"][0]["links"][0]["url"]) == 404
+    # Not hers: refused, with only the offer of emergency access (issue 19).
+    assert opens_for(alice, response.json()["cards"][0]["links"][0]["url"]) == 403
     assert AuditEvent.objects.filter(code="ehr_user_link.pending").count() == 1
     # A second call from the same EHR user makes no second link.
     call(ehr_key, PATIENT_VIEW, patient_view() | {"hookInstance": "x-2"})
@@ -79,7 +80,7 @@ def test_a_linked_clinician_owns_the_case_and_the_cards_link_opens_for_them(
     case = Case.objects.get(id=urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
     assert case.submitted_by == alice
     assert opens_for(alice, url) == 200
-    assert opens_for(bob, url) == 404
+    assert opens_for(bob, url) == 403  # not his: the offer of emergency access only
     assert verify_chain() is None
 
 

@@ -206,7 +206,9 @@ def test_other_clinicians_cases_and_malformed_ids_are_not_found(
     completed_case: Case, bob: User
 ) -> None:
     client = signed_in(bob)
-    assert client.get(f"/cases/{completed_case.id}/").status_code == 404
+    # Another clinician's case page: refused with the offer of emergency access (issue 19,
+    # tests/clinical/test_emergency_access.py), nothing of the case shown.
+    assert client.get(f"/cases/{completed_case.id}/").status_code == 403
     assert client.get(f"/cases/{completed_case.id}/status.json").status_code == 404
     assert client.post(f"/cases/{completed_case.id}/reviews/", {}).status_code == 404
     assert client.get("/cases/not-a-uuid/").status_code == 404

@@ -9,7 +9,7 @@ from django.utils import timezone
 from audit.services import Actor
 from bedside import roles
 from bedside.accounts import services as accounts_services
-from bedside.accounts.keys import SCOPES
+from bedside.accounts.keys import EXPLICIT_SCOPES, SCOPES
 from bedside.accounts.models import ApiKey
 
 
@@ -22,7 +22,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--scopes",
             default="",
-            help=f"comma-separated, of {', '.join(SCOPES)}; none given: all of the role's",
+            help=f"comma-separated, of {', '.join(SCOPES)}; none given: all of the role's "
+            f"but {', '.join(sorted(EXPLICIT_SCOPES))}, which must be named",
         )
         parser.add_argument(
             "--expires-in-days", type=int, default=None, help="the key stops working after this"
