@@ -12,10 +12,12 @@ counted in one ``auth.throttled`` event instead of one event each.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from enum import Enum
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Subquery
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
@@ -74,19 +76,49 @@ def source_failure_count(source_address: str) -> int:
     return int(count)
 
 
-def source_refused(*, source_address: str | None, method: str, request_id: str = "") -> bool:
+class _NotRead(Enum):
+    NOT_READ = "not read"
+
+
+# ``source_refused(failures=NOT_READ)``: the caller has not read the address's failures.
+NOT_READ: Literal[_NotRead.NOT_READ] = _NotRead.NOT_READ
+
+
+def source_failures_now(source_address: str) -> Subquery:
+    """The address's failures in the current window (NULL for none), as a subquery, so that
+    a caller reads them in the query it makes anyway (the API key's lookup) and passes
+    them to ``source_refused``: one query fewer on every request."""
+    return Subquery(
+        SourceFailureWindow.objects.filter(
+            source_address=source_address, window_start=_window(timezone.now())
+        ).values("count")[:1]
+    )
+
+
+def source_refused(
+    *,
+    source_address: str | None,
+    method: str,
+    request_id: str = "",
+    failures: int | None | Literal[_NotRead.NOT_READ] = NOT_READ,
+) -> bool:
     """Whether this address has used up its failures this minute. If so the attempt is
     counted (its credentials are not checked) and the first one refused writes the
-    window's only ``auth.throttled`` event."""
+    window's only ``auth.throttled`` event. ``failures``: the window's count as the caller
+    read it this request (``source_failures_now``), None for no failures; read here when
+    not given."""
     if not source_address:
         return False
     limit = int(settings.BEDSIDE_AUTH_FAILURES_PER_MIN)
     window_start = _window(timezone.now())
-    failures = (
-        SourceFailureWindow.objects.filter(source_address=source_address, window_start=window_start)
-        .values_list("count", flat=True)
-        .first()
-    )
+    if failures is NOT_READ:
+        failures = (
+            SourceFailureWindow.objects.filter(
+                source_address=source_address, window_start=window_start
+            )
+            .values_list("count", flat=True)
+            .first()
+        )
     if failures is None or failures < limit:
         return False
     if source_failure_count(source_address) == limit + 1:

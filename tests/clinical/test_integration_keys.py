@@ -93,6 +93,19 @@ def test_revoked_key_is_refused_at_once_and_both_are_audited(db: None) -> None:
     assert verify_chain() is None
 
 
+def test_a_role_taken_from_a_keys_user_holds_at_the_next_request(
+    integration_key: IssuedKey,
+) -> None:
+    """The roles are read with the key (one query), still afresh on every request."""
+    client = bearer(integration_key.key)
+    assert client.post(URL, load_case(), format="json").status_code == 202
+    integration_key.api_key.user.groups.clear()
+    assert client.post(URL, load_case(), format="json").status_code == 403
+    roles.grant_role(integration_key.api_key.user, roles.AUDITOR)  # may read, not submit
+    assert client.get(URL).status_code == 200
+    assert client.post(URL, load_case(), format="json").status_code == 403
+
+
 def test_expired_key_is_refused_and_audited(integration_key: IssuedKey) -> None:
     ApiKey.objects.filter(pk=integration_key.api_key.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
