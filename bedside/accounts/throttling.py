@@ -17,7 +17,6 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Subquery
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
@@ -84,15 +83,11 @@ class _NotRead(Enum):
 NOT_READ: Literal[_NotRead.NOT_READ] = _NotRead.NOT_READ
 
 
-def source_failures_now(source_address: str) -> Subquery:
-    """The address's failures in the current window (NULL for none), as a subquery, so that
-    a caller reads them in the query it makes anyway (the API key's lookup) and passes
-    them to ``source_refused``: one query fewer on every request."""
-    return Subquery(
-        SourceFailureWindow.objects.filter(
-            source_address=source_address, window_start=_window(timezone.now())
-        ).values("count")[:1]
-    )
+def failure_window_start() -> datetime:
+    """The start of the current window of failed authentications: a caller that reads an
+    address's failures in a query it makes anyway (the API key's lookup) passes the count
+    to ``source_refused``, one query fewer on every request."""
+    return _window(timezone.now())
 
 
 def source_refused(
@@ -100,13 +95,13 @@ def source_refused(
     source_address: str | None,
     method: str,
     request_id: str = "",
-    failures: int | None | Literal[_NotRead.NOT_READ] = NOT_READ,
+    failures: int | Literal[_NotRead.NOT_READ] | None = NOT_READ,
 ) -> bool:
     """Whether this address has used up its failures this minute. If so the attempt is
     counted (its credentials are not checked) and the first one refused writes the
-    window's only ``auth.throttled`` event. ``failures``: the window's count as the caller
-    read it this request (``source_failures_now``), None for no failures; read here when
-    not given."""
+    window's only ``auth.throttled`` event. ``failures``: the count of the window of
+    ``failure_window_start()`` as the caller read it this request, None for no failures;
+    read here when not given."""
     if not source_address:
         return False
     limit = int(settings.BEDSIDE_AUTH_FAILURES_PER_MIN)
