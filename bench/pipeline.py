@@ -638,20 +638,46 @@ def pipeline_level(
 
 
 def purge_queue() -> None:
+    from django.conf import settings
     from kombu import Queue
 
     from bedside.celery import app as celery_app
 
     with celery_app.connection_for_write() as conn:
-        Queue(QUEUE, channel=conn.default_channel).purge()
+        # The stat queue too: the bench cases are urgent, and go there by default.
+        for name in {QUEUE, settings.BEDSIDE_STAT_QUEUE or QUEUE}:
+            Queue(name, channel=conn.default_channel).purge()
 
 
-def intake(web_url: str, key: str) -> dict[str, Any]:
+def process_tree_cpu_s(pid: int) -> float | None:
+    """User and system CPU seconds of a process and its children (gunicorn's master and its
+    workers) from /proc; None where there is no /proc. On a machine shared with other work
+    this is what the web server spent, whatever the others did to the wall time."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        # After the name: state, ppid, ... utime and stime are the 12th and 13th.
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def intake(web_url: str, key: str, web_pid: int) -> dict[str, Any]:
     from clinical.models import Case, CaseStatus
 
     cases = bench_cases(INTAKE_CASES)
     asyncio.run(post_cases(web_url, key, cases[:20], INTAKE_CONCURRENCY))  # warm-up
+    web_cpu, client_cpu = process_tree_cpu_s(web_pid), time.process_time()
     ids, latencies, wall, refused = asyncio.run(post_cases(web_url, key, cases, INTAKE_CONCURRENCY))
+    client_cpu = time.process_time() - client_cpu
+    web_after = process_tree_cpu_s(web_pid)
     # These cases were only for intake: no worker will run them.
     Case.objects.filter(id__in=ids, status=CaseStatus.QUEUED).update(
         status=CaseStatus.FAILED, status_detail="benchmark intake only; not run"
@@ -665,6 +691,14 @@ def intake(web_url: str, key: str) -> dict[str, Any]:
         "accepted_per_s": round(len(ids) / wall, 1),
         "latency_p50_ms": round(pct(latencies, 50) * 1000, 1),
         "latency_p99_ms": round(pct(latencies, 99) * 1000, 1),
+        # CPU per accepted POST: the web server's (master and workers, from /proc) and the
+        # benchmark's own client's, which shares the machine.
+        "web_cpu_ms_per_post": round((web_after - web_cpu) / len(ids) * 1000, 2)
+        if ids and web_cpu is not None and web_after is not None
+        else None,
+        "client_cpu_ms_per_post": round(client_cpu / len(ids) * 1000, 2) if ids else None,
+        "web_workers": int(os.environ.get("BENCH_WEB_WORKERS", "2")),
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -811,7 +845,7 @@ def _main(started_at: datetime) -> int:
     }
     try:
         log(f"intake: {INTAKE_CASES} POSTs with no worker")
-        result["intake"] = intake(web_url, key)
+        result["intake"] = intake(web_url, key, web.process.pid)
         if not ONLY_INTAKE:
             log("checks: answer_assess on a recorded answer, in this process")
             checks_s = checks_time(bench_cases(1, age_offset=30)[0])

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from audit.models import Action
 from audit.services import Actor, record
+from clinical import routing
 from clinical.models import (
     Case,
     CaseStatus,
@@ -37,9 +38,11 @@ from reasoning import selectors as reasoning_selectors
 logger = logging.getLogger(__name__)
 
 
-def _enqueue(case_id: str) -> None:
+def _enqueue(case_id: str, priority: str) -> None:
     try:
-        run_case_task.delay(case_id)
+        # The priority rides in the message's headers, so routing it to the stat queue asks
+        # the database nothing (clinical/routing.py).
+        run_case_task.apply_async((case_id,), headers=routing.priority_headers(priority))
     except Exception:
         # The case is saved and stays `queued`; the sweeper re-sends it. Never lose the
         # clinician's submission because the broker blinked.
@@ -83,8 +86,8 @@ def case_rerun(*, case: Case, actor: Actor) -> Case:
             case_id=locked.id,
             details={"previous_status": CaseStatus.FAILED},
         )
-        case_id = str(locked.id)
-        transaction.on_commit(lambda: _enqueue(case_id))
+        case_id, priority = str(locked.id), locked.priority
+        transaction.on_commit(lambda: _enqueue(case_id, priority))
     return locked
 
 
@@ -116,8 +119,8 @@ def _case_submitted(*, case: Case, case_input: CaseInput, actor: Actor, intake: 
             "early_warning": scores,
         },
     )
-    case_id = str(case.id)
-    transaction.on_commit(lambda: _enqueue(case_id))
+    case_id, priority = str(case.id), case.priority
+    transaction.on_commit(lambda: _enqueue(case_id, priority))
 
 
 class IdempotencyConflict(Exception):

@@ -94,8 +94,9 @@ MUTATIONS = [
         "enqueue-before-commit",
         "enqueue after commit",
         "clinical/services.py",
-        "    case_id = str(case.id)\n    transaction.on_commit(lambda: _enqueue(case_id))\n",
-        "    case_id = str(case.id)\n    _enqueue(case_id)\n",
+        "    case_id, priority = str(case.id), case.priority\n"
+        "    transaction.on_commit(lambda: _enqueue(case_id, priority))\n",
+        "    case_id, priority = str(case.id), case.priority\n    _enqueue(case_id, priority)\n",
         ("tests/faults/test_enqueue_after_commit.py",),
     ),
     Mutation(
@@ -294,6 +295,16 @@ MUTATIONS = [
         (
             "tests/clinical/test_source_throttling.py::test_bad_keys_from_one_address_are_refused_before_authentication_and_audited_once",
             "tests/clinical/test_source_throttling.py::test_an_address_over_its_failures_is_refused_before_any_password_is_tried",
+        ),
+    ),
+    Mutation(
+        "source-failures-read-with-the-key-ignored",
+        "issue 20: the address's failures read in the API key's own query",
+        "bedside/accounts/authentication.py",
+        "        failures = found.source_failures if found is not None else NOT_READ\n",
+        "        failures = None if found is not None else NOT_READ\n",
+        (
+            "tests/clinical/test_source_throttling.py::test_wrong_secrets_for_a_real_key_are_refused_by_address_with_the_keys_own_read",
         ),
     ),
     Mutation(

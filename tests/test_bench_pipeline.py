@@ -100,3 +100,27 @@ def test_queries_of_one_case_counts_intake_and_run(db: None, fake_model: FakeMod
     assert counted["queries_per_case"] == counted["intake_queries"] + counted["run_queries"]
     statuses = set(Case.objects.values_list("status", flat=True))
     assert statuses == {CaseStatus.COMPLETED}  # both runs really ran
+
+
+def test_the_web_servers_cpu_counts_the_process_and_its_children() -> None:
+    """``web_cpu_ms_per_post`` reads gunicorn's master and workers from /proc: here, this
+    process and a child that has spent CPU, read while the child is still running."""
+    import os
+    import subprocess
+
+    pipeline = _load()
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sum(range(3 * 10**7)); print(1, flush=True); input()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "1\n"  # it has worked
+        own = os.times()
+        counted = pipeline.process_tree_cpu_s(os.getpid())
+        alone = pipeline.process_tree_cpu_s(child.pid)
+    finally:
+        child.communicate("\n")
+    assert alone > 0  # the child's own CPU, read while it ran
+    assert counted >= own.user + own.system - 0.05 + alone  # this process and its child

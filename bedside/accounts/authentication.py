@@ -14,11 +14,13 @@ from audit.actors import actor_for
 from bedside.accounts.access_audit import auth_failure_record
 from bedside.accounts.keys import EXPLICIT_SCOPES, LAST_USED_RESOLUTION, hash_key, split_key
 from bedside.accounts.models import ApiKey
-from bedside.accounts.throttling import source_refused, source_retry_after
+from bedside.accounts.selectors import api_key_by_prefix
+from bedside.accounts.throttling import NOT_READ, source_refused, source_retry_after
 
 
 class ApiKeyAuthentication(BaseAuthentication):
-    """Every request looks the key up afresh, so a revocation or expiry holds at once."""
+    """Every request looks the key up afresh (with its user's roles), so a revocation, an
+    expiry or a role change holds at once."""
 
     keyword = "Bearer"
 
@@ -28,20 +30,23 @@ class ApiKeyAuthentication(BaseAuthentication):
             return None
         source = actor_for(None, request).source_address
         request_id = getattr(request, "request_id", "")
-        if source_refused(source_address=source, method="api_key", request_id=request_id):
+        key = _bearer_key(header)
+        prefix = split_key(key) if key is not None else None
+        # The key, its user's roles and this address's failures in one query; the address
+        # is still judged before the key's secret is checked.
+        found = api_key_by_prefix(prefix=prefix, source_address=source) if prefix else None
+        failures = found.source_failures if found is not None else NOT_READ
+        if source_refused(
+            source_address=source, method="api_key", request_id=request_id, failures=failures
+        ):
             raise Throttled(source_retry_after(), "too many failed authentications from here")
         if len(header) != 2:
             _refused(request, "malformed_header", "")
             raise AuthenticationFailed("Authorization header must be 'Bearer <api key>'")
-        try:
-            key = header[1].decode("ascii")
-        except UnicodeDecodeError as exc:
+        if key is None:
             _refused(request, "malformed_key", "")
-            raise AuthenticationFailed("invalid API key") from exc
-        prefix = split_key(key)
-        api_key = (
-            ApiKey.objects.select_related("user").filter(prefix=prefix).first() if prefix else None
-        )
+            raise AuthenticationFailed("invalid API key")
+        api_key = found.api_key if found is not None else None
         now = timezone.now()
         if api_key is None or not hmac.compare_digest(api_key.key_hash, hash_key(key)):
             _refused(request, "unknown_key", prefix or "")
@@ -59,6 +64,16 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+def _bearer_key(header: list[bytes]) -> str | None:
+    """The key of ``Bearer <key>``, or None when the header is malformed or not ASCII."""
+    if len(header) != 2:
+        return None
+    try:
+        return header[1].decode("ascii")
+    except UnicodeDecodeError:
+        return None
 
 
 def _refused(request: Request, reason: str, prefix: str, api_key: ApiKey | None = None) -> None:

@@ -19,6 +19,7 @@ from audit.models import AuditEvent
 from audit.services import verify_chain
 from bedside import roles
 from bedside.accounts.models import ApiKey
+from bedside.accounts.selectors import api_key_by_prefix
 from bedside.accounts.services import IssuedKey, KeyRefused, api_key_settings_check
 from tests.factories import load_case
 
@@ -91,6 +92,42 @@ def test_revoked_key_is_refused_at_once_and_both_are_audited(db: None) -> None:
     assert "already revoked" in again.getvalue()
     assert AuditEvent.objects.filter(code="key.revoked").count() == 1
     assert verify_chain() is None
+
+
+def test_a_role_taken_from_a_keys_user_holds_at_the_next_request(
+    integration_key: IssuedKey,
+) -> None:
+    """The roles are read with the key (one query), still afresh on every request."""
+    client = bearer(integration_key.key)
+    assert client.post(URL, load_case(), format="json").status_code == 202
+    integration_key.api_key.user.groups.clear()
+    assert client.post(URL, load_case(), format="json").status_code == 403
+    roles.grant_role(integration_key.api_key.user, roles.AUDITOR)  # may read, not submit
+    assert client.get(URL).status_code == 200
+    assert client.post(URL, load_case(), format="json").status_code == 403
+
+
+def test_the_key_read_with_its_user_and_roles_in_one_query_is_the_key_the_orm_reads(
+    db: None,
+) -> None:
+    """The key's lookup is written out in SQL (issue 20): every field must come back as the
+    ORM reads it, converted (JSON scopes, dates), the callback secret deferred and still
+    readable."""
+    issue(
+        "--name", "epic", "--scopes", "cases:read,cases:submit", "--expires-in-days", "30",
+        "--rate-limit", "120", "--callback-url", "http://10.20.30.40:8080/bedside",
+    )  # fmt: skip
+    stored = ApiKey.objects.select_related("user").get(name="epic")
+    found = api_key_by_prefix(prefix=stored.prefix, source_address="10.0.0.7")
+    assert found is not None
+    for field in ApiKey._meta.concrete_fields:
+        assert getattr(found.api_key, field.attname) == getattr(stored, field.attname), field
+    assert found.api_key.callback_secret  # deferred, read when a callback is signed
+    for field in User._meta.concrete_fields:
+        assert getattr(found.api_key.user, field.attname) == getattr(stored.user, field.attname)
+    assert roles.roles_of(found.api_key.user) == {roles.INTEGRATION}
+    assert found.source_failures is None
+    assert api_key_by_prefix(prefix="000000000000", source_address=None) is None
 
 
 def test_expired_key_is_refused_and_audited(integration_key: IssuedKey) -> None:

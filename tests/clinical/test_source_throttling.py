@@ -51,6 +51,25 @@ def test_bad_keys_from_one_address_are_refused_before_authentication_and_audited
     assert verify_chain() is None
 
 
+def test_wrong_secrets_for_a_real_key_are_refused_by_address_with_the_keys_own_read(
+    integration_key: IssuedKey, settings: SettingsWrapper
+) -> None:
+    """The address's failures are read in the key's own lookup when its prefix is known
+    (issue 20): past the limit that address is refused before the secret is compared."""
+    settings.BEDSIDE_AUTH_FAILURES_PER_MIN = 3
+    prefix = integration_key.api_key.prefix
+    guesser = APIClient(REMOTE_ADDR=STRANGER)
+    guesser.credentials(HTTP_AUTHORIZATION=f"Bearer bsk_{prefix}_a-wrong-secret")
+    statuses = [guesser.post("/api/v1/cases/", {}, format="json").status_code for _ in range(8)]
+    assert statuses == [401] * 3 + [429] * 5
+    right = APIClient(REMOTE_ADDR=STRANGER)
+    right.credentials(HTTP_AUTHORIZATION=f"Bearer {integration_key.key}")
+    assert right.post("/api/v1/cases/", {}, format="json").status_code == 429
+    from_stranger = AuditEvent.objects.filter(source_address=STRANGER)
+    assert from_stranger.filter(code="auth.failed").count() == 3
+    assert from_stranger.filter(code="auth.throttled").count() == 1
+
+
 def test_a_stranger_cannot_lock_a_clinician_out(alice: User) -> None:
     for _ in range(5):
         sign_in("alice", "wrong", STRANGER)
