@@ -23,6 +23,7 @@ from typing import Any
 from typing import Any as SettingsWrapper  # pytest-django does not export its type
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.contrib.staticfiles.handlers import StaticFilesHandler
 from rest_framework.test import APIClient
@@ -34,6 +35,7 @@ from tests import factories
 from tests.browser.support import browser, page, page_without_js  # noqa: F401 (fixtures)
 from tests.factories import issued_key, user_with_role
 from tests.fakes import FakeModelServer
+from whitenoise.base import WhiteNoise, scantree
 
 TESTS = Path(__file__).parent
 TIERS = ("unit", "stack", "browser", "e2e")
@@ -67,6 +69,39 @@ def fast_password_hashing(request: pytest.FixtureRequest, settings: SettingsWrap
     keep the real hasher, since those processes check the same passwords."""
     if request.node.get_closest_marker("unit"):
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def static_files_scanned_once() -> Iterator[None]:
+    """WhiteNoise reads every file under STATIC_ROOT (about 350, with their compressed
+    variants and headers) each time its middleware is built, and Django's test client builds
+    the middleware anew for every client: about 60 ms a client, most of the route tables'
+    time. Here each (folder, its files' sizes and times, WhiteNoise's settings) is read once
+    a session; a WhiteNoise built afterwards gets the same entries it would have read.
+    What decides its headers (WhiteNoise's settings, STATIC_URL, DEBUG, the storage) is part
+    of the key, so a test that changes them gets a fresh read."""
+    scanned: dict[tuple[Any, ...], dict[str, Any]] = {}
+    read = WhiteNoise.update_files_dictionary
+
+    def update_once(self: WhiteNoise, root: str, prefix: str) -> None:
+        listing = tuple(sorted((path, st.st_size, st.st_mtime_ns) for path, st in scantree(root)))
+        options = (self.max_age, self.allow_all_origins, self.charset, self.index_file)
+        configured = [
+            repr(getattr(django_settings, name, None))
+            for name in dir(django_settings)
+            if name.startswith("WHITENOISE_") or name in ("STATIC_URL", "DEBUG", "STORAGES")
+        ]
+        key = (type(self), root, prefix, listing, options, tuple(configured))
+        if key not in scanned:
+            files, self.files = self.files, {}
+            read(self, root, prefix)
+            scanned[key], self.files = self.files, {**files, **self.files}
+        else:
+            self.files.update(scanned[key])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(WhiteNoise, "update_files_dictionary", update_once)
+        yield
 
 
 @pytest.fixture
