@@ -60,8 +60,8 @@ $(OIDC_PROVIDER)/node_modules/.installed: $(OIDC_PROVIDER)/package.json $(OIDC_P
 run: install  ## start PostgreSQL, broker, vLLM, worker and web on http://127.0.0.1:8000
 	$(PY) -m devtools.localstack run
 
-test: install install-browser install-deploy-tools install-directory install-oidc-provider  ## the whole suite, the real-stack end-to-end tests included
-	$(PY) -m devtools.localstack exec --no-wait-model -- $(PY) -m pytest $(PYTEST_ARGS)
+test: install install-browser install-deploy-tools install-directory install-oidc-provider  ## the whole suite, the real-stack end-to-end tests included (two lanes: devtools/lanes.py)
+	$(PY) -m devtools.localstack exec --no-wait-model -- $(PY) -m devtools.lanes $(PYTEST_ARGS)
 
 test-fast: install install-oidc-provider  ## the unit tier without the slow tests, under 2 minutes (tiers: pyproject.toml)
 	$(PY) -m devtools.localstack exec --no-model -- $(PY) -m pytest -m "unit and not slow" $(PYTEST_ARGS)

@@ -27,6 +27,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth.models import User
 from django.contrib.staticfiles.handlers import StaticFilesHandler
 from rest_framework.test import APIClient
+from whitenoise.base import WhiteNoise, scantree
 
 from bedside import roles
 from bedside.accounts import services as accounts_services
@@ -35,7 +36,6 @@ from tests import factories
 from tests.browser.support import browser, page, page_without_js  # noqa: F401 (fixtures)
 from tests.factories import issued_key, user_with_role
 from tests.fakes import FakeModelServer
-from whitenoise.base import WhiteNoise, scantree
 
 TESTS = Path(__file__).parent
 TIERS = ("unit", "stack", "browser", "e2e")
