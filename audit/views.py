@@ -5,16 +5,18 @@ screen read is itself an audit event."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import wraps
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
@@ -140,6 +142,63 @@ def _filters(query: BaseModel) -> dict[str, Any]:
     return query.model_dump(mode="json", exclude_none=True, exclude={"page"})
 
 
+Q = TypeVar("Q", bound=BaseModel)
+
+
+def _query(
+    request: HttpRequest,
+    model: type[Q],
+    *,
+    ignore: tuple[str, ...] = (),
+    defaults: dict[str, str] | None = None,
+) -> tuple[Q, list[dict[str, str]]]:
+    """The screen's query from the request's parameters, or its defaults and what was wrong."""
+    params = _params(request, ignore=ignore)
+    for key, value in (defaults or {}).items():
+        params.setdefault(key, value)
+    try:
+        return model.model_validate(params), []
+    except ValidationError as exc:
+        return model.model_validate(defaults or {}), _errors(exc)
+
+
+@dataclass
+class _Listing(Generic[Q]):
+    query: Q
+    errors: list[dict[str, str]]
+    page: Page | None
+
+
+def _listing(
+    request: HttpRequest,
+    model: type[Q],
+    *,
+    view: str,
+    rows: Callable[[Q], QuerySet[Any] | Sequence[Any]],
+    shown: Callable[[Page], None] | None = None,
+    ignore: tuple[str, ...] = (),
+    defaults: dict[str, str] | None = None,
+) -> _Listing[Q]:
+    """A list screen: its query validated (errors: no page, and nothing read), one page of
+    its ``rows``, made ready by ``shown``, and the read recorded as ``view`` with the filters
+    and how many rows the page shows. The page is the query's own ``page``, else (a query
+    that ignores it) the request's as given."""
+    query, errors = _query(request, model, ignore=ignore, defaults=defaults)
+    if errors:
+        return _Listing(query, errors, None)
+    number = getattr(query, "page", None) or request.GET.get("page")
+    page = Paginator(rows(query), PAGE_SIZE).get_page(number)
+    if shown is not None:
+        shown(page)
+    services.audit_viewed(
+        actor=actor_for(request.user, request),
+        view=view,
+        filters=_filters(query),
+        count=len(page.object_list),
+    )
+    return _Listing(query, errors, page)
+
+
 # --- overview ---------------------------------------------------------------------------------
 
 
@@ -224,26 +283,17 @@ def overview(request: HttpRequest) -> HttpResponse:
 @auditor_required
 @require_GET
 def case_list(request: HttpRequest) -> HttpResponse:
-    errors: list[dict[str, str]] = []
-    try:
-        query = CaseListQuery.model_validate(_params(request))
-    except ValidationError as exc:
-        errors = _errors(exc)
-        query = CaseListQuery()
-    page = None
-    if not errors:
-        paginator = Paginator(selectors.cases_for_audit(query), PAGE_SIZE)
-        page = paginator.get_page(query.page)
-        _attach_external_ids(page)
-        services.audit_viewed(
-            actor=actor_for(request.user, request),
-            view="case-list",
-            filters=_filters(query),
-            count=len(page.object_list),
-        )
+    listing = _listing(
+        request,
+        CaseListQuery,
+        view="case-list",
+        rows=selectors.cases_for_audit,
+        shown=_attach_external_ids,
+    )
+    query, errors = listing.query, listing.errors
     context = {
         "query": query,
-        "page": page,
+        "page": listing.page,
         "errors": errors,
         "columns": _columns(CASE_COLUMNS, query.sort),
         "choices": selectors.filter_choices(),
@@ -351,12 +401,7 @@ def case_detail(request: HttpRequest, case_id: str) -> HttpResponse:
 def investigate(request: HttpRequest) -> HttpResponse:
     """One search across cases and events: a patient, a person, a viewer, overrides, a
     range, a code."""
-    errors: list[dict[str, str]] = []
-    try:
-        query = InvestigationQuery.model_validate(_params(request))
-    except ValidationError as exc:
-        errors = _errors(exc)
-        query = InvestigationQuery()
+    query, errors = _query(request, InvestigationQuery)
     result = page = None
     if not errors and query.searched:
         result = selectors.investigate(query)
@@ -375,37 +420,34 @@ def investigate(request: HttpRequest) -> HttpResponse:
 # --- events and exports -----------------------------------------------------------------------
 
 
-def _event_query(
-    request: HttpRequest, *, newest_first: bool = False
-) -> tuple[EventQuery, list[dict[str, str]]]:
-    params = _params(request, ignore=("page",))
-    if newest_first:
-        params.setdefault("sort", "-id")
-    try:
-        return EventQuery.model_validate(params), []
-    except ValidationError as exc:
-        return EventQuery(sort="-id" if newest_first else "id"), _errors(exc)
+# The event filters are the exports' too, and validate no page: the list pages by its own.
+EVENT_QUERY_IGNORES = ("page",)
+
+
+def _event_query(request: HttpRequest) -> tuple[EventQuery, list[dict[str, str]]]:
+    return _query(request, EventQuery, ignore=EVENT_QUERY_IGNORES)
+
+
+def _linked_events(query: EventQuery) -> QuerySet[AuditEvent]:
+    services.chain_pending()  # auditors read a linked trail: what has committed, linked
+    return selectors.events_filtered(query, partial=True)
 
 
 @auditor_required
 @require_GET
 def event_list(request: HttpRequest) -> HttpResponse:
-    query, errors = _event_query(request, newest_first=True)
-    page = None
-    if not errors:
-        services.chain_pending()  # auditors read a linked trail: what has committed, linked
-        page = Paginator(selectors.events_filtered(query, partial=True), PAGE_SIZE).get_page(
-            request.GET.get("page")
-        )
-        services.audit_viewed(
-            actor=actor_for(request.user, request),
-            view="events",
-            filters=_filters(query),
-            count=len(page.object_list),
-        )
+    listing = _listing(
+        request,
+        EventQuery,
+        view="events",
+        rows=_linked_events,
+        ignore=EVENT_QUERY_IGNORES,
+        defaults={"sort": "-id"},  # newest first
+    )
+    query, errors = listing.query, listing.errors
     context = {
         "query": query,
-        "page": page,
+        "page": listing.page,
         "errors": errors,
         "columns": _columns(EVENT_COLUMNS, query.sort),
         "fhir_max": FHIR_EXPORT_MAX_EVENTS,
@@ -543,29 +585,25 @@ def _emergency_list(
     notes: dict[int, str] | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    errors: list[dict[str, str]] = []
-    try:
-        query = EmergencyAccessQuery.model_validate(_params(request))
-    except ValidationError as exc:
-        errors = _errors(exc)
-        query = EmergencyAccessQuery()
-    page = None
-    if not errors:
-        page = Paginator(selectors.emergency_accesses(query), PAGE_SIZE).get_page(query.page)
+
+    def shown(page: Page) -> None:
         grants: list[Any] = list(page.object_list)
         for grant in grants:  # a refused note comes back next to its own form, as typed
             grant.note_errors = (note_errors or {}).get(grant.pk, [])
             grant.note_value = (notes or {}).get(grant.pk, "")
         page.object_list = grants
-        services.audit_viewed(
-            actor=actor_for(request.user, request),
-            view="emergency-access",
-            filters=_filters(query),
-            count=len(page.object_list),
-        )
+
+    listing = _listing(
+        request,
+        EmergencyAccessQuery,
+        view="emergency-access",
+        rows=selectors.emergency_accesses,
+        shown=shown,
+    )
+    errors = listing.errors
     context = {
-        "query": query,
-        "page": page,
+        "query": listing.query,
+        "page": listing.page,
         "errors": errors,
         "states": EMERGENCY_STATES,
         "unreviewed": selectors.emergency_accesses_unreviewed(),
@@ -616,21 +654,8 @@ def emergency_access_reviewed(request: HttpRequest, grant_id: int) -> HttpRespon
 @require_GET
 def people(request: HttpRequest) -> HttpResponse:
     """Everyone who may sign in: roles, last sign-in and how, active or disabled."""
-    errors: list[dict[str, str]] = []
-    try:
-        query = PeopleQuery.model_validate(_params(request))
-    except ValidationError as exc:
-        errors = _errors(exc)
-        query = PeopleQuery()
-    page = rows = None
-    if not errors:
-        page = Paginator(selectors.people(query), PAGE_SIZE).get_page(query.page)
-        rows = [selectors.person_of(user) for user in page.object_list]
-        services.audit_viewed(
-            actor=actor_for(request.user, request),
-            view="people",
-            filters=_filters(query),
-            count=len(rows),
-        )
-    context = {"query": query, "page": page, "rows": rows, "errors": errors}
+    listing = _listing(request, PeopleQuery, view="people", rows=selectors.people)
+    page, errors = listing.page, listing.errors
+    rows = None if page is None else [selectors.person_of(user) for user in page.object_list]
+    context = {"query": listing.query, "page": page, "rows": rows, "errors": errors}
     return render(request, "audit/people.html", context, status=400 if errors else 200)

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -481,6 +482,20 @@ EMERGENCY_REASON_MIN = 10  # characters, once trimmed: "covering" alone says not
 EMERGENCY_REASON_MAX = 1000
 
 
+def trimmed_at_least(minimum: int, *, error: str, message: str) -> AfterValidator:
+    """Annotates free text that must say something (``Annotated[str, trimmed_at_least(...)]``):
+    it is trimmed, then refused with ``error`` and ``message`` (where ``{minimum}`` is filled
+    in) when shorter than ``minimum`` characters."""
+
+    def check(text: str) -> str:
+        text = text.strip()
+        if len(text) < minimum:
+            raise PydanticCustomError(error, message, {"minimum": minimum})
+        return text
+
+    return AfterValidator(check)
+
+
 class EmergencyAccessInput(_Strict):
     """Why a clinician (or an integration) opens a case that is not theirs: break-glass.
 
@@ -488,43 +503,33 @@ class EmergencyAccessInput(_Strict):
     at least ``EMERGENCY_REASON_MIN`` characters once trimmed.
     """
 
-    reason: str = Field(
+    reason: Annotated[
+        str,
+        trimmed_at_least(
+            EMERGENCY_REASON_MIN,
+            error="reason_too_short",
+            message="state why you need this case, in at least {minimum} characters (for "
+            "example: covering the emergency department, patient deteriorating)",
+        ),
+    ] = Field(
         max_length=EMERGENCY_REASON_MAX,
         description="Why this case must be opened now, in your words (at least "
         f"{EMERGENCY_REASON_MIN} characters); reviewed by an auditor.",
     )
 
-    @field_validator("reason")
-    @classmethod
-    def _says_why(cls, reason: str) -> str:
-        reason = reason.strip()
-        if len(reason) < EMERGENCY_REASON_MIN:
-            raise PydanticCustomError(
-                "reason_too_short",
-                "state why you need this case, in at least {minimum} characters (for "
-                "example: covering the emergency department, patient deteriorating)",
-                {"minimum": EMERGENCY_REASON_MIN},
-            )
-        return reason
-
 
 class EmergencyReviewInput(_Strict):
     """An auditor's own note on a break-glass access they mark reviewed."""
 
-    note: str = Field(max_length=EMERGENCY_REASON_MAX)
-
-    @field_validator("note")
-    @classmethod
-    def _says_something(cls, note: str) -> str:
-        note = note.strip()
-        if len(note) < EMERGENCY_REASON_MIN:
-            raise PydanticCustomError(
-                "note_too_short",
-                "write your own review note, in at least {minimum} characters (what you "
-                "checked, and whether the access was justified)",
-                {"minimum": EMERGENCY_REASON_MIN},
-            )
-        return note
+    note: Annotated[
+        str,
+        trimmed_at_least(
+            EMERGENCY_REASON_MIN,
+            error="note_too_short",
+            message="write your own review note, in at least {minimum} characters (what you "
+            "checked, and whether the access was justified)",
+        ),
+    ] = Field(max_length=EMERGENCY_REASON_MAX)
 
 
 # --- What the case API answers with ------------------------------------------------------

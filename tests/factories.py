@@ -1,21 +1,25 @@
-"""What tests build again and again: users with a role, integration keys, submitted cases,
-cases run to completion, reviews. Each goes through the same service a request would, so
-its audit rows and encrypted columns are the real ones (no model row written around them).
+"""What tests build again and again: users with a role, a browser signed in as one,
+integration keys, submitted cases, cases run to completion, reviews, break-glass accesses.
+Each goes through the same service a request would, so its audit rows and encrypted columns
+are the real ones (no model row written around them).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
 
 from audit.services import Actor
 from bedside import roles
 from bedside.accounts import services as accounts_services
 from clinical import lifecycle, services
-from clinical.models import Case, CaseStatus
+from clinical.models import Case, CaseStatus, EmergencyAccess
 from clinical.schemas import CaseInput, ReviewInput
 from tests.fakes import FakeModelServer, agreeing_completion
 
@@ -24,6 +28,8 @@ TEST_ACTOR = Actor(label="tests", role="admin")
 PASSWORD = "correct horse battery"
 # The sample case's answer: the three samples agree on acute MI (case differs on purpose).
 AGREEING_TOPS = ["Acute MI", "acute MI", "Unstable angina"]
+# The reason every break-glass access in the tests gives (well over the minimum).
+EMERGENCY_REASON = "Covering the emergency department: patient deteriorating, owner off shift"
 
 
 def load_case(name: str = "case_chest_pain.json") -> dict[str, Any]:
@@ -35,6 +41,13 @@ def user_with_role(username: str, role: str) -> User:
     user = User.objects.create_user(username=username, password=PASSWORD)
     roles.grant_role(user, role)
     return user
+
+
+def signed_in(user: User) -> Client:
+    """A browser session signed in as ``user``."""
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 def issued_key(
@@ -69,3 +82,15 @@ def reviewed_case(case: Case, reviewer: User, **review: Any) -> Case:
         case=case, review=ReviewInput.model_validate(review), actor=TEST_ACTOR, reviewer=reviewer
     )
     return case
+
+
+def emergency_access(case: Case, person: User, *, minutes_ago: float = 0) -> EmergencyAccess:
+    """``person``'s break-glass access to ``case`` as the service grants it, with
+    ``EMERGENCY_REASON``, ``minutes_ago`` in the past."""
+    return services.emergency_access_grant(
+        case=case,
+        person=person,
+        reason=EMERGENCY_REASON,
+        actor=TEST_ACTOR,
+        now=timezone.now() - timedelta(minutes=minutes_ago),
+    )

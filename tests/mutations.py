@@ -794,8 +794,8 @@ MUTATIONS = [
         "emergency-access-without-a-reason",
         "break-glass needs a stated reason (issue 19)",
         "clinical/schemas.py",
-        "        if len(reason) < EMERGENCY_REASON_MIN:",
-        "        if False:",
+        '            EMERGENCY_REASON_MIN,\n            error="reason_too_short",',
+        '            0,\n            error="reason_too_short",',
         (
             "tests/clinical/test_emergency_access.py::test_emergency_access_without_a_real_reason_is_refused_next_to_the_box",
             "tests/clinical/test_emergency_access.py::test_api_emergency_access_without_a_reason_is_a_400_naming_it",
@@ -870,8 +870,8 @@ MUTATIONS = [
         "emergency-reviewed-without-a-note",
         "the auditor's own note (issue 19)",
         "clinical/schemas.py",
-        "        if len(note) < EMERGENCY_REASON_MIN:",
-        "        if False:",
+        '            EMERGENCY_REASON_MIN,\n            error="note_too_short",',
+        '            0,\n            error="note_too_short",',
         (
             "tests/audit/test_emergency_review.py::test_marking_reviewed_needs_the_auditors_own_note",
         ),

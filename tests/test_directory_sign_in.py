@@ -24,6 +24,7 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent
 from audit.services import verify_chain
 from bedside import roles
+from bedside.accounts import sso
 from bedside.accounts.identity import SESSION_METHOD_KEY
 from tests.directory_server import (
     COMPLIANCE,
@@ -143,6 +144,25 @@ def test_a_person_disabled_after_signing_in_before_is_refused_once_with_the_reas
     directory.reset()
     directory.remove_person("dr.ward")
     assert sign_in(Client(), "dr.ward", PASSWORDS["dr.ward"]).status_code == 200
+
+
+def test_a_single_sign_on_person_typing_a_password_is_not_taken_for_a_directory_person(
+    directory: DirectoryServer, settings: Any
+) -> None:
+    """Made by single sign-on, they have no usable local password either; not in the
+    directory, they are not a directory person disabled there: the local accounts decide."""
+    settings.BEDSIDE_OIDC_ISSUER = "https://login.hospital.local/realms/hospital"
+    sso.sso_user_sign_in(
+        claims={"sub": "subject-of-dr-sso", "preferred_username": "dr.sso"}, request=None
+    )
+    assert not User.objects.get(username="dr.sso").has_usable_password()
+    before = last_event_id()
+    assert sign_in(Client(), "dr.sso", "a password of some kind").status_code == 200
+    (failed,) = events_after(before, "login.failed")
+    assert failed.details["method"] == "local"
+    assert failed.details["reason"] == (
+        "neither in the directory nor a local account with this password"
+    )
 
 
 def test_a_local_password_never_signs_a_directory_person_in(directory: DirectoryServer) -> None:

@@ -11,9 +11,10 @@ disabled accounts); then:
   e-mail), and their roles are replaced by those their directory groups give
   (``BEDSIDE_LDAP_ROLE_GROUPS``) at *every* sign-in; a wrong password is ``login.failed``;
 - not found, but known here as a directory person (a Bedside user with no usable local
-  password): disabled or removed in the directory, refused (``login.failed``);
-- not found and not known: not a directory person; the local accounts decide (the
-  break-glass administrator);
+  password and no single sign-on identity: ``identity.account_made_by``): disabled or
+  removed in the directory, refused (``login.failed``);
+- not found and not known: not a directory person (a local account, or a single sign-on
+  person typing a password); the local accounts decide (the break-glass administrator);
 - the directory does not answer: the local accounts decide, and the sign-in page names
   the directory that is down.
 
@@ -60,6 +61,7 @@ from bedside.accounts.access_audit import session_ended_record
 from bedside.accounts.identity import (
     SESSION_METHOD_KEY,
     SignInMethod,
+    account_made_by,
     parse_role_groups,
     roles_from_groups,
     sign_in_method_of,
@@ -206,10 +208,11 @@ def _directory_actor(request: HttpRequest | None) -> Actor:
 
 
 def _known_directory_person(username: str) -> bool:
-    """A Bedside user of this name who cannot sign in locally: made by a directory (or
-    single sign-on) sign-in, so the local accounts must not be asked about them."""
+    """A Bedside user of this name whose account is the directory's (made or taken over by
+    a directory sign-in), so the local accounts must not be asked about them. A single
+    sign-on person has no usable local password either, but is not one."""
     user = get_user_model().objects.filter(username__iexact=username.strip()).first()
-    return user is not None and not user.has_usable_password()
+    return user is not None and account_made_by(user) == SignInMethod.DIRECTORY
 
 
 class DirectorySignInBackend(LockedOutSignIn, LDAPBackend):  # type: ignore[misc]

@@ -1,15 +1,12 @@
 """The EHRs allowed to call CDS Hooks and their public keys: the registry (``EhrClient``),
 seeded from ``BEDSIDE_CDS_HOOKS_CLIENTS``, with JWKS fetched from an EHR's JWKS URL (an
-allowed host only), cached, and fetched again when a token names a key id not in the cache
-(the EHR rotated its keys)."""
+allowed host only, ``bedside.accounts.jwks``), cached, and fetched again when a token names
+a key id not in the cache (the EHR rotated its keys)."""
 
 from __future__ import annotations
 
-import json
-from datetime import timedelta
 from typing import Any
 
-import httpx
 import jwt
 from django.conf import settings
 from django.db import transaction
@@ -17,15 +14,10 @@ from django.utils import timezone
 
 from audit.models import Action
 from audit.services import Actor, record
+from bedside.accounts.jwks import JwksUnavailable, jwks_fetch, refetch_due, stale
 from bedside.accounts.models import EhrClient
-from bedside.hosts import EndpointRefused, check_model_endpoint
 
 JWKS_ALLOW_LIST = "BEDSIDE_JWKS_ALLOWED_HOSTS"
-JWKS_MAX_BYTES = 256_000
-JWKS_TIMEOUT_S = 5.0
-# An unknown kid fetches the JWKS again, but not more often than this: tokens with made-up
-# key ids must not turn Bedside into a client hammering the EHR.
-JWKS_REFETCH_MIN_S = 10
 
 
 class ClientRefused(ValueError):
@@ -46,35 +38,18 @@ def jwks_check(jwks: Any) -> dict[str, Any]:
     return jwks
 
 
-def jwks_url_check(url: str) -> None:
+def _keys_fetch(url: str) -> dict[str, Any]:
+    """The JWKS at ``url`` (an allowed host; bounded in time and size, no redirects), every
+    key a public key PyJWT can use."""
     try:
-        check_model_endpoint(
+        jwks = jwks_fetch(
             url, allowed_hosts=settings.BEDSIDE_JWKS_ALLOWED_HOSTS, setting=JWKS_ALLOW_LIST
         )
-    except EndpointRefused as exc:
-        raise ClientRefused(f"JWKS URL refused: {exc}") from exc
-
-
-def jwks_fetch(url: str) -> dict[str, Any]:
-    """The JWKS at ``url`` (an allowed host; bounded in time and size, no redirects)."""
-    jwks_url_check(url)
+    except JwksUnavailable as exc:
+        raise ClientRefused(str(exc)) from exc
     try:
-        with (
-            httpx.Client(timeout=JWKS_TIMEOUT_S, follow_redirects=False) as client,
-            client.stream("GET", url, headers={"Accept": "application/json"}) as response,
-        ):
-            if response.status_code != 200:
-                raise ClientRefused(f"JWKS URL answered HTTP {response.status_code}")
-            raw = bytearray()
-            for chunk in response.iter_bytes():
-                raw += chunk
-                if len(raw) > JWKS_MAX_BYTES:
-                    raise ClientRefused(f"JWKS over {JWKS_MAX_BYTES} bytes")
-    except httpx.HTTPError as exc:
-        raise ClientRefused(f"JWKS URL unreachable: {type(exc).__name__}") from exc
-    try:
-        return jwks_check(json.loads(raw))
-    except ValueError as exc:
+        return jwks_check(jwks)
+    except ClientRefused as exc:
         raise ClientRefused(f"JWKS URL did not answer a JWKS: {exc}") from exc
 
 
@@ -88,7 +63,7 @@ def ehr_client_add(
         raise ClientRefused("the issuer (the JWT's iss) is 1 to 255 characters")
     fetched_at = None
     if jwks_url:
-        jwks = jwks_fetch(jwks_url)  # refused now rather than at the EHR's first call
+        jwks = _keys_fetch(jwks_url)  # refused now rather than at the EHR's first call
         fetched_at = timezone.now()
     else:
         jwks = jwks_check(jwks)
@@ -171,13 +146,13 @@ def ehr_client_keys(client: EhrClient, kid: str | None) -> list[dict[str, Any]]:
         return matching()
     now = timezone.now()
     fetched = client.jwks_fetched_at
-    stale = fetched is None or now - fetched > timedelta(seconds=settings.BEDSIDE_JWKS_CACHE_S)
-    may_refetch = fetched is None or now - fetched > timedelta(seconds=JWKS_REFETCH_MIN_S)
-    if stale or (not matching() and may_refetch):
+    age = None if fetched is None else (now - fetched).total_seconds()
+    cache_s = settings.BEDSIDE_JWKS_CACHE_S
+    if refetch_due(age_s=age, cache_s=cache_s, kid_known=bool(matching())):
         try:
-            jwks = jwks_fetch(client.jwks_url)
+            jwks = _keys_fetch(client.jwks_url)
         except ClientRefused:
-            if stale and fetched is not None:
+            if age is not None and stale(age_s=age, cache_s=cache_s):
                 return matching()  # the EHR's JWKS host is down: the cached keys still hold
             raise
         EhrClient.objects.filter(pk=client.pk).update(jwks=jwks, jwks_fetched_at=now)

@@ -26,6 +26,7 @@ from audit.models import Action
 from audit.services import Actor, record
 from bedside import roles
 from bedside.accounts.access_audit import roles_recorded_here
+from bedside.accounts.models import SsoIdentity
 
 
 class SignInMethod(StrEnum):
@@ -67,6 +68,19 @@ def sign_in_method_of(user: Any) -> SignInMethod:
     except ImportError:
         return SignInMethod.LOCAL
     return SignInMethod(getattr(backend, "sign_in_method", SignInMethod.LOCAL))
+
+
+def account_made_by(user: Any) -> SignInMethod:
+    """Which way of signing in this account belongs to: single sign-on when a person of the
+    identity provider is linked to it (``SsoIdentity``, made at their first sign-in); the
+    directory when it has no usable local password (a directory sign-in makes the account
+    so, or takes a local one over so); else a local account. Both of the first have no
+    usable password: only the identity row tells them apart."""
+    if SsoIdentity.objects.filter(user=user).exists():
+        return SignInMethod.SSO
+    if not user.has_usable_password():
+        return SignInMethod.DIRECTORY
+    return SignInMethod.LOCAL
 
 
 def parse_role_groups(text: str, *, setting: str) -> list[tuple[str, str]]:

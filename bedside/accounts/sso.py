@@ -43,6 +43,7 @@ from bedside.accounts.identity import (
     roles_from_groups,
     user_roles_replace,
 )
+from bedside.accounts.jwks import JwksUnavailable, jwks_fetch, refetch_due
 from bedside.accounts.models import SsoIdentity
 from bedside.accounts.sign_in import login_locked_until
 from bedside.accounts.throttling import source_refused
@@ -238,37 +239,43 @@ def provider_problem() -> str | None:
     return None
 
 
-def _provider_keys(*, refresh: bool = False) -> list[dict[str, Any]]:
+def _signing_key(kid: str | None) -> Any:
+    """The provider's RS256 key with this ``kid`` (any, when the token names none). Its JWKS
+    is cached like discovery, and fetched again early when it lacks the kid (the provider
+    rotated its keys), through the fetcher the EHRs' keys use (``bedside.accounts.jwks``)."""
     global _jwks
     config = provider_configuration()
+    cached = _jwks if _jwks is not None and _jwks.issuer == config.issuer else None
+    keys: list[dict[str, Any]] = cached.value if cached is not None else []
+
+    def matching() -> list[dict[str, Any]]:
+        return [
+            key
+            for key in keys
+            if key.get("kty") == "RSA"
+            and key.get("use", "sig") == "sig"
+            and (kid is None or key.get("kid") == kid)
+        ]
+
     now = time.monotonic()
-    cached = _jwks
-    if (
-        not refresh
-        and cached is not None
-        and cached.issuer == config.issuer
-        and now - cached.fetched_at < settings.BEDSIDE_OIDC_DISCOVERY_CACHE_S
-    ):
-        return cached.value
-    document = _get_json(config.jwks_uri)
-    keys = document.get("keys") if isinstance(document, dict) else None
-    if not isinstance(keys, list):
-        raise ProviderUnavailable(unavailable_message("its JWKS has no keys"))
-    with _lock:
-        _jwks = _Cached(config.issuer, now, [k for k in keys if isinstance(k, dict)])
-    return _jwks.value
-
-
-def _signing_key(kid: str | None) -> Any:
-    """The provider's RS256 key with this ``kid``; the JWKS is read again once for a kid
-    it does not have (the provider rotated its keys)."""
-    for refresh in (False, True):
-        for key in _provider_keys(refresh=refresh):
-            if key.get("kty") != "RSA" or key.get("use", "sig") != "sig":
-                continue
-            if kid is not None and key.get("kid") != kid:
-                continue
-            return jwt.PyJWK(key, algorithm="RS256").key
+    age = None if cached is None else now - cached.fetched_at
+    cache_s = settings.BEDSIDE_OIDC_DISCOVERY_CACHE_S
+    if refetch_due(age_s=age, cache_s=cache_s, kid_known=bool(matching())):
+        try:
+            document = jwks_fetch(
+                config.jwks_uri,
+                allowed_hosts=settings.BEDSIDE_OIDC_ALLOWED_HOSTS,
+                setting=ALLOW_LIST,
+                timeout_s=settings.BEDSIDE_OIDC_TIMEOUT_S,
+                ca_file=settings.BEDSIDE_OIDC_CA_FILE,
+            )
+        except JwksUnavailable as exc:
+            raise ProviderUnavailable(unavailable_message(str(exc))) from exc
+        keys = [key for key in document["keys"] if isinstance(key, dict)]
+        with _lock:
+            _jwks = _Cached(config.issuer, now, keys)
+    for key in matching():
+        return jwt.PyJWK(key, algorithm="RS256").key
     raise SignInRefused(f"ID token signed with a key the provider does not publish ({kid})")
 
 
@@ -443,6 +450,9 @@ class SsoBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
         self.OIDC_RP_CLIENT_SECRET = settings.BEDSIDE_OIDC_CLIENT_SECRET
         self.OIDC_RP_SIGN_ALGO = "RS256"
         self.OIDC_RP_IDP_SIGN_KEY = None
+        # The library's own key fetch is never used: ``verify_token`` is Bedside's, and the
+        # provider's keys come through the one JWKS fetcher (``_signing_key``).
+        self.OIDC_OP_JWKS_ENDPOINT = None
         self._claimed = ""
 
     def authenticate(self, request: HttpRequest | None, **kwargs: Any) -> Any:
@@ -464,7 +474,6 @@ class SsoBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
             config = provider_configuration()
             self.OIDC_OP_TOKEN_ENDPOINT = config.token_endpoint
             self.OIDC_OP_USER_ENDPOINT = config.userinfo_endpoint
-            self.OIDC_OP_JWKS_ENDPOINT = config.jwks_uri
             user = super().authenticate(request, **kwargs)
         except ProviderUnavailable as exc:
             failure = SsoFailure("provider unreachable", str(exc), unavailable=True)

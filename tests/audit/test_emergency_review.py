@@ -4,41 +4,22 @@ waiting, until an auditor marks it reviewed with their own note."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
-from django.utils import timezone
 
 from audit.actors import actor_for
 from audit.models import AuditEvent
 from bedside import roles
 from clinical import services
-from clinical.models import Case, EmergencyAccess
-from tests.factories import TEST_ACTOR, submitted_case, user_with_role
+from clinical.models import Case
+from tests.factories import EMERGENCY_REASON as REASON
+from tests.factories import emergency_access, signed_in, submitted_case, user_with_role
 
 pytestmark = pytest.mark.django_db
 
-REASON = "Covering the emergency department: patient deteriorating, owner off shift"
 NOTE = "Checked the ED rota: bob was covering that night. Justified."
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def granted(case: Case, person: User, *, minutes_ago: float = 0) -> EmergencyAccess:
-    return services.emergency_access_grant(
-        case=case,
-        person=person,
-        reason=REASON,
-        actor=TEST_ACTOR,
-        now=timezone.now() - timedelta(minutes=minutes_ago),
-    )
 
 
 def entries(html: str) -> list[str]:
@@ -48,7 +29,7 @@ def entries(html: str) -> list[str]:
 def test_an_emergency_access_waits_on_the_list_with_its_reason_and_views(
     completed_case: Case, bob: User, carol: User
 ) -> None:
-    grant = granted(completed_case, bob)
+    grant = emergency_access(completed_case, bob)
     for _ in range(2):  # bob opens the case twice while the access lasts
         assert signed_in(bob).get(f"/cases/{completed_case.id}/").status_code == 200
     signed_in(carol).get(f"/audit/cases/{completed_case.id}/")  # an auditor's read: not his
@@ -72,7 +53,7 @@ def test_views_outside_the_access_are_not_counted(
     completed_case: Case, bob: User, carol: User, settings: Any
 ) -> None:
     settings.BEDSIDE_EMERGENCY_ACCESS_MINUTES = 30
-    granted(completed_case, bob, minutes_ago=45)  # over 15 minutes ago
+    emergency_access(completed_case, bob, minutes_ago=45)  # over 15 minutes ago
     services.case_viewed(case=completed_case, actor=actor_for(bob))  # now: after it ended
     html = signed_in(carol).get("/audit/emergency-access/").content.decode()
     (entry,) = entries(html)
@@ -82,8 +63,8 @@ def test_views_outside_the_access_are_not_counted(
 def test_the_overview_counts_the_accesses_waiting_for_review(
     completed_case: Case, bob: User, carol: User
 ) -> None:
-    granted(completed_case, bob)
-    granted(completed_case, bob)
+    emergency_access(completed_case, bob)
+    emergency_access(completed_case, bob)
     html = signed_in(carol).get("/audit/").content.decode()
     assert '<strong id="emergency-unreviewed">2</strong> emergency accesses waiting' in html
 
@@ -91,7 +72,7 @@ def test_the_overview_counts_the_accesses_waiting_for_review(
 def test_marking_reviewed_needs_the_auditors_own_note(
     completed_case: Case, bob: User, carol: User
 ) -> None:
-    grant = granted(completed_case, bob)
+    grant = emergency_access(completed_case, bob)
     client = signed_in(carol)
     for note in ("", "   ", "ok"):
         response = client.post(f"/audit/emergency-access/{grant.pk}/review/", {"note": note})
@@ -108,7 +89,7 @@ def test_marking_reviewed_needs_the_auditors_own_note(
 def test_marked_reviewed_it_leaves_the_waiting_list_and_stays_under_reviewed(
     completed_case: Case, bob: User, carol: User
 ) -> None:
-    grant = granted(completed_case, bob)
+    grant = emergency_access(completed_case, bob)
     client = signed_in(carol)
     response = client.post(f"/audit/emergency-access/{grant.pk}/review/", {"note": f" {NOTE} "})
     assert response.status_code == 302
@@ -135,7 +116,7 @@ def test_marked_reviewed_it_leaves_the_waiting_list_and_stays_under_reviewed(
 def test_an_access_is_reviewed_once_and_never_by_its_own_user(
     completed_case: Case, bob: User, carol: User
 ) -> None:
-    grant = granted(completed_case, bob)
+    grant = emergency_access(completed_case, bob)
     # A clinician who is also an auditor does not review their own break-glass.
     roles.grant_role(bob, roles.AUDITOR)
     response = signed_in(bob).post(f"/audit/emergency-access/{grant.pk}/review/", {"note": NOTE})
@@ -158,7 +139,7 @@ def test_an_access_is_reviewed_once_and_never_by_its_own_user(
 def test_only_auditors_and_admins_see_or_review_the_list(
     completed_case: Case, alice: User, bob: User
 ) -> None:
-    grant = granted(completed_case, bob)
+    grant = emergency_access(completed_case, bob)
     for user in (alice, bob):
         client = signed_in(user)
         assert client.get("/audit/emergency-access/").status_code == 403
@@ -191,7 +172,7 @@ def test_the_empty_list_says_so(carol: User) -> None:
 
 def test_the_list_is_paginated_oldest_waiting_first(alice: User, bob: User, carol: User) -> None:
     case = submitted_case(alice)
-    grants = [granted(case, bob, minutes_ago=30 - i) for i in range(27)]
+    grants = [emergency_access(case, bob, minutes_ago=30 - i) for i in range(27)]
     client = signed_in(carol)
     first = client.get("/audit/emergency-access/").content.decode()
     assert len(entries(first)) == 25

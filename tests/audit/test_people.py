@@ -7,21 +7,14 @@ import re
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 
 from audit.actors import actor_for
 from audit.models import Action
 from audit.services import record
 from bedside import roles
-from tests.factories import issued_key, user_with_role
+from tests.factories import issued_key, signed_in, user_with_role
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def signed_in_with(user: User, method: str | None) -> None:

@@ -22,7 +22,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from bedside.accounts import ehr_clients
+from bedside.accounts import jwks
 from bedside.accounts.models import EhrClient
 from tests.clinical.test_cds_hooks import PATIENT_VIEW, patient_view
 
@@ -123,7 +123,7 @@ def test_a_disabled_ehr_is_refused_even_when_the_setting_names_it(ehr_key: Any) 
 def test_jwks_url_keys_are_fetched_cached_and_fetched_again_for_a_new_kid(
     no_seed: None, jwks_server: JwksServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ehr_clients, "JWKS_REFETCH_MIN_S", 0)
+    monkeypatch.setattr(jwks, "REFETCH_MIN_S", 0)
     old, new = ec.generate_private_key(ec.SECP384R1()), ec.generate_private_key(ec.SECP384R1())
     jwks_server.publish(jwks_of(("2026-01", old)))
     cds_client("add", "--issuer", ISSUER, "--jwks-url", jwks_server.url)

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
-from django.test import Client
 from django.utils import timezone
 from pydantic import ValidationError
 from rest_framework.test import APIClient
@@ -24,28 +23,10 @@ from clinical import services
 from clinical.models import Case, EmergencyAccess
 from clinical.screens import presenting
 from tests.conftest import client_for
-from tests.factories import TEST_ACTOR, issued_key
+from tests.factories import EMERGENCY_REASON as REASON
+from tests.factories import TEST_ACTOR, emergency_access, issued_key, signed_in
 
 pytestmark = pytest.mark.django_db
-
-REASON = "Covering the emergency department: patient deteriorating, owner off shift"
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def granted(case: Case, person: User, *, minutes_ago: float = 0) -> EmergencyAccess:
-    """An emergency access as the service grants it, ``minutes_ago`` in the past."""
-    return services.emergency_access_grant(
-        case=case,
-        person=person,
-        reason=REASON,
-        actor=TEST_ACTOR,
-        now=timezone.now() - timedelta(minutes=minutes_ago),
-    )
 
 
 def events(code: str, case: Case) -> list[AuditEvent]:
@@ -129,7 +110,7 @@ def test_emergency_access_opens_the_case_with_its_banner_and_is_audited(
 
 
 def test_emergency_access_is_read_only(completed_case: Case, bob: User) -> None:
-    granted(completed_case, bob)
+    emergency_access(completed_case, bob)
     client = signed_in(bob)
     html = client.get(f"/cases/{completed_case.id}/").content.decode()
     assert 'id="review-form"' not in html
@@ -143,7 +124,7 @@ def test_emergency_access_ends_after_its_minutes_and_the_offer_comes_back(
     completed_case: Case, bob: User, settings: Any
 ) -> None:
     settings.BEDSIDE_EMERGENCY_ACCESS_MINUTES = 30
-    grant = granted(completed_case, bob)
+    grant = emergency_access(completed_case, bob)
     inside = grant.granted_at + timedelta(minutes=29, seconds=59)
     at_the_end = grant.granted_at + timedelta(minutes=30)
     assert presenting.case_opened(bob, completed_case.id, now=inside).emergency == grant
@@ -155,7 +136,7 @@ def test_an_expired_emergency_access_is_refused_again_with_when_it_ended(
     completed_case: Case, bob: User, settings: Any
 ) -> None:
     settings.BEDSIDE_EMERGENCY_ACCESS_MINUTES = 30
-    old = granted(completed_case, bob, minutes_ago=31)
+    old = emergency_access(completed_case, bob, minutes_ago=31)
     response = signed_in(bob).get(f"/cases/{completed_case.id}/")
     html = response.content.decode()
     assert response.status_code == 403
@@ -168,7 +149,7 @@ def test_an_expired_emergency_access_is_refused_again_with_when_it_ended(
 def test_the_status_poll_answers_during_emergency_access(completed_case: Case, bob: User) -> None:
     client = signed_in(bob)
     assert client.get(f"/cases/{completed_case.id}/status.json").status_code == 404
-    granted(completed_case, bob)
+    emergency_access(completed_case, bob)
     assert client.get(f"/cases/{completed_case.id}/status.json").status_code == 200
 
 
@@ -223,7 +204,7 @@ def _refused(statement: str, params: list[Any]) -> str:
 def test_emergency_accesses_cannot_be_deleted_or_rewritten(
     completed_case: Case, bob: User, carol: User
 ) -> None:
-    grant = granted(completed_case, bob)
+    grant = emergency_access(completed_case, bob)
     assert "DELETE on clinical_emergencyaccess" in _refused(
         "DELETE FROM clinical_emergencyaccess WHERE id = %s", [grant.pk]
     )
@@ -323,7 +304,7 @@ def test_api_emergency_access_ends_after_its_minutes(
     completed_case: Case, bob: User, settings: Any
 ) -> None:
     settings.BEDSIDE_EMERGENCY_ACCESS_MINUTES = 30
-    granted(completed_case, bob, minutes_ago=31)
+    emergency_access(completed_case, bob, minutes_ago=31)
     assert client_for(bob).get(f"/api/v1/cases/{completed_case.id}/").status_code == 404
 
 

@@ -21,16 +21,10 @@ from clinical.schemas import CaseInput
 from clinical.screens.presenting import confidence_band
 from clinical.services import case_submit
 from reasoning.confidence import BAND_FLOORS
-from tests.factories import TEST_ACTOR, load_case, submitted_case
+from tests.factories import TEST_ACTOR, load_case, signed_in, submitted_case
 from tests.fakes import FakeModelServer, agreeing_completion, assessment, choice, completion
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def form_data(case: dict[str, Any]) -> dict[str, str]:

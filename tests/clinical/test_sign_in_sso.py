@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
@@ -241,6 +242,27 @@ def test_the_verify_path_checks_signature_and_nonce_of_a_real_token(sso_on: Oidc
         sso.id_token_claims(token, nonce="another")
     with pytest.raises(sso.SignInRefused, match="nonce mismatch"):
         sso.id_token_claims(token, nonce=None)
+
+
+def test_tokens_naming_unknown_keys_do_not_make_bedside_hammer_the_providers_jwks(
+    sso_on: OidcProvider,
+) -> None:
+    """A made-up kid fetches the provider's JWKS again (it may have rotated its keys), but not
+    sooner than the fetcher's floor after the last fetch, as for the EHRs' keys."""
+    forged = jwt.encode(
+        {"iss": sso_on.url, "aud": CLIENT_ID, "sub": "someone", "nonce": "n"},
+        rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        algorithm="RS256",
+        headers={"kid": "never-published"},
+    )
+    with pytest.raises(sso.SignInRefused, match="does not publish"):
+        sso.id_token_claims(forged, nonce="n")
+    fetched = sso._jwks
+    assert fetched is not None
+    for _ in range(3):
+        with pytest.raises(sso.SignInRefused, match="does not publish"):
+            sso.id_token_claims(forged, nonce="n")
+    assert sso._jwks is fetched  # the keys fetched for the first token, not fetched again
 
 
 def test_a_callback_with_a_state_bedside_did_not_send_is_refused_and_audited(
