@@ -38,6 +38,7 @@ from tests.directory_server import (
     directory_settings_apply,
     free_port,
 )
+from tests.factories import issued_key
 from tests.fakes import FakeModelServer
 
 # slapd is a real server process of the tests' own: the stack tier, as the brokers are.
@@ -158,6 +159,22 @@ def test_a_single_sign_on_person_typing_a_password_is_not_taken_for_a_directory_
     assert not User.objects.get(username="dr.sso").has_usable_password()
     before = last_event_id()
     assert sign_in(Client(), "dr.sso", "a password of some kind").status_code == 200
+    (failed,) = events_after(before, "login.failed")
+    assert failed.details["method"] == "local"
+    assert failed.details["reason"] == (
+        "neither in the directory nor a local account with this password"
+    )
+
+
+def test_an_integration_keys_name_typed_as_a_username_is_not_taken_for_a_directory_person(
+    directory: DirectoryServer,
+) -> None:
+    """A key's service user has no usable password, like a directory person, but is
+    Bedside's own account: not "removed in the directory", and no password signs it in."""
+    issued = issued_key("ehr-lab")
+    assert not issued.api_key.user.has_usable_password()
+    before = last_event_id()
+    assert sign_in(Client(), issued.api_key.user.username, "a password").status_code == 200
     (failed,) = events_after(before, "login.failed")
     assert failed.details["method"] == "local"
     assert failed.details["reason"] == (

@@ -26,7 +26,7 @@ from audit.models import Action
 from audit.services import Actor, record
 from bedside import roles
 from bedside.accounts.access_audit import roles_recorded_here
-from bedside.accounts.models import SsoIdentity
+from bedside.accounts.models import ApiKey, SsoIdentity
 
 
 class SignInMethod(StrEnum):
@@ -75,9 +75,13 @@ def account_made_by(user: Any) -> SignInMethod:
     identity provider is linked to it (``SsoIdentity``, made at their first sign-in); the
     directory when it has no usable local password (a directory sign-in makes the account
     so, or takes a local one over so); else a local account. Both of the first have no
-    usable password: only the identity row tells them apart."""
+    usable password: only the identity row tells them apart. An integration key's service
+    user has no usable password either, and is neither: it is Bedside's own account, and no
+    password signs it in."""
     if SsoIdentity.objects.filter(user=user).exists():
         return SignInMethod.SSO
+    if ApiKey.objects.filter(user=user).exists():
+        return SignInMethod.LOCAL
     if not user.has_usable_password():
         return SignInMethod.DIRECTORY
     return SignInMethod.LOCAL
