@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from bedside.hosts import EndpointRefused, check_model_endpoint
+from bedside.http.bounded import AnswerTooLarge, read_bounded
 
 MAX_BYTES = 256_000
 TIMEOUT_S = 5.0
@@ -48,11 +49,9 @@ def jwks_fetch(
         ):
             if response.status_code != 200:
                 raise JwksUnavailable(f"JWKS URL answered HTTP {response.status_code}")
-            raw = bytearray()
-            for chunk in response.iter_bytes():
-                raw += chunk
-                if len(raw) > MAX_BYTES:
-                    raise JwksUnavailable(f"JWKS over {MAX_BYTES} bytes")
+            raw = read_bounded(response, max_bytes=MAX_BYTES)
+    except AnswerTooLarge as exc:
+        raise JwksUnavailable(f"JWKS over {MAX_BYTES} bytes") from exc
     except httpx.HTTPError as exc:
         raise JwksUnavailable(f"JWKS URL unreachable: {type(exc).__name__}") from exc
     try:

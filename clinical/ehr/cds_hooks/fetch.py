@@ -22,6 +22,7 @@ import httpx
 from django.conf import settings
 
 from bedside.hosts import FHIR_ALLOW_LIST, EndpointRefused, check_model_endpoint
+from bedside.http.bounded import AnswerTooLarge, AnswerTooLate, read_bounded
 from clinical.ehr.cds_hooks.errors import HookError
 from clinical.ehr.cds_hooks.schemas import HookRequest
 
@@ -164,13 +165,11 @@ def _get(url: str, token: str, deadline: float, key: str) -> tuple[Any, int]:
         ):
             if response.status_code != 200:
                 raise _FetchFailed(f"HTTP {response.status_code}")
-            raw = bytearray()
-            for chunk in response.iter_bytes():
-                raw += chunk
-                if len(raw) > limit:
-                    raise _FetchFailed(f"the answer is over {limit} bytes")
-                if time.monotonic() > deadline:
-                    raise _FetchFailed("the answer took too long")
+            raw = read_bounded(response, max_bytes=limit, deadline=deadline)
+    except AnswerTooLarge as exc:
+        raise _FetchFailed(f"the answer is over {limit} bytes") from exc
+    except AnswerTooLate as exc:
+        raise _FetchFailed("the answer took too long") from exc
     except httpx.HTTPError as exc:
         raise _FetchFailed(f"{type(exc).__name__}: {exc}") from exc
     try:
