@@ -49,8 +49,8 @@ KIND = "instant" if INSTANT else "real"
 LEVELS = [
     int(x) for x in os.environ.get("BENCH_LEVELS", "1,8,32,64" if INSTANT else "1,4").split(",")
 ]
-# Cases per level (BENCH_CASES: the same number at every level, at least the level itself).
-CASES = int(os.environ.get("BENCH_CASES", "0"))
+# Cases per level: BENCH_CASES, one number for every level or one per level (3,16,64,128).
+CASES = [int(x) for x in os.environ.get("BENCH_CASES", "").split(",") if x.strip()]
 # Explicit overrides of the product's sampling; empty: the product's own, as settings read it.
 SAMPLES = os.environ.get("BENCH_SAMPLES", "")
 MAX_TOKENS = os.environ.get("BENCH_MAX_TOKENS", "")
@@ -63,10 +63,15 @@ BENCH_DB = os.environ.get("BENCH_DATABASE_NAME", "bedside_bench")
 
 
 def requests_at(level: int) -> int:
-    """Enough cases that the level is held for a while, few enough for 2 CPU cores: twice
-    the level on the instant server, the level itself (at least 2) on the real model."""
+    """BENCH_CASES, else enough cases that the level is held for a while, few enough for 2
+    CPU cores: twice the level on the instant server, the level itself (at least 2) on the
+    real model."""
+    if len(CASES) == 1:
+        return CASES[0]
     if CASES:
-        return max(CASES, level)
+        if len(CASES) != len(LEVELS):
+            raise SystemExit("BENCH_CASES: one number, or one per level of BENCH_LEVELS")
+        return CASES[LEVELS.index(level)]
     return max(3, 2 * level) if INSTANT else max(2, level)
 
 
@@ -234,14 +239,16 @@ def raw_outcomes(cases: list[dict[str, Any]], bodies: list[dict[str, Any]]) -> d
     }
 
 
-async def raw_level(level: int, cases: list[dict[str, Any]]) -> dict[str, Any]:
+async def raw_calls(
+    url: str, level: int, bodies: list[dict[str, Any]]
+) -> tuple[float, list[float], list[dict[str, Any]]]:
+    """Every body to the model server, ``level`` at a time: the wall time, each call's
+    latency, the responses in the bodies' order."""
     import httpx
-    from django.conf import settings
 
-    url = settings.BEDSIDE_MODEL_BASE_URL.rstrip("/") + "/chat/completions"
     semaphore = asyncio.Semaphore(level)
     latencies: list[float] = []
-    responses: list[dict[str, Any]] = [{} for _ in cases]
+    responses: list[dict[str, Any]] = [{} for _ in bodies]
 
     async def one(client: httpx.AsyncClient, index: int, body: dict[str, Any]) -> None:
         async with semaphore:
@@ -251,12 +258,21 @@ async def raw_level(level: int, cases: list[dict[str, Any]]) -> dict[str, Any]:
             latencies.append(time.monotonic() - started)
             responses[index] = response.json()
 
-    bodies = [raw_request_body(case) for case in cases]  # built before the clock starts
     limits = httpx.Limits(max_connections=level, max_keepalive_connections=level)
     async with httpx.AsyncClient(timeout=900, limits=limits, trust_env=False) as client:
         started = time.monotonic()
         await asyncio.gather(*(one(client, i, body) for i, body in enumerate(bodies)))
         wall = time.monotonic() - started
+    return wall, latencies, responses
+
+
+def raw_level(level: int, cases: list[dict[str, Any]]) -> dict[str, Any]:
+    from django.conf import settings
+
+    url = settings.BEDSIDE_MODEL_BASE_URL.rstrip("/") + "/chat/completions"
+    bodies = [raw_request_body(case) for case in cases]  # built before the clock starts
+    wall, latencies, responses = asyncio.run(raw_calls(url, level, bodies))
+    # Bedside's checks on the answers read the database: after the event loop, untimed.
     tokens = sum(r["usage"]["completion_tokens"] for r in responses)
     return {
         "concurrency": level,
@@ -993,7 +1009,7 @@ def _main(started_at: datetime) -> int:
             cases = bench_cases(requests_at(level))
             log(f"raw vLLM at concurrency {level}: {len(cases)} cases")
             raw_cases = bench_cases(requests_at(level), age_offset=10)
-            result["raw"].append(asyncio.run(raw_level(level, raw_cases)))
+            result["raw"].append(raw_level(level, raw_cases))
             log(f"pipeline at concurrency {level}: {len(cases)} cases")
             pipe = pipeline_level(level, web_url, key, cases, checks_s=checks_s)
             pipe["ratio_to_raw"] = round(pipe["cases_per_s"] / result["raw"][-1]["cases_per_s"], 3)

@@ -4,7 +4,6 @@ case."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
 import sys
@@ -174,7 +173,7 @@ def test_raw_level_counts_finish_reasons_and_what_bedside_would_make_of_them(
         completion([choice(i, '{"reasoning', finish_reason="length") for i in range(3)])
     )
     fake_model.push(completion([choice(i, json.dumps(assessment(JUNK))) for i in range(3)]))
-    result = asyncio.run(pipeline.raw_level(1, cases))
+    result = pipeline.raw_level(1, cases)
     assert fake_model.requests == [pipeline.raw_request_body(case) for case in cases]
     assert result["cases"] == 3 and result["output_tokens"] == 3 * 450
     assert result["would_complete"] == 1
@@ -219,3 +218,16 @@ def test_a_case_failed_without_a_run_counts_by_its_status_detail() -> None:
     assert pipeline.run_failure([], "POST /chat/completions: HTTP 400 BadRequestError") == (
         "model refused"
     )
+
+
+def test_cases_per_level_one_number_for_all_or_one_per_level(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pipeline, "LEVELS", [1, 4])
+    monkeypatch.setattr(pipeline, "CASES", [3])
+    assert [pipeline.requests_at(level) for level in (1, 4)] == [3, 3]
+    monkeypatch.setattr(pipeline, "CASES", [2, 8])
+    assert [pipeline.requests_at(level) for level in (1, 4)] == [2, 8]
+    monkeypatch.setattr(pipeline, "CASES", [2, 8, 9])
+    with pytest.raises(SystemExit):
+        pipeline.requests_at(1)
