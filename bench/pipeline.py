@@ -169,6 +169,61 @@ def bench_cases(count: int, *, age_offset: int = 0) -> list[dict[str, Any]]:
     return cases
 
 
+# --- what else the machine did meanwhile -------------------------------------------------------
+
+# BENCH_MODEL_PID: the model server's process (vLLM's API server; its engine is a child), when
+# it runs on this machine: each phase then records the cores it got.
+MODEL_PID = int(os.environ.get("BENCH_MODEL_PID", "0"))
+
+
+def machine_cpu_s() -> tuple[float, float] | None:
+    """CPU seconds busy and in all, summed over the cores, since boot (/proc/stat)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+    total = sum(fields[:8])  # user … steal; guest time is already in user
+    return (total - idle) / ticks, total / ticks
+
+
+class CpuMeter:
+    """Cores used during one phase: the whole machine's, the model server's (BENCH_MODEL_PID),
+    this benchmark process's (its client, sampler and polls) and those of ``pids`` (the
+    pipeline's worker and web server, with their children); the load average either side.
+    On a machine shared with other work, it tells a slower model from a busier machine."""
+
+    def __init__(self, **pids: int) -> None:
+        self.pids = {"model_server": MODEL_PID, **pids} if MODEL_PID else dict(pids)
+        self.load_before = [round(x, 2) for x in os.getloadavg()]
+        self.machine = machine_cpu_s()
+        self.processes = {name: process_tree_cpu_s(pid) for name, pid in self.pids.items()}
+        self.own = time.process_time()
+        self.started = time.monotonic()
+
+    def read(self) -> dict[str, Any]:
+        wall = time.monotonic() - self.started
+        machine = machine_cpu_s()
+        cores: dict[str, float | None] = {"machine_busy": None}
+        if machine is not None and self.machine is not None:
+            cores["machine_busy"] = round((machine[0] - self.machine[0]) / wall, 2)
+        for name, pid in self.pids.items():
+            before, after = self.processes[name], process_tree_cpu_s(pid)
+            cores[name] = (
+                round((after - before) / wall, 2)
+                if before is not None and after is not None
+                else None
+            )
+        cores["bench_client"] = round((time.process_time() - self.own) / wall, 2)
+        return {
+            "cores_used": cores,
+            "cores": os.cpu_count(),
+            "load_average_before": self.load_before,
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        }
+
+
 # --- 1. raw vLLM -----------------------------------------------------------------------------
 
 
@@ -271,7 +326,16 @@ def raw_level(level: int, cases: list[dict[str, Any]]) -> dict[str, Any]:
 
     url = settings.BEDSIDE_MODEL_BASE_URL.rstrip("/") + "/chat/completions"
     bodies = [raw_request_body(case) for case in cases]  # built before the clock starts
-    wall, latencies, responses = asyncio.run(raw_calls(url, level, bodies))
+    # The same /metrics sampling as the pipeline's phase, so both sides pay for it.
+    sampler = InFlightSampler(url.removesuffix("/v1/chat/completions") + "/metrics")
+    sampler.start()
+    meter = CpuMeter()
+    try:
+        wall, latencies, responses = asyncio.run(raw_calls(url, level, bodies))
+    finally:
+        cpu = meter.read()
+        sampler.stopped.set()
+        sampler.join()
     # Bedside's checks on the answers read the database: after the event loop, untimed.
     tokens = sum(r["usage"]["completion_tokens"] for r in responses)
     return {
@@ -284,6 +348,13 @@ def raw_level(level: int, cases: list[dict[str, Any]]) -> dict[str, Any]:
         "prompt_tokens": sum(r["usage"]["prompt_tokens"] for r in responses),
         "latency_p50_s": round(pct(latencies, 50), 2),
         "latency_p95_s": round(pct(latencies, 95), 2),
+        # Output tokens per second of model call: how fast the server answered each call.
+        "call_tokens_per_s": round(tokens / sum(latencies), 1),
+        "model_in_flight_max": max(sampler.samples) if sampler.samples else None,
+        "model_in_flight_mean": round(statistics.mean(sampler.samples), 2)
+        if sampler.samples
+        else None,
+        **cpu,
         **raw_outcomes(cases, responses),
     }
 
@@ -669,7 +740,13 @@ def case_outcomes(ids: list[str]) -> dict[str, Any]:
 
 
 def pipeline_level(
-    level: int, web_url: str, key: str, cases: list[dict[str, Any]], *, checks_s: float
+    level: int,
+    web_url: str,
+    key: str,
+    cases: list[dict[str, Any]],
+    *,
+    checks_s: float,
+    web_pid: int,
 ) -> dict[str, Any]:
     from django.conf import settings
     from django.db.models import Max, Min
@@ -689,9 +766,11 @@ def pipeline_level(
     metrics_url = settings.BEDSIDE_MODEL_BASE_URL.rstrip("/").removesuffix("/v1") + "/metrics"
     sampler = InFlightSampler(metrics_url)
     sampler.start()
+    meter = CpuMeter(worker=worker.process.pid, web=web_pid)
     try:
         ids, post_latencies, _, refused = asyncio.run(post_cases(web_url, key, cases, level))
         polls = wait_done(ids, timeout_s=900)
+        cpu = meter.read()
     finally:
         sampler.stopped.set()
         sampler.join()
@@ -737,6 +816,11 @@ def pipeline_level(
         "post_latency_p50_ms": round(pct(post_latencies, 50) * 1000, 1),
         "queue_wait_p50_s": round(pct(queue_wait, 50), 2),
         "model_time_p50_s": round(pct(model_time, 50), 2),
+        "model_time_s": round(sum(model_time), 2),
+        "call_tokens_per_s": round(outcomes["output_tokens"] / sum(model_time), 1)
+        if model_time and sum(model_time)
+        else None,
+        "bedside_own_time_s": round(sum(own_time), 2),
         "bedside_own_time_p50_ms": round(pct(own_time, 50) * 1000, 1),
         "bedside_own_time_p95_ms": round(pct(own_time, 95) * 1000, 1),
         "own_time_split_ms": split,
@@ -749,6 +833,7 @@ def pipeline_level(
         else None,
         "model_in_flight_max": max(in_flight) if in_flight else None,
         "model_in_flight_mean": round(statistics.mean(in_flight), 2) if in_flight else None,
+        **cpu,
     }
 
 
@@ -820,7 +905,7 @@ def intake(web_url: str, key: str, web_pid: int) -> dict[str, Any]:
     }
 
 
-def counts(counted: dict[str, int]) -> str:
+def counts(counted: dict[str, Any]) -> str:
     return ", ".join(f"{name} {count}" for name, count in counted.items()) or "none"
 
 
@@ -855,6 +940,10 @@ def table(result: dict[str, Any]) -> str:
             f"samples {counts(pipe['sample_outcomes'])}",
             f"{'':>4} | raw: {raw['would_complete']} of {raw['cases']} would complete; "
             f"finish {counts(raw['finish_reasons'])}; samples {counts(raw['sample_outcomes'])}",
+            f"{'':>4} | tokens/s per model call: raw {raw['call_tokens_per_s']}, pipeline "
+            f"{pipe['call_tokens_per_s']}; cores used: raw {counts(raw['cores_used'])}; "
+            f"pipeline {counts(pipe['cores_used'])}; load {raw['load_average_before'][0]} → "
+            f"{pipe['load_average_after'][0]}",
         ]
     lines += ["", "own time split, p50/p95 ms per case:"]
     parts = list(result["pipeline"][0]["own_time_split_ms"]) if result["pipeline"] else []
@@ -1012,7 +1101,9 @@ def _main(started_at: datetime) -> int:
             raw_cases = bench_cases(requests_at(level), age_offset=10)
             result["raw"].append(raw_level(level, raw_cases))
             log(f"pipeline at concurrency {level}: {len(cases)} cases")
-            pipe = pipeline_level(level, web_url, key, cases, checks_s=checks_s)
+            pipe = pipeline_level(
+                level, web_url, key, cases, checks_s=checks_s, web_pid=web.process.pid
+            )
             raw = result["raw"][-1]
             pipe["ratio_to_raw"] = round(pipe["cases_per_s"] / raw["cases_per_s"], 3)
             # Answers differ in length from run to run (sampling is not seeded): the output
