@@ -905,6 +905,15 @@ def intake(web_url: str, key: str, web_pid: int) -> dict[str, Any]:
     }
 
 
+def tokens_per_model_core_s(side: dict[str, Any]) -> float | None:
+    """Output tokens per second per core the model server used, where its CPU is known."""
+    cores = side.get("cores_used", {}).get("model_server")
+    if not cores:
+        return None
+    side["tokens_per_model_core_s"] = round(side["output_tokens_per_s"] / cores, 1)
+    return float(side["tokens_per_model_core_s"])
+
+
 def counts(counted: dict[str, Any]) -> str:
     return ", ".join(f"{name} {count}" for name, count in counted.items()) or "none"
 
@@ -943,7 +952,10 @@ def table(result: dict[str, Any]) -> str:
             f"{'':>4} | tokens/s per model call: raw {raw['call_tokens_per_s']}, pipeline "
             f"{pipe['call_tokens_per_s']}; cores used: raw {counts(raw['cores_used'])}; "
             f"pipeline {counts(pipe['cores_used'])}; load {raw['load_average_before'][0]} → "
-            f"{pipe['load_average_after'][0]}",
+            f"{pipe['load_average_after'][0]}; output tokens per model-server core-second: "
+            f"raw {raw.get('tokens_per_model_core_s')}, pipeline "
+            f"{pipe.get('tokens_per_model_core_s')} "
+            f"(ratio {pipe.get('model_core_token_ratio_to_raw')})",
         ]
     lines += ["", "own time split, p50/p95 ms per case:"]
     parts = list(result["pipeline"][0]["own_time_split_ms"]) if result["pipeline"] else []
@@ -1110,6 +1122,12 @@ def _main(started_at: datetime) -> int:
             # tokens' rate compares the two sides for the work the model did.
             pipe["token_ratio_to_raw"] = round(
                 pipe["output_tokens_per_s"] / raw["output_tokens_per_s"], 3
+            )
+            # On a shared machine the model server gets what other work leaves it: per core
+            # it got (BENCH_MODEL_PID), the two sides compare for the same model's CPU.
+            per_core = [tokens_per_model_core_s(side) for side in (raw, pipe)]
+            pipe["model_core_token_ratio_to_raw"] = (
+                round(per_core[1] / per_core[0], 3) if per_core[0] and per_core[1] else None
             )
             result["pipeline"].append(pipe)
         # Queries per case do not depend on the model: counted on the instant server only,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -231,3 +232,20 @@ def test_cases_per_level_one_number_for_all_or_one_per_level(
     monkeypatch.setattr(pipeline, "CASES", [2, 8, 9])
     with pytest.raises(SystemExit):
         pipeline.requests_at(1)
+
+
+def test_a_phase_reports_the_cores_each_process_used_and_the_load() -> None:
+    """The real-model ratio depends on the CPU the model server got; each phase records it."""
+    meter = pipeline.CpuMeter(this=os.getpid())
+    sum(range(2 * 10**6))  # some CPU of this process's own
+    read = meter.read()
+    assert set(read["cores_used"]) == {"machine_busy", "this", "bench_client"}
+    assert read["cores_used"]["this"] > 0 and read["cores_used"]["bench_client"] > 0
+    assert read["cores"] == os.cpu_count() and len(read["load_average_after"]) == 3
+
+
+def test_tokens_per_model_core_second_only_where_the_model_servers_cpu_is_known() -> None:
+    side = {"output_tokens_per_s": 140.0, "cores_used": {"model_server": 0.4}}
+    assert pipeline.tokens_per_model_core_s(side) == 350.0
+    assert side["tokens_per_model_core_s"] == 350.0
+    assert pipeline.tokens_per_model_core_s({"output_tokens_per_s": 1.0, "cores_used": {}}) is None
