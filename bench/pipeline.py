@@ -171,9 +171,23 @@ def bench_cases(count: int, *, age_offset: int = 0) -> list[dict[str, Any]]:
 
 # --- what else the machine did meanwhile -------------------------------------------------------
 
+
 # BENCH_MODEL_PID: the model server's process (vLLM's API server; its engine is a child), when
-# it runs on this machine: each phase then records the cores it got.
-MODEL_PID = int(os.environ.get("BENCH_MODEL_PID", "0"))
+# it runs on this machine: each phase then records the cores it got. Unset: the one `make
+# run`/`make bench` started, from its pidfile, when it is alive.
+def model_server_pid() -> int:
+    if os.environ.get("BENCH_MODEL_PID"):
+        return int(os.environ["BENCH_MODEL_PID"])
+    if INSTANT:
+        return 0
+    from devtools import localstack
+
+    pidfile = localstack.model_pidfile()
+    try:
+        pid = int(pidfile.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+    return pid if pid and Path(f"/proc/{pid}").is_dir() else 0
 
 
 def machine_cpu_s() -> tuple[float, float] | None:
@@ -195,7 +209,8 @@ class CpuMeter:
     On a machine shared with other work, it tells a slower model from a busier machine."""
 
     def __init__(self, **pids: int) -> None:
-        self.pids = {"model_server": MODEL_PID, **pids} if MODEL_PID else dict(pids)
+        model = model_server_pid()
+        self.pids = {"model_server": model, **pids} if model else dict(pids)
         self.load_before = [round(x, 2) for x in os.getloadavg()]
         self.machine = machine_cpu_s()
         self.processes = {name: process_tree_cpu_s(pid) for name, pid in self.pids.items()}

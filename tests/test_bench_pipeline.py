@@ -234,12 +234,15 @@ def test_cases_per_level_one_number_for_all_or_one_per_level(
         pipeline.requests_at(1)
 
 
-def test_a_phase_reports_the_cores_each_process_used_and_the_load() -> None:
+def test_a_phase_reports_the_cores_each_process_used_and_the_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The real-model ratio depends on the CPU the model server got; each phase records it."""
+    monkeypatch.setattr(pipeline, "model_server_pid", lambda: os.getppid())
     meter = pipeline.CpuMeter(this=os.getpid())
     sum(range(2 * 10**6))  # some CPU of this process's own
     read = meter.read()
-    assert set(read["cores_used"]) == {"machine_busy", "this", "bench_client"}
+    assert set(read["cores_used"]) == {"machine_busy", "model_server", "this", "bench_client"}
     assert read["cores_used"]["this"] > 0 and read["cores_used"]["bench_client"] > 0
     assert read["cores"] == os.cpu_count() and len(read["load_average_after"]) == 3
 
@@ -249,3 +252,18 @@ def test_tokens_per_model_core_second_only_where_the_model_servers_cpu_is_known(
     assert pipeline.tokens_per_model_core_s(side) == 350.0
     assert side["tokens_per_model_core_s"] == 350.0
     assert pipeline.tokens_per_model_core_s({"output_tokens_per_s": 1.0, "cores_used": {}}) is None
+
+
+def test_the_model_servers_pid_from_the_environment_or_the_local_stacks_pidfile(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from devtools import localstack
+
+    pidfile = tmp_path / "vllm.pid"
+    monkeypatch.setattr(localstack, "model_pidfile", lambda: pidfile)
+    monkeypatch.delenv("BENCH_MODEL_PID", raising=False)
+    assert pipeline.model_server_pid() == 0  # no pidfile: no model server of ours
+    pidfile.write_text(str(os.getpid()))
+    assert pipeline.model_server_pid() == os.getpid()
+    monkeypatch.setenv("BENCH_MODEL_PID", "12345")
+    assert pipeline.model_server_pid() == 12345
