@@ -70,8 +70,10 @@ test-e2e: install  ## only the end-to-end tests through the real stack
 	$(PY) -m devtools.localstack exec --no-wait-model -- $(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 bench: install  ## Bedside's own ceiling (instant model server), then pipeline vs raw vLLM (BENCHMARKS.md)
-	$(PY) -m devtools.localstack exec --no-model -- env BENCH_MODEL=instant $(PY) bench/pipeline.py
-	$(PY) -m devtools.localstack exec -- $(PY) bench/pipeline.py
+	@# One stamp for both halves: bench/results/<stamp>-instant.json and <stamp>-real.json.
+	stamp=$$(date -u +%Y-%m-%dT%H%M%SZ); \
+	$(PY) -m devtools.localstack exec --no-model -- env BENCH_MODEL=instant BENCH_STAMP=$$stamp $(PY) bench/pipeline.py; \
+	$(PY) -m devtools.localstack exec -- env BENCH_STAMP=$$stamp $(PY) bench/pipeline.py
 
 test-offline: install  ## the spine end to end in a loopback-only network namespace (root)
 	tests/offline/run-isolated.sh

@@ -9,11 +9,12 @@
 3. the ratio pipeline / raw at equal in-flight concurrency;
 4. intake alone: accepted cases/s on POST /api/v1/cases/ with no worker running.
 
-Writes ``bench/results/<UTC date and time>.json`` and prints a table. It runs against the
-services the settings name (``make bench`` starts the embedded ones) in a database of its
-own (``bedside_bench`` on the same server) and a queue of its own, so it never touches
-real cases. Sampling is shortened for the 2-core CPU (``BENCH_SAMPLES``,
-``BENCH_MAX_TOKENS``); on a GPU vLLM raise them to the production values.
+Writes ``bench/results/<UTC date and time>-<instant|real>.json`` and prints a table. It
+runs against the services the settings name (``make bench`` starts the embedded ones) in a
+database of its own (``bedside_bench`` on the same server) and a queue of its own, so it
+never touches real cases. Sampling is the product's own (``BEDSIDE_SAMPLES``,
+``BEDSIDE_MAX_TOKENS`` and their defaults), so cases complete as they would in use;
+``BENCH_SAMPLES`` and ``BENCH_MAX_TOKENS`` override them for the benchmark's services only.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,11 +43,17 @@ PYTHON = sys.executable
 # BENCH_MODEL=instant: bench/instant_model.py instead of the configured model server, so the
 # pipeline runs at Bedside's own ceiling (answers at once, n samples with logprobs).
 INSTANT = os.environ.get("BENCH_MODEL", "") == "instant"
+KIND = "instant" if INSTANT else "real"
+# The real model on the 2-core development machine takes tens of seconds to minutes a case
+# at the product's sampling: two levels, a few cases each, keep the real half near 15 min.
 LEVELS = [
-    int(x) for x in os.environ.get("BENCH_LEVELS", "1,8,32,64" if INSTANT else "1,8,32").split(",")
+    int(x) for x in os.environ.get("BENCH_LEVELS", "1,8,32,64" if INSTANT else "1,4").split(",")
 ]
-SAMPLES = os.environ.get("BENCH_SAMPLES", "1")
-MAX_TOKENS = os.environ.get("BENCH_MAX_TOKENS", "160")
+# Cases per level: BENCH_CASES, one number for every level or one per level (3,16,64,128).
+CASES = [int(x) for x in os.environ.get("BENCH_CASES", "").split(",") if x.strip()]
+# Explicit overrides of the product's sampling; empty: the product's own, as settings read it.
+SAMPLES = os.environ.get("BENCH_SAMPLES", "")
+MAX_TOKENS = os.environ.get("BENCH_MAX_TOKENS", "")
 INTAKE_CASES = int(os.environ.get("BENCH_INTAKE_CASES", "600"))
 INTAKE_CONCURRENCY = int(os.environ.get("BENCH_INTAKE_CONCURRENCY", "16"))
 # BENCH_ONLY=intake: the intake phase alone (no model server needed).
@@ -55,8 +63,16 @@ BENCH_DB = os.environ.get("BENCH_DATABASE_NAME", "bedside_bench")
 
 
 def requests_at(level: int) -> int:
-    """Enough cases that the level is held for a while, few enough for 2 CPU cores."""
-    return max(3, 2 * level)
+    """BENCH_CASES, else enough cases that the level is held for a while, few enough for 2
+    CPU cores: twice the level (at least 3) on the instant server; on the real model three
+    waves of the level (at least 6), since answer lengths vary from case to case."""
+    if len(CASES) == 1:
+        return CASES[0]
+    if CASES:
+        if len(CASES) != len(LEVELS):
+            raise SystemExit("BENCH_CASES: one number, or one per level of BENCH_LEVELS")
+        return CASES[LEVELS.index(level)]
+    return max(3, 2 * level) if INSTANT else max(6, 3 * level)
 
 
 def log(message: str) -> None:
@@ -107,12 +123,14 @@ def service_env() -> dict[str, str]:
         {
             "DATABASE_URL": bench_database_url(),
             "BEDSIDE_QUEUE": QUEUE,
-            "BEDSIDE_SAMPLES": SAMPLES,
-            "BEDSIDE_MAX_TOKENS": MAX_TOKENS,
             "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if SAMPLES:
+        env["BEDSIDE_SAMPLES"] = SAMPLES
+    if MAX_TOKENS:
+        env["BEDSIDE_MAX_TOKENS"] = MAX_TOKENS
     return env
 
 
@@ -151,42 +169,190 @@ def bench_cases(count: int, *, age_offset: int = 0) -> list[dict[str, Any]]:
     return cases
 
 
+# --- what else the machine did meanwhile -------------------------------------------------------
+
+
+# BENCH_MODEL_PID: the model server's process (vLLM's API server; its engine is a child), when
+# it runs on this machine: each phase then records the cores it got. Unset: the one `make
+# run`/`make bench` started, from its pidfile, when it is alive.
+def model_server_pid() -> int:
+    if os.environ.get("BENCH_MODEL_PID"):
+        return int(os.environ["BENCH_MODEL_PID"])
+    if INSTANT:
+        return 0
+    from devtools import localstack
+
+    pidfile = localstack.model_pidfile()
+    try:
+        pid = int(pidfile.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+    return pid if pid and Path(f"/proc/{pid}").is_dir() else 0
+
+
+def machine_cpu_s() -> tuple[float, float] | None:
+    """CPU seconds busy and in all, summed over the cores, since boot (/proc/stat)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+    total = sum(fields[:8])  # user … steal; guest time is already in user
+    return (total - idle) / ticks, total / ticks
+
+
+class CpuMeter:
+    """Cores used during one phase: the whole machine's, the model server's (BENCH_MODEL_PID),
+    this benchmark process's (its client, sampler and polls) and those of ``pids`` (the
+    pipeline's worker and web server, with their children); the load average either side.
+    On a machine shared with other work, it tells a slower model from a busier machine."""
+
+    def __init__(self, **pids: int) -> None:
+        model = model_server_pid()
+        self.pids = {"model_server": model, **pids} if model else dict(pids)
+        self.load_before = [round(x, 2) for x in os.getloadavg()]
+        self.machine = machine_cpu_s()
+        self.processes = {name: process_tree_cpu_s(pid) for name, pid in self.pids.items()}
+        self.own = time.process_time()
+        self.started = time.monotonic()
+
+    def read(self) -> dict[str, Any]:
+        wall = time.monotonic() - self.started
+        machine = machine_cpu_s()
+        cores: dict[str, float | None] = {"machine_busy": None}
+        if machine is not None and self.machine is not None:
+            cores["machine_busy"] = round((machine[0] - self.machine[0]) / wall, 2)
+        for name, pid in self.pids.items():
+            before, after = self.processes[name], process_tree_cpu_s(pid)
+            cores[name] = (
+                round((after - before) / wall, 2)
+                if before is not None and after is not None
+                else None
+            )
+        cores["bench_client"] = round((time.process_time() - self.own) / wall, 2)
+        return {
+            "cores_used": cores,
+            "cores": os.cpu_count(),
+            "load_average_before": self.load_before,
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        }
+
+
 # --- 1. raw vLLM -----------------------------------------------------------------------------
 
 
-async def raw_level(level: int, cases: list[dict[str, Any]]) -> dict[str, Any]:
-    import httpx
+def raw_request_body(case: dict[str, Any]) -> dict[str, Any]:
+    """The request a worker's model client sends for ``case``: the same prompt, ``n``,
+    ``max_tokens``, the case's ``response_format`` and logprobs (reasoning's own builder)."""
     from django.conf import settings
 
-    from reasoning import prompts
-    from reasoning.schemas import response_format
-    from reasoning.services import sampling_parameters
+    from reasoning.services import case_request
 
-    url = settings.BEDSIDE_MODEL_BASE_URL.rstrip("/") + "/chat/completions"
+    return case_request(case_input=case).body(settings.BEDSIDE_MODEL_NAME)
+
+
+# A sample's error (reasoning.parsing) or a failed run's reason, by its opening words.
+FAILURE_KINDS = (
+    ("truncated", "truncated"),
+    ("not usable", "answer gate"),
+    ("invalid JSON", "invalid JSON"),
+    ("answer does not match the schema", "schema"),
+    ("empty answer", "empty answer"),
+    ("POST /chat/completions: HTTP", "model refused"),
+    ("not a chat completion", "invalid response"),
+    ("model server unavailable", "model unavailable"),
+)
+
+
+def failure_kind(error: str) -> str:
+    return next((kind for prefix, kind in FAILURE_KINDS if error.startswith(prefix)), "other")
+
+
+def samples_outcome(samples: list[dict[str, Any]]) -> Counter[str]:
+    """Stored sample summaries (``ReasoningRun.samples``) by outcome: usable, or the kind of
+    their error."""
+    return Counter(
+        "usable" if s.get("usable") else failure_kind(str(s.get("error") or "")) for s in samples
+    )
+
+
+def run_failure(samples: list[dict[str, Any]], failure_reason: str) -> str:
+    """Why a failed run failed, in words that count: the kinds of its samples' errors
+    (``truncated``, ``answer gate``, ``answer gate + truncated``…), or of the run's reason
+    when the model gave no samples."""
+    kinds = sorted({k for k in samples_outcome(samples) if k != "usable"})
+    return " + ".join(kinds) if kinds else failure_kind(failure_reason)
+
+
+def raw_outcomes(cases: list[dict[str, Any]], bodies: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the raw responses hold: their samples' finish reasons, and what Bedside's checks
+    (``answer_assess``: parsing, the gate, confidence) would have made of them, untimed."""
+    from reasoning.client import ChatResult
+    from reasoning.protocol import ChatCompletion
+    from reasoning.services import answer_assess, case_request
+
+    finish: Counter[str] = Counter()
+    samples: Counter[str] = Counter()
+    completed = 0
+    for case, body in zip(cases, bodies, strict=True):
+        finish.update(str(c.get("finish_reason")) for c in body["choices"])
+        result = ChatResult(ChatCompletion.model_validate(body), body, 0.0)
+        prompt = case_request(case_input=case).prompt
+        answer = answer_assess(case_input=case, prompt=prompt, result=result)
+        completed += answer.completed
+        samples.update(samples_outcome([s.summary() for s in answer.samples]))
+    return {
+        "would_complete": completed,
+        "finish_reasons": dict(sorted(finish.items())),
+        "sample_outcomes": dict(sorted(samples.items())),
+    }
+
+
+async def raw_calls(
+    url: str, level: int, bodies: list[dict[str, Any]]
+) -> tuple[float, list[float], list[dict[str, Any]]]:
+    """Every body to the model server, ``level`` at a time: the wall time, each call's
+    latency, the responses in the bodies' order."""
+    import httpx
+
     semaphore = asyncio.Semaphore(level)
     latencies: list[float] = []
-    tokens = 0
+    responses: list[dict[str, Any]] = [{} for _ in bodies]
 
-    async def one(client: httpx.AsyncClient, case: dict[str, Any]) -> None:
-        nonlocal tokens
-        body = {
-            "model": settings.BEDSIDE_MODEL_NAME,
-            "messages": prompts.render(case).messages(),
-            "response_format": response_format(),
-            **sampling_parameters(),
-        }
+    async def one(client: httpx.AsyncClient, index: int, body: dict[str, Any]) -> None:
         async with semaphore:
             started = time.monotonic()
             response = await client.post(url, json=body)
             response.raise_for_status()
             latencies.append(time.monotonic() - started)
-            tokens += response.json()["usage"]["completion_tokens"]
+            responses[index] = response.json()
 
     limits = httpx.Limits(max_connections=level, max_keepalive_connections=level)
-    async with httpx.AsyncClient(timeout=600, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=900, limits=limits, trust_env=False) as client:
         started = time.monotonic()
-        await asyncio.gather(*(one(client, case) for case in cases))
+        await asyncio.gather(*(one(client, i, body) for i, body in enumerate(bodies)))
         wall = time.monotonic() - started
+    return wall, latencies, responses
+
+
+def raw_level(level: int, cases: list[dict[str, Any]]) -> dict[str, Any]:
+    from django.conf import settings
+
+    url = settings.BEDSIDE_MODEL_BASE_URL.rstrip("/") + "/chat/completions"
+    bodies = [raw_request_body(case) for case in cases]  # built before the clock starts
+    # The same /metrics sampling as the pipeline's phase, so both sides pay for it.
+    sampler = InFlightSampler(url.removesuffix("/v1/chat/completions") + "/metrics")
+    sampler.start()
+    meter = CpuMeter()
+    try:
+        wall, latencies, responses = asyncio.run(raw_calls(url, level, bodies))
+    finally:
+        cpu = meter.read()
+        sampler.stopped.set()
+        sampler.join()
+    # Bedside's checks on the answers read the database: after the event loop, untimed.
+    tokens = sum(r["usage"]["completion_tokens"] for r in responses)
     return {
         "concurrency": level,
         "cases": len(cases),
@@ -194,8 +360,17 @@ async def raw_level(level: int, cases: list[dict[str, Any]]) -> dict[str, Any]:
         "cases_per_s": round(len(cases) / wall, 4),
         "output_tokens_per_s": round(tokens / wall, 1),
         "output_tokens": tokens,
+        "prompt_tokens": sum(r["usage"]["prompt_tokens"] for r in responses),
         "latency_p50_s": round(pct(latencies, 50), 2),
         "latency_p95_s": round(pct(latencies, 95), 2),
+        # Output tokens per second of model call: how fast the server answered each call.
+        "call_tokens_per_s": round(tokens / sum(latencies), 1),
+        "model_in_flight_max": max(sampler.samples) if sampler.samples else None,
+        "model_in_flight_mean": round(statistics.mean(sampler.samples), 2)
+        if sampler.samples
+        else None,
+        **cpu,
+        **raw_outcomes(cases, responses),
     }
 
 
@@ -299,17 +474,11 @@ def checks_time(case: dict[str, Any], repeats: int = 20) -> float:
     """Median seconds of ``reasoning.services.answer_assess`` (gate, coding, calibration) on
     one recorded answer of the model server, in this process: no timestamp is stored
     between the model's answer and the run row."""
-    from reasoning import prompts
-    from reasoning.facts import case_facts
-    from reasoning.schemas import response_format
-    from reasoning.services import answer_assess, model_client, sampling_parameters
+    from reasoning.services import answer_assess, case_request, model_client
 
-    prompt = prompts.render(case)
-    result = model_client().chat(
-        messages=prompt.messages(),
-        response_format=response_format([f.id for f in case_facts(case)]),
-        **sampling_parameters(),
-    )
+    request = case_request(case_input=case)
+    prompt = request.prompt
+    result = model_client().chat(**request.chat)
     answer_assess(case_input=case, prompt=prompt, result=result)  # warm: revision, imports
     seconds = []
     for _ in range(repeats):
@@ -550,13 +719,54 @@ def queries_of_one_case(case: dict[str, Any], key: str) -> dict[str, Any]:
     }
 
 
+def case_outcomes(ids: list[str]) -> dict[str, Any]:
+    """How the cases of ``ids`` ended: completed and failed, each failed case's reason by
+    kind (``run_failure``), every sample's outcome and finish reason, the output tokens."""
+    from clinical.models import Case, CaseStatus
+    from reasoning.models import ReasoningRun
+
+    runs = {str(r.case_id): r for r in ReasoningRun.objects.filter(case_id__in=ids)}
+    statuses: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
+    samples: Counter[str] = Counter()
+    finish: Counter[str] = Counter()
+    tokens = 0
+    for case_id, status, detail in Case.objects.filter(id__in=ids).values_list(
+        "id", "status", "status_detail"
+    ):
+        statuses[status] += 1
+        run = runs.get(str(case_id))
+        if run is not None:
+            samples.update(samples_outcome(run.samples))
+            finish.update(str(reason) for reason in run.finish_reasons)
+            tokens += run.completion_tokens
+        if status == CaseStatus.FAILED:
+            failures[
+                run_failure(run.samples, run.failure_reason) if run else failure_kind(detail)
+            ] += 1
+    return {
+        "completed": statuses[CaseStatus.COMPLETED],
+        "failed": statuses[CaseStatus.FAILED],
+        "failure_reasons": dict(sorted(failures.items())),
+        "sample_outcomes": dict(sorted(samples.items())),
+        "finish_reasons": dict(sorted(finish.items())),
+        "output_tokens": tokens,
+    }
+
+
 def pipeline_level(
-    level: int, web_url: str, key: str, cases: list[dict[str, Any]], *, checks_s: float
+    level: int,
+    web_url: str,
+    key: str,
+    cases: list[dict[str, Any]],
+    *,
+    checks_s: float,
+    web_pid: int,
 ) -> dict[str, Any]:
     from django.conf import settings
     from django.db.models import Max, Min
 
-    from clinical.models import Case, CaseStatus
+    from clinical.models import Case
     from reasoning.models import ReasoningRun
 
     worker = start_worker(level)
@@ -571,9 +781,11 @@ def pipeline_level(
     metrics_url = settings.BEDSIDE_MODEL_BASE_URL.rstrip("/").removesuffix("/v1") + "/metrics"
     sampler = InFlightSampler(metrics_url)
     sampler.start()
+    meter = CpuMeter(worker=worker.process.pid, web=web_pid)
     try:
         ids, post_latencies, _, refused = asyncio.run(post_cases(web_url, key, cases, level))
         polls = wait_done(ids, timeout_s=900)
+        cpu = meter.read()
     finally:
         sampler.stopped.set()
         sampler.join()
@@ -600,7 +812,7 @@ def pipeline_level(
         model_s = run.latency_ms / 1000
         model_time.append(model_s)
         own_time.append((case.finished_at - case.started_at).total_seconds() - model_s)
-    completed = cases_qs.filter(status=CaseStatus.COMPLETED).count()
+    outcomes = case_outcomes(ids)
     model_own_s = statistics.median(model_own) if model_own else None
     split = split_summary(
         cases_times(ids), post_latencies, model_own_s=model_own_s or 0.0, checks_s=checks_s
@@ -612,13 +824,18 @@ def pipeline_level(
         "concurrency": level,
         "cases": len(ids),
         "refused": refused,
-        "completed": completed,
-        "failed": len(ids) - completed,
+        **outcomes,
         "seconds": round(wall, 2),
         "cases_per_s": round(len(ids) / wall, 4),
+        "output_tokens_per_s": round(outcomes["output_tokens"] / wall, 1),
         "post_latency_p50_ms": round(pct(post_latencies, 50) * 1000, 1),
         "queue_wait_p50_s": round(pct(queue_wait, 50), 2),
         "model_time_p50_s": round(pct(model_time, 50), 2),
+        "model_time_s": round(sum(model_time), 2),
+        "call_tokens_per_s": round(outcomes["output_tokens"] / sum(model_time), 1)
+        if model_time and sum(model_time)
+        else None,
+        "bedside_own_time_s": round(sum(own_time), 2),
         "bedside_own_time_p50_ms": round(pct(own_time, 50) * 1000, 1),
         "bedside_own_time_p95_ms": round(pct(own_time, 95) * 1000, 1),
         "own_time_split_ms": split,
@@ -631,6 +848,7 @@ def pipeline_level(
         else None,
         "model_in_flight_max": max(in_flight) if in_flight else None,
         "model_in_flight_mean": round(statistics.mean(in_flight), 2) if in_flight else None,
+        **cpu,
     }
 
 
@@ -702,10 +920,25 @@ def intake(web_url: str, key: str, web_pid: int) -> dict[str, Any]:
     }
 
 
+def tokens_per_model_core_s(side: dict[str, Any]) -> float | None:
+    """Output tokens per second per core the model server used, where its CPU is known."""
+    cores = side.get("cores_used", {}).get("model_server")
+    if not cores:
+        return None
+    side["tokens_per_model_core_s"] = round(side["output_tokens_per_s"] / cores, 1)
+    return float(side["tokens_per_model_core_s"])
+
+
+def counts(counted: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in counted.items()) or "none"
+
+
 def table(result: dict[str, Any]) -> str:
+    model = result["model"]
     lines = [
-        f"Bedside benchmark {result['started_at']} — model {result['model']['name']} "
-        f"({result['model']['base_url']}), n={SAMPLES}, max_tokens={MAX_TOKENS}",
+        f"Bedside benchmark ({result['bench']}) {result['started_at']} — model {model['name']} "
+        f"({model['base_url']}), n={model['samples']}, max_tokens={model['max_tokens']}"
+        + (" (overridden by BENCH_SAMPLES/BENCH_MAX_TOKENS)" if model["overridden"] else ""),
         "",
         "conc | raw cases/s | raw tok/s | raw p50/p95 s | pipe cases/s | ratio | "
         "queue p50 s | model p50 s | own p50/p95 ms | db txn/case | vLLM in flight max/mean",
@@ -721,6 +954,24 @@ def table(result: dict[str, Any]) -> str:
             f"{pipe['db_transactions_per_case']:>11} | "
             f"{pipe['model_in_flight_max']}/{pipe['model_in_flight_mean']}"
         )
+    lines += ["", "how the cases ended (samples: finish reasons and outcomes):"]
+    for raw, pipe in zip(result["raw"], result["pipeline"], strict=True):
+        lines += [
+            f"{raw['concurrency']:>4} | pipeline: {pipe['completed']} completed, "
+            f"{pipe['failed']} failed ({counts(pipe['failure_reasons'])}); "
+            f"{pipe['output_tokens_per_s']} tok/s (ratio {pipe['token_ratio_to_raw']}); "
+            f"finish {counts(pipe['finish_reasons'])}; "
+            f"samples {counts(pipe['sample_outcomes'])}",
+            f"{'':>4} | raw: {raw['would_complete']} of {raw['cases']} would complete; "
+            f"finish {counts(raw['finish_reasons'])}; samples {counts(raw['sample_outcomes'])}",
+            f"{'':>4} | tokens/s per model call: raw {raw['call_tokens_per_s']}, pipeline "
+            f"{pipe['call_tokens_per_s']}; cores used: raw {counts(raw['cores_used'])}; "
+            f"pipeline {counts(pipe['cores_used'])}; load {raw['load_average_before'][0]} → "
+            f"{pipe['load_average_after'][0]}; output tokens per model-server core-second: "
+            f"raw {raw.get('tokens_per_model_core_s')}, pipeline "
+            f"{pipe.get('tokens_per_model_core_s')} "
+            f"(ratio {pipe.get('model_core_token_ratio_to_raw')})",
+        ]
     lines += ["", "own time split, p50/p95 ms per case:"]
     parts = list(result["pipeline"][0]["own_time_split_ms"]) if result["pipeline"] else []
     lines.append("conc | " + " | ".join(f"{name:>15}" for name in parts))
@@ -812,6 +1063,19 @@ def main() -> int:
             instant.terminate()
 
 
+def git_state() -> dict[str, Any]:
+    """The commit measured, and whether the working tree had changes on top of it."""
+
+    def git(*args: str) -> str:
+        run = subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT)
+        return run.stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "uncommitted_changes": bool(git("status", "--porcelain")),
+    }
+
+
 def _main(started_at: datetime) -> int:
     setup_django()
     from django.conf import settings
@@ -827,18 +1091,26 @@ def _main(started_at: datetime) -> int:
     web = start_web(port)
     web_url = f"http://127.0.0.1:{port}"
     result: dict[str, Any] = {
+        # Which half of `make bench` this is: Bedside's own ceiling on the instant model
+        # server, or the pipeline against raw calls to the real model server.
+        "bench": "instant-model ceiling" if INSTANT else "real-model pipeline/raw ratio",
+        "kind": KIND,
+        "run": os.environ.get("BENCH_STAMP") or f"{started_at:%Y-%m-%dT%H%M%SZ}",
         "started_at": started_at.isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "model": {
             "name": settings.BEDSIDE_MODEL_NAME,
             "base_url": settings.BEDSIDE_MODEL_BASE_URL,
-            "samples": int(SAMPLES),
-            "max_tokens": int(MAX_TOKENS),
+            # As the benchmark's worker runs them: the product's settings unless overridden.
+            "samples": settings.BEDSIDE_SAMPLES,
+            "max_tokens": settings.BEDSIDE_MAX_TOKENS,
+            "temperature": settings.BEDSIDE_TEMPERATURE,
+            "top_p": settings.BEDSIDE_TOP_P,
+            "overridden": bool(SAMPLES or MAX_TOKENS),
         },
         "levels": LEVELS,
-        "commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
+        "cases_per_level": {str(level): requests_at(level) for level in LEVELS},
+        **git_state(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "raw": [],
         "pipeline": [],
@@ -854,12 +1126,28 @@ def _main(started_at: datetime) -> int:
             cases = bench_cases(requests_at(level))
             log(f"raw vLLM at concurrency {level}: {len(cases)} cases")
             raw_cases = bench_cases(requests_at(level), age_offset=10)
-            result["raw"].append(asyncio.run(raw_level(level, raw_cases)))
+            result["raw"].append(raw_level(level, raw_cases))
             log(f"pipeline at concurrency {level}: {len(cases)} cases")
-            pipe = pipeline_level(level, web_url, key, cases, checks_s=checks_s)
-            pipe["ratio_to_raw"] = round(pipe["cases_per_s"] / result["raw"][-1]["cases_per_s"], 3)
+            pipe = pipeline_level(
+                level, web_url, key, cases, checks_s=checks_s, web_pid=web.process.pid
+            )
+            raw = result["raw"][-1]
+            pipe["ratio_to_raw"] = round(pipe["cases_per_s"] / raw["cases_per_s"], 3)
+            # Answers differ in length from run to run (sampling is not seeded): the output
+            # tokens' rate compares the two sides for the work the model did.
+            pipe["token_ratio_to_raw"] = round(
+                pipe["output_tokens_per_s"] / raw["output_tokens_per_s"], 3
+            )
+            # On a shared machine the model server gets what other work leaves it: per core
+            # it got (BENCH_MODEL_PID), the two sides compare for the same model's CPU.
+            per_core = [tokens_per_model_core_s(side) for side in (raw, pipe)]
+            pipe["model_core_token_ratio_to_raw"] = (
+                round(per_core[1] / per_core[0], 3) if per_core[0] and per_core[1] else None
+            )
             result["pipeline"].append(pipe)
-        if not ONLY_INTAKE:
+        # Queries per case do not depend on the model: counted on the instant server only,
+        # where two more cases cost nothing.
+        if INSTANT and not ONLY_INTAKE:
             result["queries_of_one_case"] = queries_of_one_case(
                 bench_cases(1, age_offset=40)[0], key
             )
@@ -869,7 +1157,8 @@ def _main(started_at: datetime) -> int:
             purge_queue()
     result["pgbench"] = pgbench_reference()
     result["seconds_total"] = round((datetime.now(UTC) - started_at).total_seconds(), 1)
-    out = ROOT / "bench" / "results" / f"{started_at:%Y-%m-%dT%H%M%SZ}.json"
+    name = f"{result['run']}-intake" if ONLY_INTAKE else f"{result['run']}-{KIND}"
+    out = ROOT / "bench" / "results" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     if ONLY_INTAKE:

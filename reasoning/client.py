@@ -68,6 +68,37 @@ class ChatResult:
     latency_s: float
 
 
+def chat_body(
+    *,
+    model: str,
+    messages: list[dict[str, str]],
+    n: int = 1,
+    temperature: float = 0.6,
+    top_p: float = 0.95,
+    max_tokens: int = 1024,
+    response_format: dict[str, Any] | None = None,
+    logprobs: bool = False,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """The JSON body of a chat completion request, as ``ModelClient.chat`` sends it (the
+    pipeline benchmark sends the same body straight to the server, to compare like with like)."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "n": n,
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_tokens": max_tokens,
+    }
+    if response_format is not None:
+        body["response_format"] = response_format
+    if logprobs:
+        body["logprobs"] = True
+    if seed is not None:
+        body["seed"] = seed
+    return body
+
+
 class ModelClient:
     def __init__(
         self,
@@ -138,20 +169,17 @@ class ModelClient:
         logprobs: bool = False,
         seed: int | None = None,
     ) -> ChatResult:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": messages,
-            "n": n,
-            "temperature": temperature,
-            "top_p": top_p,
-            "max_tokens": max_tokens,
-        }
-        if response_format is not None:
-            body["response_format"] = response_format
-        if logprobs:
-            body["logprobs"] = True
-        if seed is not None:
-            body["seed"] = seed
+        body = chat_body(
+            model=self.model,
+            messages=messages,
+            n=n,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            response_format=response_format,
+            logprobs=logprobs,
+            seed=seed,
+        )
         started = time.monotonic()
         response = self._request("POST", "/chat/completions", json=body)
         latency = time.monotonic() - started

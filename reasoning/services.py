@@ -30,6 +30,7 @@ from reasoning.client import (
     ModelRequestRejected,
     ModelResponseInvalid,
     ModelUnavailable,
+    chat_body,
 )
 from reasoning.confidence import METHOD, Confidence, combine
 from reasoning.facts import case_facts
@@ -134,21 +135,44 @@ def answer_assess(
     )
 
 
+@dataclass(frozen=True)
+class CaseRequest:
+    """What a worker asks the model about one case: the rendered prompt, and the keyword
+    arguments of the model client's ``chat`` (messages, the case's ``response_format``,
+    the sampling parameters in force)."""
+
+    prompt: prompts.RenderedPrompt
+    chat: dict[str, Any]
+
+    def body(self, model: str) -> dict[str, Any]:
+        """The HTTP request's JSON body, exactly as the model client sends it."""
+        return chat_body(model=model, **self.chat)
+
+
+def case_request(*, case_input: dict[str, Any]) -> CaseRequest:
+    prompt = prompts.render(case_input)
+    return CaseRequest(
+        prompt=prompt,
+        chat={
+            "messages": prompt.messages(),
+            "response_format": response_format([f.id for f in case_facts(case_input)]),
+            **sampling_parameters(),
+        },
+    )
+
+
 def case_answer(*, case_input: dict[str, Any]) -> Answer:
     """Ask the model about one case. Raises ``ModelUnavailable`` when no server answered
     (the caller hands the case back for a retry); a refusal or an unreadable response is
     an answer that failed, with the reason."""
-    prompt = prompts.render(case_input)
-    params = sampling_parameters()
+    request = case_request(case_input=case_input)
     try:
-        result = model_client().chat(
-            messages=prompt.messages(),
-            response_format=response_format([f.id for f in case_facts(case_input)]),
-            **params,
-        )
+        result = model_client().chat(**request.chat)
     except (ModelRequestRejected, ModelResponseInvalid) as exc:
-        return answer_assess(case_input=case_input, prompt=prompt, result=None, failure=str(exc))
-    return answer_assess(case_input=case_input, prompt=prompt, result=result)
+        return answer_assess(
+            case_input=case_input, prompt=request.prompt, result=None, failure=str(exc)
+        )
+    return answer_assess(case_input=case_input, prompt=request.prompt, result=result)
 
 
 def run_save(*, case_id: uuid.UUID, answer: Answer) -> ReasoningRun:

@@ -5,6 +5,8 @@ case."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,10 +15,19 @@ from types import ModuleType
 import pytest
 from django.contrib.auth.models import User
 
+from clinical import lifecycle
 from clinical.models import Case, CaseStatus
+from reasoning import services as reasoning_services
 from tests import factories
 from tests.factories import AGREEING_TOPS
-from tests.fakes import FakeModelServer, agreeing_completion
+from tests.fakes import (
+    FakeModelServer,
+    agreeing_completion,
+    assessment,
+    choice,
+    completion,
+    response_enum,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,3 +135,135 @@ def test_the_web_servers_cpu_counts_the_process_and_its_children() -> None:
         child.communicate("\n")
     assert alone > 0  # the child's own CPU, read while it ran
     assert counted >= own.user + own.system - 0.05 + alone  # this process and its child
+
+
+# --- the real-model comparison: the product's own request, and how the cases ended ----------
+
+
+JUNK = "mildred-9-19-20-11-20"  # an identifier, not a diagnosis: the answer gate refuses it
+
+
+def _run(case: Case, fake_model: FakeModelServer, response: dict[str, object]) -> None:
+    fake_model.push(response)
+    lifecycle.case_run(case_id=case.id)
+
+
+def test_the_raw_side_sends_exactly_the_request_bedsides_client_sends(
+    db: None, fake_model: FakeModelServer
+) -> None:
+    """The raw calls and the pipeline must ask the model the same thing, or their ratio
+    compares different work: before, the raw side asked with a schema that allowed any
+    citation (no fact ids) and the benchmark's shortened sampling."""
+    case = factories.load_case()
+    reasoning_services.case_answer(case_input=case)
+    sent_by_bedside = fake_model.requests[-1]
+    assert pipeline.raw_request_body(case) == sent_by_bedside
+    assert sent_by_bedside["n"] == 3 and sent_by_bedside["max_tokens"] == 1024
+    assert sent_by_bedside["logprobs"] is True
+    assert response_enum(sent_by_bedside)  # the case's own fact ids
+
+
+def test_raw_level_counts_finish_reasons_and_what_bedside_would_make_of_them(
+    db: None, fake_model: FakeModelServer
+) -> None:
+    """One at a time, in order: the chest-pain case answered in kind, the next cut off by the
+    token limit, the third with junk the answer gate refuses."""
+    cases = pipeline.bench_cases(3)
+    fake_model.push(agreeing_completion(AGREEING_TOPS))
+    fake_model.push(
+        completion([choice(i, '{"reasoning', finish_reason="length") for i in range(3)])
+    )
+    fake_model.push(completion([choice(i, json.dumps(assessment(JUNK))) for i in range(3)]))
+    result = pipeline.raw_level(1, cases)
+    assert fake_model.requests == [pipeline.raw_request_body(case) for case in cases]
+    assert result["cases"] == 3 and result["output_tokens"] == 3 * 450
+    assert result["would_complete"] == 1
+    assert result["finish_reasons"] == {"length": 3, "stop": 6}
+    assert result["sample_outcomes"] == {"answer gate": 3, "truncated": 3, "usable": 3}
+
+
+def test_case_outcomes_count_each_failed_case_by_its_samples_errors(
+    db: None, alice: User, fake_model: FakeModelServer
+) -> None:
+    completed = factories.completed_case(alice, fake_model)
+    truncated, gated, mixed = (factories.submitted_case(alice) for _ in range(3))
+    cut = '{"differential": '
+    junk = json.dumps(assessment(JUNK))
+    _run(
+        truncated,
+        fake_model,
+        completion([choice(i, cut, finish_reason="length") for i in range(3)]),
+    )
+    _run(gated, fake_model, completion([choice(i, junk) for i in range(3)]))
+    _run(
+        mixed,
+        fake_model,
+        completion([choice(0, cut, finish_reason="length"), choice(1, junk), choice(2, junk)]),
+    )
+    outcomes = pipeline.case_outcomes([str(c.id) for c in (completed, truncated, gated, mixed)])
+    assert outcomes["completed"] == 1 and outcomes["failed"] == 3
+    assert outcomes["failure_reasons"] == {
+        "answer gate": 1,
+        "answer gate + truncated": 1,
+        "truncated": 1,
+    }
+    assert outcomes["finish_reasons"] == {"length": 4, "stop": 8}
+    assert outcomes["sample_outcomes"] == {"answer gate": 5, "truncated": 4, "usable": 3}
+    assert outcomes["output_tokens"] == 4 * 450  # the fake's 150 per sample
+
+
+def test_a_case_failed_without_a_run_counts_by_its_status_detail() -> None:
+    assert pipeline.failure_kind("model server unavailable after 4 tries: …") == (
+        "model unavailable"
+    )
+    assert pipeline.run_failure([], "POST /chat/completions: HTTP 400 BadRequestError") == (
+        "model refused"
+    )
+
+
+def test_cases_per_level_one_number_for_all_or_one_per_level(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pipeline, "LEVELS", [1, 4])
+    monkeypatch.setattr(pipeline, "CASES", [3])
+    assert [pipeline.requests_at(level) for level in (1, 4)] == [3, 3]
+    monkeypatch.setattr(pipeline, "CASES", [2, 8])
+    assert [pipeline.requests_at(level) for level in (1, 4)] == [2, 8]
+    monkeypatch.setattr(pipeline, "CASES", [2, 8, 9])
+    with pytest.raises(SystemExit):
+        pipeline.requests_at(1)
+
+
+def test_a_phase_reports_the_cores_each_process_used_and_the_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real-model ratio depends on the CPU the model server got; each phase records it."""
+    monkeypatch.setattr(pipeline, "model_server_pid", lambda: os.getppid())
+    meter = pipeline.CpuMeter(this=os.getpid())
+    sum(range(2 * 10**6))  # some CPU of this process's own
+    read = meter.read()
+    assert set(read["cores_used"]) == {"machine_busy", "model_server", "this", "bench_client"}
+    assert read["cores_used"]["this"] > 0 and read["cores_used"]["bench_client"] > 0
+    assert read["cores"] == os.cpu_count() and len(read["load_average_after"]) == 3
+
+
+def test_tokens_per_model_core_second_only_where_the_model_servers_cpu_is_known() -> None:
+    side = {"output_tokens_per_s": 140.0, "cores_used": {"model_server": 0.4}}
+    assert pipeline.tokens_per_model_core_s(side) == 350.0
+    assert side["tokens_per_model_core_s"] == 350.0
+    assert pipeline.tokens_per_model_core_s({"output_tokens_per_s": 1.0, "cores_used": {}}) is None
+
+
+def test_the_model_servers_pid_from_the_environment_or_the_local_stacks_pidfile(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from devtools import localstack
+
+    pidfile = tmp_path / "vllm.pid"
+    monkeypatch.setattr(localstack, "model_pidfile", lambda: pidfile)
+    monkeypatch.delenv("BENCH_MODEL_PID", raising=False)
+    assert pipeline.model_server_pid() == 0  # no pidfile: no model server of ours
+    pidfile.write_text(str(os.getpid()))
+    assert pipeline.model_server_pid() == os.getpid()
+    monkeypatch.setenv("BENCH_MODEL_PID", "12345")
+    assert pipeline.model_server_pid() == 12345
