@@ -265,6 +265,13 @@ BEDSIDE_SAMPLES = env_int("BEDSIDE_SAMPLES", 3, minimum=1)
 BEDSIDE_TEMPERATURE = env_float("BEDSIDE_TEMPERATURE", 0.6)
 BEDSIDE_TOP_P = env_float("BEDSIDE_TOP_P", 0.95)
 BEDSIDE_MAX_TOKENS = env_int("BEDSIDE_MAX_TOKENS", 1024, minimum=64)
+# Unset: every run samples afresh. Set: every request carries this seed (vLLM's per-request
+# seed), so the same case on the same model server gives the same samples again: to
+# reproduce an answer, and for the benchmark's like-for-like comparison. Recorded with each
+# run's parameters. Cases only; the validation run (manage.py evaluate) keeps its own.
+BEDSIDE_MODEL_SEED: int | None = (
+    env_int("BEDSIDE_MODEL_SEED", 0, minimum=0) if env_str("BEDSIDE_MODEL_SEED").strip() else None
+)
 # `manage.py evaluate`: the answer to a multiple-choice vignette is short; items in flight at once.
 BEDSIDE_EVAL_MAX_TOKENS = env_int("BEDSIDE_EVAL_MAX_TOKENS", 384, minimum=64)
 BEDSIDE_EVAL_CONCURRENCY = env_int("BEDSIDE_EVAL_CONCURRENCY", 4, minimum=1)

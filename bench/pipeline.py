@@ -15,6 +15,7 @@ database of its own (``bedside_bench`` on the same server) and a queue of its ow
 never touches real cases. Sampling is the product's own (``BEDSIDE_SAMPLES``,
 ``BEDSIDE_MAX_TOKENS`` and their defaults), so cases complete as they would in use;
 ``BENCH_SAMPLES`` and ``BENCH_MAX_TOKENS`` override them for the benchmark's services only.
+The real half seeds both sides alike (``BENCH_SEED``, default 20; empty: unseeded).
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ CASES = [int(x) for x in os.environ.get("BENCH_CASES", "").split(",") if x.strip
 # Explicit overrides of the product's sampling; empty: the product's own, as settings read it.
 SAMPLES = os.environ.get("BENCH_SAMPLES", "")
 MAX_TOKENS = os.environ.get("BENCH_MAX_TOKENS", "")
+# The real half seeds every request on both sides (BEDSIDE_MODEL_SEED, which the raw side's
+# request carries too), so the model writes the same answers, of the same length, for the
+# pipeline and for the raw calls: the ratio compares Bedside with no Bedside, not two draws
+# of answer lengths. BENCH_SEED= (empty) samples unseeded, as a worker does by default.
+SEED = os.environ.get("BENCH_SEED", "" if INSTANT else "20")
 INTAKE_CASES = int(os.environ.get("BENCH_INTAKE_CASES", "600"))
 INTAKE_CONCURRENCY = int(os.environ.get("BENCH_INTAKE_CONCURRENCY", "16"))
 # BENCH_ONLY=intake: the intake phase alone (no model server needed).
@@ -131,6 +137,8 @@ def service_env() -> dict[str, str]:
         env["BEDSIDE_SAMPLES"] = SAMPLES
     if MAX_TOKENS:
         env["BEDSIDE_MAX_TOKENS"] = MAX_TOKENS
+    if SEED:
+        env["BEDSIDE_MODEL_SEED"] = SEED
     return env
 
 
@@ -938,7 +946,8 @@ def table(result: dict[str, Any]) -> str:
     lines = [
         f"Bedside benchmark ({result['bench']}) {result['started_at']} — model {model['name']} "
         f"({model['base_url']}), n={model['samples']}, max_tokens={model['max_tokens']}"
-        + (" (overridden by BENCH_SAMPLES/BENCH_MAX_TOKENS)" if model["overridden"] else ""),
+        + (" (overridden by BENCH_SAMPLES/BENCH_MAX_TOKENS)" if model["overridden"] else "")
+        + (f", seed {model['seed']} on both sides" if model.get("seed") is not None else ""),
         "",
         "conc | raw cases/s | raw tok/s | raw p50/p95 s | pipe cases/s | ratio | "
         "queue p50 s | model p50 s | own p50/p95 ms | db txn/case | vLLM in flight max/mean",
@@ -1107,6 +1116,7 @@ def _main(started_at: datetime) -> int:
             "temperature": settings.BEDSIDE_TEMPERATURE,
             "top_p": settings.BEDSIDE_TOP_P,
             "overridden": bool(SAMPLES or MAX_TOKENS),
+            "seed": settings.BEDSIDE_MODEL_SEED,
         },
         "levels": LEVELS,
         "cases_per_level": {str(level): requests_at(level) for level in LEVELS},

@@ -63,13 +63,16 @@ def model_client() -> ModelPool:
 
 
 def sampling_parameters() -> dict[str, Any]:
-    return {
+    parameters: dict[str, Any] = {
         "n": settings.BEDSIDE_SAMPLES,
         "temperature": settings.BEDSIDE_TEMPERATURE,
         "top_p": settings.BEDSIDE_TOP_P,
         "max_tokens": settings.BEDSIDE_MAX_TOKENS,
         "logprobs": True,
     }
+    if settings.BEDSIDE_MODEL_SEED is not None:
+        parameters["seed"] = settings.BEDSIDE_MODEL_SEED
+    return parameters
 
 
 @dataclass(frozen=True)

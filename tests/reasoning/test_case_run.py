@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -18,7 +19,7 @@ from clinical import tasks as clinical_tasks
 from clinical.models import Case, CaseStatus
 from reasoning import services
 from reasoning.models import ReasoningRun, ServedModel
-from tests.factories import submitted_case
+from tests.factories import load_case, submitted_case
 from tests.fakes import FakeModelServer, agreeing_completion, choice, completion
 
 
@@ -253,3 +254,19 @@ def test_sweeper_resends_only_cases_left_queued_with_nothing_due(
     # The worker holding `running` died: once its lease is over, the case is re-sent.
     Case.objects.filter(id=running.id).update(claimed_until=timezone.now() - timedelta(seconds=1))
     assert set(clinical_tasks.cases_resend_stale(older_than_s=300)) == {old.id, running.id}
+
+
+def test_a_configured_seed_goes_with_the_request_and_is_recorded_with_the_run(
+    case: Case, fake_model: FakeModelServer, settings: Any
+) -> None:
+    """BEDSIDE_MODEL_SEED: the same case asks the same way again (the benchmark's raw side
+    sends the same body); unset, no seed is sent and each run samples afresh."""
+    settings.BEDSIDE_MODEL_SEED = 20
+    fake_model.push(agreeing_completion(["Acute MI", "acute MI", "Unstable angina"]))
+    assert lifecycle.case_run(case_id=case.id).status == CaseStatus.COMPLETED
+    assert fake_model.requests[-1]["seed"] == 20
+    assert ReasoningRun.objects.get(case=case).parameters["seed"] == 20
+    assert services.case_request(case_input=load_case()).body("m")["seed"] == 20
+
+    settings.BEDSIDE_MODEL_SEED = None
+    assert "seed" not in services.case_request(case_input=load_case()).body("m")
