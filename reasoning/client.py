@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import httpx
 from pydantic import ValidationError
@@ -68,34 +68,43 @@ class ChatResult:
     latency_s: float
 
 
+class ChatParameters(TypedDict, total=False):
+    """A chat completion's sampling and output options, named once for the request body, the
+    model client and the pool of model servers; what is left out takes the default below."""
+
+    n: int
+    temperature: float
+    top_p: float
+    max_tokens: int
+    response_format: dict[str, Any] | None
+    logprobs: bool
+    seed: int | None
+
+
+CHAT_DEFAULTS: ChatParameters = {"n": 1, "temperature": 0.6, "top_p": 0.95, "max_tokens": 1024}
+
+
 def chat_body(
-    *,
-    model: str,
-    messages: list[dict[str, str]],
-    n: int = 1,
-    temperature: float = 0.6,
-    top_p: float = 0.95,
-    max_tokens: int = 1024,
-    response_format: dict[str, Any] | None = None,
-    logprobs: bool = False,
-    seed: int | None = None,
+    *, model: str, messages: list[dict[str, str]], **parameters: Unpack[ChatParameters]
 ) -> dict[str, Any]:
     """The JSON body of a chat completion request, as ``ModelClient.chat`` sends it (the
-    pipeline benchmark sends the same body straight to the server, to compare like with like)."""
+    pipeline benchmark sends the same body straight to the server, to compare like with like).
+    ``response_format``, ``logprobs`` and ``seed`` go only when given."""
+    given = {**CHAT_DEFAULTS, **parameters}
     body: dict[str, Any] = {
         "model": model,
         "messages": messages,
-        "n": n,
-        "temperature": temperature,
-        "top_p": top_p,
-        "max_tokens": max_tokens,
+        "n": given["n"],
+        "temperature": given["temperature"],
+        "top_p": given["top_p"],
+        "max_tokens": given["max_tokens"],
     }
-    if response_format is not None:
-        body["response_format"] = response_format
-    if logprobs:
+    if given.get("response_format") is not None:
+        body["response_format"] = given["response_format"]
+    if given.get("logprobs"):
         body["logprobs"] = True
-    if seed is not None:
-        body["seed"] = seed
+    if given.get("seed") is not None:
+        body["seed"] = given["seed"]
     return body
 
 
@@ -158,28 +167,9 @@ class ModelClient:
         )
 
     def chat(
-        self,
-        *,
-        messages: list[dict[str, str]],
-        n: int = 1,
-        temperature: float = 0.6,
-        top_p: float = 0.95,
-        max_tokens: int = 1024,
-        response_format: dict[str, Any] | None = None,
-        logprobs: bool = False,
-        seed: int | None = None,
+        self, *, messages: list[dict[str, str]], **parameters: Unpack[ChatParameters]
     ) -> ChatResult:
-        body = chat_body(
-            model=self.model,
-            messages=messages,
-            n=n,
-            temperature=temperature,
-            top_p=top_p,
-            max_tokens=max_tokens,
-            response_format=response_format,
-            logprobs=logprobs,
-            seed=seed,
-        )
+        body = chat_body(model=self.model, messages=messages, **parameters)
         started = time.monotonic()
         response = self._request("POST", "/chat/completions", json=body)
         latency = time.monotonic() - started

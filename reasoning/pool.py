@@ -17,9 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
-from reasoning.client import ChatResult, ModelClient, ModelUnavailable
+from reasoning.client import ChatParameters, ChatResult, ModelClient, ModelUnavailable
 from reasoning.protocol import ModelCard
 
 logger = logging.getLogger(__name__)
@@ -171,29 +171,9 @@ class ModelPool:
     # --- the client interface ----------------------------------------------------------------
 
     def chat(
-        self,
-        *,
-        messages: list[dict[str, str]],
-        n: int = 1,
-        temperature: float = 0.6,
-        top_p: float = 0.95,
-        max_tokens: int = 1024,
-        response_format: dict[str, Any] | None = None,
-        logprobs: bool = False,
-        seed: int | None = None,
+        self, *, messages: list[dict[str, str]], **parameters: Unpack[ChatParameters]
     ) -> ChatResult:
-        return self._call(
-            lambda client: client.chat(
-                messages=messages,
-                n=n,
-                temperature=temperature,
-                top_p=top_p,
-                max_tokens=max_tokens,
-                response_format=response_format,
-                logprobs=logprobs,
-                seed=seed,
-            )
-        )
+        return self._call(lambda client: client.chat(messages=messages, **parameters))
 
     def models(self) -> list[ModelCard]:
         return self._call(lambda client: client.models())
