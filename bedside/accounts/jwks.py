@@ -6,14 +6,13 @@ rule for when cached keys are fetched again."""
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
 from bedside.hosts import EndpointRefused, check_model_endpoint
-from bedside.http.bounded import AnswerTooLarge, read_bounded
+from bedside.http.bounded import AnswerNotOk, AnswerTooLarge, get_bounded
 
 MAX_BYTES = 256_000
 TIMEOUT_S = 5.0
@@ -41,15 +40,10 @@ def jwks_fetch(
         check_model_endpoint(url, allowed_hosts=list(allowed_hosts), setting=setting)
     except EndpointRefused as exc:
         raise JwksUnavailable(f"JWKS URL refused: {exc}") from exc
-    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
     try:
-        with (
-            httpx.Client(timeout=timeout_s, follow_redirects=False, verify=verify) as client,
-            client.stream("GET", url, headers={"Accept": "application/json"}) as response,
-        ):
-            if response.status_code != 200:
-                raise JwksUnavailable(f"JWKS URL answered HTTP {response.status_code}")
-            raw = read_bounded(response, max_bytes=MAX_BYTES)
+        raw = get_bounded(url, timeout_s=timeout_s, max_bytes=MAX_BYTES, ca_file=ca_file)
+    except AnswerNotOk as exc:
+        raise JwksUnavailable(f"JWKS URL answered HTTP {exc.status}") from exc
     except AnswerTooLarge as exc:
         raise JwksUnavailable(f"JWKS over {MAX_BYTES} bytes") from exc
     except httpx.HTTPError as exc:

@@ -17,12 +17,14 @@ code exchanged at the token endpoint). Bedside adds what it leaves out:
 from __future__ import annotations
 
 import hmac
+import json
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import httpx
 import jwt
 import requests
 from django.conf import settings
@@ -48,8 +50,11 @@ from bedside.accounts.models import SsoIdentity
 from bedside.accounts.sign_in import login_locked_until
 from bedside.accounts.throttling import source_refused
 from bedside.hosts import EndpointRefused, check_model_endpoint
+from bedside.http.bounded import AnswerNotOk, AnswerTooLarge, get_bounded
 
 ALLOW_LIST = "BEDSIDE_OIDC_ALLOWED_HOSTS"
+# A discovery document is a few kilobytes; this bounds what a wrong or hostile one costs.
+DISCOVERY_MAX_BYTES = 256_000
 CLOCK_SKEW_S = 30  # between Bedside's clock and the provider's, for exp and iat
 
 
@@ -147,14 +152,25 @@ def _verify() -> bool | str:
 
 
 def _get_json(url: str) -> Any:
+    """The discovery document: no redirect is followed (it could lead off the host checked
+    on the premises), and no more than DISCOVERY_MAX_BYTES is read."""
     try:
-        response = requests.get(url, timeout=settings.BEDSIDE_OIDC_TIMEOUT_S, verify=_verify())
-    except requests.RequestException as exc:
+        raw = get_bounded(
+            url,
+            timeout_s=settings.BEDSIDE_OIDC_TIMEOUT_S,
+            max_bytes=DISCOVERY_MAX_BYTES,
+            ca_file=settings.BEDSIDE_OIDC_CA_FILE,
+        )
+    except AnswerNotOk as exc:
+        raise ProviderUnavailable(unavailable_message(f"HTTP {exc.status} from {url}")) from exc
+    except AnswerTooLarge as exc:
+        raise ProviderUnavailable(
+            unavailable_message(f"{url} answered over {DISCOVERY_MAX_BYTES} bytes")
+        ) from exc
+    except httpx.HTTPError as exc:
         raise ProviderUnavailable(unavailable_message(type(exc).__name__)) from exc
-    if response.status_code != 200:
-        raise ProviderUnavailable(unavailable_message(f"HTTP {response.status_code} from {url}"))
     try:
-        return response.json()
+        return json.loads(raw)
     except ValueError as exc:
         raise ProviderUnavailable(unavailable_message(f"{url} did not answer JSON")) from exc
 

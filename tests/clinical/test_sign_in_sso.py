@@ -6,7 +6,10 @@ logout, the provider down, and local passwords switched off but for break-glass 
 
 from __future__ import annotations
 
+import http.server
+import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -361,6 +364,81 @@ def test_a_discovery_document_naming_another_issuer_is_refused(
     response = Client().get("/oidc/start/")
     assert response.status_code == 503
     assert "names another issuer" in response.content.decode()
+
+
+class DiscoveryServer:
+    """An issuer on loopback that serves a well-formed discovery document of its own at
+    ``document_path``; ``/.well-known/openid-configuration`` redirects there when
+    ``redirect`` is set, else serves it, padded to ``pad`` bytes."""
+
+    def __init__(self, *, redirect: bool, pad: int = 0) -> None:
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                outer.asked.append(self.path)
+                if self.path == "/.well-known/openid-configuration" and outer.redirect:
+                    self.send_response(302)
+                    self.send_header("Location", f"{outer.url}/document")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = json.dumps({**outer.document(), "padding": "x" * outer.pad}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.redirect, self.pad = redirect, pad
+        self.asked: list[str] = []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def document(self) -> dict[str, str]:
+        return {
+            "issuer": self.url,
+            "authorization_endpoint": f"{self.url}/auth",
+            "token_endpoint": f"{self.url}/token",
+            "jwks_uri": f"{self.url}/jwks",
+            "userinfo_endpoint": f"{self.url}/me",
+        }
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("redirect", "pad", "why"),
+    [(True, 0, "HTTP 302 from"), (False, 256_000, "answered over 256000 bytes")],
+    ids=["redirected", "oversized"],
+)
+def test_a_discovery_document_behind_a_redirect_or_over_its_size_is_not_read(
+    sso_on: OidcProvider, settings: SettingsWrapper, redirect: bool, pad: int, why: str
+) -> None:
+    """A redirect could lead off the host that was checked on the premises, so none is
+    followed; a document without end is not read without end."""
+    issuer = DiscoveryServer(redirect=redirect, pad=pad)
+    try:
+        settings.BEDSIDE_OIDC_ISSUER = issuer.url
+        sso.discovery_forget()
+        response = Client().get("/oidc/start/")
+        assert response.status_code == 503, response.get("Location")
+        assert why in response.content.decode()
+        assert "/document" not in issuer.asked
+        # The same issuer answering plainly is used: the refusal is the redirect or the size.
+        issuer.redirect, issuer.pad = False, 0
+        sso.discovery_forget()
+        started = Client().get("/oidc/start/")
+        assert started.status_code == 302
+        assert started["Location"].startswith(f"{issuer.url}/auth?")
+    finally:
+        issuer.stop()
 
 
 def test_a_provider_off_the_premises_is_refused_at_start_up(settings: SettingsWrapper) -> None:
