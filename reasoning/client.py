@@ -90,21 +90,15 @@ def chat_body(
     """The JSON body of a chat completion request, as ``ModelClient.chat`` sends it (the
     pipeline benchmark sends the same body straight to the server, to compare like with like).
     ``response_format``, ``logprobs`` and ``seed`` go only when given."""
-    given = {**CHAT_DEFAULTS, **parameters}
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": messages,
-        "n": given["n"],
-        "temperature": given["temperature"],
-        "top_p": given["top_p"],
-        "max_tokens": given["max_tokens"],
-    }
-    if given.get("response_format") is not None:
-        body["response_format"] = given["response_format"]
-    if given.get("logprobs"):
-        body["logprobs"] = True
-    if given.get("seed") is not None:
-        body["seed"] = given["seed"]
+    body: dict[str, Any] = {"model": model, "messages": messages, **CHAT_DEFAULTS}
+    # Absent, not sent: None (no response format, no seed) and logprobs=False; a 0 is sent.
+    body.update(
+        {
+            name: value
+            for name, value in parameters.items()
+            if value is not None and value is not False
+        }
+    )
     return body
 
 
